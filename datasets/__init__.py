@@ -1,0 +1,10 @@
+"""Datasets for convlstm-lab: a registry of radar, traffic and video data as xarray arrays.
+
+>>> from datasets import get_dataset, list_datasets
+>>> frames = get_dataset("moving_mnist", split="test")   # (sample, time, channel, y, x)
+"""
+
+from datasets.errors import DatasetError
+from datasets.registry import SPLITS, get_dataset, list_datasets, register, valid_mask
+
+__all__ = ["DatasetError", "SPLITS", "get_dataset", "list_datasets", "register", "valid_mask"]

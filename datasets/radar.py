@@ -1,0 +1,1 @@
+"""radar datasets (being written)."""

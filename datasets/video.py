@@ -1,0 +1,1 @@
+"""video datasets (being written)."""
