@@ -1,0 +1,496 @@
+"""ConvLSTM cell and multi-layer forecasting network (Shi et al. 2015, arXiv:1506.04214).
+
+Cell equations (``*`` convolution, ``∘`` Hadamard product, peephole terms optional)::
+
+    i_t = σ(W_xi * X_t + W_hi * H_{t-1} + W_ci ∘ C_{t-1} + b_i)
+    f_t = σ(W_xf * X_t + W_hf * H_{t-1} + W_cf ∘ C_{t-1} + b_f)
+    g_t = tanh(W_xc * X_t + W_hc * H_{t-1} + b_c)            # "candidate"
+    C_t = f_t ∘ C_{t-1} + i_t ∘ g_t
+    o_t = σ(W_xo * X_t + W_ho * H_{t-1} + W_co ∘ C_t + b_o)
+    H_t = o_t ∘ tanh(C_t)
+
+Convolutions per layer: when the inputs of a layer are known in advance (the observed frames, and
+every layer above the first while encoding), the input convolution of all time steps runs as one
+batched convolution, leaving one hidden-state convolution per step. While forecasting, each
+prediction is fed back, so each step does a single fused convolution over ``cat([X_t, H_{t-1}])``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+GATES: tuple[str, ...] = ("input", "forget", "output", "candidate", "cell", "hidden")
+"""Names (and capture order) of the gates and states users see. Written once, used everywhere."""
+
+CONV_GATES: tuple[str, ...] = GATES[:4]
+"""Order of the ``4 * hidden`` output channels of a cell's gate convolution: i, f, o, g.
+Importers of other layouts (OpenSTL i,f,g,o; Keras i,f,c,o) map onto it with :func:`reorder_gates`."""
+
+GateHook = Callable[[int, int, tuple[Tensor, ...]], None]
+"""``hook(layer, step, (i, f, o, g, c, h))``, each ``[B, hidden, h, w]``; called once per step."""
+
+
+def reorder_gates(weight: Tensor, source_order: Sequence[str], *, dim: int = 0) -> Tensor:
+    """Reorder the four gate blocks of a weight or bias into :data:`CONV_GATES` order.
+
+    Parameters
+    ----------
+    weight : Tensor
+        Gate-convolution weight ``[4 * hidden, ...]`` or bias ``[4 * hidden]`` whose blocks along
+        ``dim`` follow ``source_order``.
+    source_order : sequence of str
+        The four gate names in the source's order, e.g. ``("input", "forget", "candidate",
+        "output")`` for OpenSTL. ``"cell"`` and ``"c"`` are accepted for the candidate (Keras).
+    dim : int
+        Axis holding the ``4 * hidden`` channels.
+
+    Returns
+    -------
+    Tensor
+        Same shape, blocks in :data:`CONV_GATES` order.
+    """
+    aliases = {"i": "input", "f": "forget", "o": "output", "g": "candidate", "c": "candidate",
+               "cell": "candidate", "candidate": "candidate", "input": "input",
+               "forget": "forget", "output": "output"}  # fmt: skip
+    names = [aliases.get(str(n).lower()) for n in source_order]
+    if sorted(filter(None, names)) != sorted(CONV_GATES) or len(names) != 4:
+        raise ValueError(
+            f"gate order {tuple(source_order)!r} must name each of {CONV_GATES} once "
+            "(aliases i/f/o/g, c or cell for the candidate)"
+        )
+    blocks = weight.chunk(4, dim=dim)
+    return torch.cat([blocks[names.index(g)] for g in CONV_GATES], dim=dim)
+
+
+@dataclass(frozen=True)
+class ConvLSTMConfig:
+    """Architecture of a :class:`ConvLSTM`; stored in every checkpoint so loading needs only the file."""
+
+    in_channels: int = 1
+    out_channels: int | None = None  # None: same as in_channels (forecast the input variables)
+    hidden_channels: tuple[int, ...] = (64, 64)  # one entry per stacked layer
+    kernel_size: int = 3  # odd, 'same' padding
+    patch_size: int = 1  # space-to-depth factor; Shi et al. turn 64x64x1 into 16x16x16 with 4
+    frame_size: tuple[int, int] = (64, 64)  # (H, W) in pixels; peephole weights are per pixel
+    peephole: bool = True  # the W_c∘C Hadamard terms of Shi et al.
+    forget_bias: float = 1.0  # initial forget-gate bias: start by remembering
+    output_activation: str = "none"  # "none" or "sigmoid" (for data in [0, 1])
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden_channels", tuple(int(h) for h in self.hidden_channels))
+        object.__setattr__(self, "frame_size", tuple(int(s) for s in self.frame_size))
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(
+                f"kernel_size={self.kernel_size} is not supported: 'same' padding needs an odd "
+                "kernel size (1, 3, 5, ...)"
+            )
+        if self.in_channels < 1 or not self.hidden_channels or min(self.hidden_channels) < 1:
+            raise ValueError(
+                f"in_channels={self.in_channels} and hidden_channels={self.hidden_channels} "
+                "must be positive and name at least one layer"
+            )
+        if self.patch_size < 1 or any(s % self.patch_size for s in self.frame_size):
+            raise ValueError(
+                f"frame_size={self.frame_size} must be divisible by patch_size={self.patch_size}"
+            )
+        if self.output_activation not in ("none", "sigmoid"):
+            raise ValueError(
+                f"output_activation={self.output_activation!r}; use 'none' or 'sigmoid'"
+            )
+
+    @property
+    def channels_out(self) -> int:
+        """Channels of the forecast frames."""
+        return self.out_channels or self.in_channels
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """(h, w) of the latent grid the cells run on: frame size divided by the patch size."""
+        return (self.frame_size[0] // self.patch_size, self.frame_size[1] // self.patch_size)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (lists for tuples)."""
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ConvLSTMConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown ConvLSTMConfig fields {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+@dataclass
+class ConvLSTMState:
+    """Recurrent state of every layer: ``hidden[l]`` and ``cell[l]`` are ``[B, hidden_l, h, w]``."""
+
+    hidden: list[Tensor] = field(default_factory=list)
+    cell: list[Tensor] = field(default_factory=list)
+
+    def detach(self) -> ConvLSTMState:
+        """A copy cut from the autograd graph (for truncated backpropagation)."""
+        return ConvLSTMState([h.detach() for h in self.hidden], [c.detach() for c in self.cell])
+
+
+class ConvLSTMCell(nn.Module):
+    """One ConvLSTM layer.
+
+    Parameters
+    ----------
+    in_channels, hidden_channels : int
+        Channels of the input ``X_t`` and of the states ``H_t``, ``C_t``.
+    kernel_size : int
+        Odd size of both convolutions ('same' padding).
+    grid_size : (int, int)
+        (h, w) of the states; sets the shape of the per-pixel peephole weights.
+    peephole : bool
+        Include the ``W_ci∘C``, ``W_cf∘C``, ``W_co∘C`` terms.
+    forget_bias : float
+        Initial bias of the forget gate.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        hidden_channels: int,
+        kernel_size: int,
+        grid_size: tuple[int, int],
+        peephole: bool = True,
+        forget_bias: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size={kernel_size} must be odd for 'same' padding")
+        self.in_channels = in_channels
+        self.hidden_channels = hidden_channels
+        pad = kernel_size // 2
+        self.input_conv = nn.Conv2d(in_channels, 4 * hidden_channels, kernel_size, padding=pad)
+        self.hidden_conv = nn.Conv2d(
+            hidden_channels, 4 * hidden_channels, kernel_size, padding=pad, bias=False
+        )
+        if peephole:
+            # W_ci, W_cf, W_co: one weight per channel and pixel, as in the paper.
+            self.peephole_weight = nn.Parameter(torch.zeros(3, hidden_channels, *grid_size))
+        else:
+            self.register_parameter("peephole_weight", None)
+        with torch.no_grad():
+            self.input_conv.bias.zero_()
+            self.input_conv.bias[hidden_channels : 2 * hidden_channels] = forget_bias
+
+    def project_input(self, x: Tensor) -> Tensor:
+        """Input convolution ``W_x * X`` (with bias) of any number of frames ``[N, C_in, h, w]``."""
+        return self.input_conv(x)  # [N, 4*hid, h, w]
+
+    def fused_weight(self) -> Tensor:
+        """``cat([W_x, W_h])`` along input channels, for one convolution over ``cat([X, H])``."""
+        return torch.cat([self.input_conv.weight, self.hidden_conv.weight], dim=1)
+
+    def step(
+        self,
+        gate_input: Tensor,
+        state: tuple[Tensor, Tensor],
+        *,
+        want_gates: bool = False,
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, ...] | None]:
+        """Advance one time step from the pre-activations of the input part.
+
+        Parameters
+        ----------
+        gate_input : Tensor
+            ``[B, 4*hidden, h, w]``: the input part ``W_x * X_t + b``
+            (see :meth:`project_input`); the hidden part is added here.
+        state : (Tensor, Tensor)
+            ``(H_{t-1}, C_{t-1})``, each ``[B, hidden, h, w]``.
+        want_gates : bool
+            Also return ``(i, f, o, g, C_t, H_t)``.
+
+        Returns
+        -------
+        (Tensor, Tensor, tuple or None)
+            ``H_t``, ``C_t`` ``[B, hidden, h, w]`` and the gates when asked.
+        """
+        h, c = state
+        z = gate_input + self.hidden_conv(h)  # [B, 4*hid, h, w]
+        return self.activate(z, c, want_gates=want_gates)
+
+    def activate(
+        self, z: Tensor, c: Tensor, *, want_gates: bool = False
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, ...] | None]:
+        """Gate non-linearities and state update from the full pre-activation ``z [B, 4*hid, h, w]``."""
+        zi, zf, zo, zg = z.chunk(4, dim=1)  # each [B, hid, h, w], CONV_GATES order
+        if self.peephole_weight is not None:
+            w_ci, w_cf, w_co = self.peephole_weight  # each [hid, h, w]
+            zi = zi + w_ci * c
+            zf = zf + w_cf * c
+        i = torch.sigmoid(zi)
+        f = torch.sigmoid(zf)
+        g = torch.tanh(zg)
+        c_next = f * c + i * g  # [B, hid, h, w]
+        if self.peephole_weight is not None:
+            zo = zo + w_co * c_next
+        o = torch.sigmoid(zo)
+        h_next = o * torch.tanh(c_next)  # [B, hid, h, w]
+        gates = (i, f, o, g, c_next, h_next) if want_gates else None
+        return h_next, c_next, gates
+
+    def forward(
+        self,
+        x: Tensor,
+        state: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """Run over a sequence.
+
+        Parameters
+        ----------
+        x : Tensor
+            ``[B, T, C_in, h, w]``.
+        state : (Tensor, Tensor), optional
+            Initial ``(H, C)``, each ``[B, hidden, h, w]``; zeros when omitted.
+
+        Returns
+        -------
+        (Tensor, (Tensor, Tensor))
+            Hidden states ``[B, T, hidden, h, w]`` and the final ``(H, C)``.
+        """
+        _check_rank(x, "x")
+        b, t = x.shape[:2]
+        if state is None:
+            state = _zeros_state(x, self.hidden_channels)
+        zx = self.project_input(x.flatten(0, 1)).unflatten(0, (b, t))  # [B, T, 4*hid, h, w]
+        h, c = state
+        outputs = []
+        for k in range(t):
+            h, c, _ = self.step(zx[:, k], (h, c))
+            outputs.append(h)
+        return torch.stack(outputs, dim=1), (h, c)  # [B, T, hid, h, w]
+
+
+class ConvLSTM(nn.Module):
+    """Stacked ConvLSTM forecaster: encode observed frames, then predict frames autoregressively.
+
+    Every layer's hidden state is concatenated and mapped by a 1x1 convolution to the next frame
+    (Shi et al. 2015 predict from all states of the forecasting network). Frames are optionally
+    patched (space-to-depth) before the cells and un-patched after the head.
+
+    Parameters
+    ----------
+    config : ConvLSTMConfig, optional
+        The architecture; or give its fields as keyword arguments.
+    **fields
+        Fields of :class:`ConvLSTMConfig` (``in_channels``, ``hidden_channels``, ...).
+    """
+
+    def __init__(self, *, config: ConvLSTMConfig | None = None, **fields) -> None:
+        super().__init__()
+        if config is not None and fields:
+            raise ValueError("give either config= or keyword fields, not both")
+        self.config = config if config is not None else ConvLSTMConfig(**fields)
+        cfg = self.config
+        p2 = cfg.patch_size**2
+        layer_inputs = (cfg.in_channels * p2, *cfg.hidden_channels[:-1])
+        self.cells = nn.ModuleList(
+            ConvLSTMCell(
+                in_channels=cin,
+                hidden_channels=hid,
+                kernel_size=cfg.kernel_size,
+                grid_size=cfg.grid_size,
+                peephole=cfg.peephole,
+                forget_bias=cfg.forget_bias,
+            )
+            for cin, hid in zip(layer_inputs, cfg.hidden_channels, strict=True)
+        )
+        self.head = nn.Conv2d(sum(cfg.hidden_channels), cfg.channels_out * p2, kernel_size=1)
+
+    # ----------------------------------------------------------------------------------------
+    # shapes
+    def patch(self, frames: Tensor) -> Tensor:
+        """``[B, T, C, H, W]`` -> ``[B, T, C*p*p, H/p, W/p]`` (space-to-depth)."""
+        p = self.config.patch_size
+        return rearrange(frames, "b t c (h p1) (w p2) -> b t (c p1 p2) h w", p1=p, p2=p)
+
+    def unpatch(self, latent: Tensor) -> Tensor:
+        """``[B, T, C*p*p, h, w]`` -> ``[B, T, C, h*p, w*p]`` (depth-to-space)."""
+        p = self.config.patch_size
+        return rearrange(latent, "b t (c p1 p2) h w -> b t c (h p1) (w p2)", p1=p, p2=p)
+
+    def check_frames(self, frames: Tensor) -> None:
+        """Raise ``ValueError`` naming the problem if ``frames`` is not ``[B, T, C_in, H, W]``."""
+        _check_rank(frames, "frames")
+        cfg = self.config
+        if frames.shape[2] != cfg.in_channels:
+            raise ValueError(
+                f"frames have {frames.shape[2]} channels but the model expects "
+                f"{cfg.in_channels} (shape {tuple(frames.shape)} is read as [B, T, C, H, W])"
+            )
+        if tuple(frames.shape[3:]) != cfg.frame_size:
+            raise ValueError(
+                f"frames are {tuple(frames.shape[3:])} pixels but the model was built for "
+                f"{cfg.frame_size}; crop or resample the data to the model grid"
+            )
+        if frames.shape[1] < 1:
+            raise ValueError("frames must hold at least one time step")
+
+    def initial_state(self, batch: int, *, like: Tensor) -> ConvLSTMState:
+        """Zero state for ``batch`` sequences on ``like``'s device and dtype."""
+        h, w = self.config.grid_size
+        zeros = [like.new_zeros(batch, hid, h, w) for hid in self.config.hidden_channels]
+        return ConvLSTMState(hidden=list(zeros), cell=[z.clone() for z in zeros])
+
+    def _readout(self, hidden: Sequence[Tensor]) -> Tensor:
+        """Head over the concatenated hidden states ``[N, sum(hid), h, w]`` -> frame ``[N, C*p*p, h, w]``."""
+        y = self.head(torch.cat(list(hidden), dim=1))
+        return torch.sigmoid(y) if self.config.output_activation == "sigmoid" else y
+
+    # ----------------------------------------------------------------------------------------
+    # running
+    def _encode(
+        self, frames: Tensor, state: ConvLSTMState, hook: GateHook | None, step0: int
+    ) -> tuple[list[Tensor], ConvLSTMState]:
+        """Run the observed frames layer by layer; returns each layer's hidden sequence ``[B, T, hid, h, w]``."""
+        x = self.patch(frames)  # [B, T, C*p*p, h, w]
+        b, t = x.shape[:2]
+        sequences = []
+        new_state = ConvLSTMState()
+        for layer, cell in enumerate(self.cells):
+            zx = cell.project_input(x.flatten(0, 1)).unflatten(0, (b, t))  # [B, T, 4*hid, h, w]
+            h, c = state.hidden[layer], state.cell[layer]
+            outputs = []
+            for k in range(t):
+                h, c, gates = cell.step(zx[:, k], (h, c), want_gates=hook is not None)
+                if hook is not None:
+                    hook(layer, step0 + k, gates)
+                outputs.append(h)
+            x = torch.stack(outputs, dim=1)  # [B, T, hid, h, w]
+            sequences.append(x)
+            new_state.hidden.append(h)
+            new_state.cell.append(c)
+        return sequences, new_state
+
+    def _fused_step(
+        self,
+        frame: Tensor,
+        state: ConvLSTMState,
+        weights: list[Tensor],
+        hook: GateHook | None,
+        step: int,
+    ) -> tuple[Tensor, ConvLSTMState]:
+        """One autoregressive step: ``frame [B, C, H, W]`` in, next frame ``[B, C, H, W]`` out."""
+        x = self.patch(frame[:, None])[:, 0]  # [B, C*p*p, h, w]
+        new_state = ConvLSTMState()
+        for layer, cell in enumerate(self.cells):
+            h, c = state.hidden[layer], state.cell[layer]
+            pad = self.config.kernel_size // 2
+            z = F.conv2d(
+                torch.cat([x, h], dim=1), weights[layer], cell.input_conv.bias, padding=pad
+            )
+            h, c, gates = cell.activate(z, c, want_gates=hook is not None)  # [B, hid, h, w]
+            if hook is not None:
+                hook(layer, step, gates)
+            new_state.hidden.append(h)
+            new_state.cell.append(c)
+            x = h
+        y = self._readout(new_state.hidden)  # [B, C*p*p, h, w]
+        return self.unpatch(y[:, None])[:, 0], new_state
+
+    def forward(
+        self,
+        frames: Tensor,
+        *,
+        horizon: int,
+        state: ConvLSTMState | None = None,
+        gate_hook: GateHook | None = None,
+    ) -> tuple[Tensor, ConvLSTMState]:
+        """Read ``frames`` and forecast ``horizon`` frames, feeding each prediction back.
+
+        Parameters
+        ----------
+        frames : Tensor
+            Observed frames ``[B, T, C, H, W]`` (model space), ``T >= 1``.
+        horizon : int
+            Number of frames to forecast (``>= 1``).
+        state : ConvLSTMState, optional
+            State to continue from (as returned by an earlier call); zeros when omitted.
+        gate_hook : callable, optional
+            ``hook(layer, step, (i, f, o, g, C, H))`` called at every layer and step; steps are
+            numbered from 0 over the ``T`` observed frames then the ``horizon - 1`` fed-back ones.
+
+        Returns
+        -------
+        forecast : Tensor
+            ``[B, horizon, C_out, H, W]``: ``forecast[:, 0]`` follows ``frames[:, -1]``.
+        state : ConvLSTMState
+            State after the last input; continue with
+            ``self(forecast[:, -1:], horizon=k, state=state)`` to extend the same rollout.
+        """
+        self.check_frames(frames)
+        if horizon < 1:
+            raise ValueError(f"horizon={horizon} must be at least 1")
+        b, t = frames.shape[:2]
+        if state is None:
+            state = self.initial_state(b, like=frames)
+        sequences, state = self._encode(frames, state, gate_hook, step0=0)
+        last = self._readout([s[:, -1] for s in sequences])  # [B, C*p*p, h, w]
+        frame = self.unpatch(last[:, None])[:, 0]  # [B, C, H, W]
+        forecast = [frame]
+        weights = [cell.fused_weight() for cell in self.cells]  # built once per call
+        for k in range(horizon - 1):
+            frame, state = self._fused_step(frame, state, weights, gate_hook, step=t + k)
+            forecast.append(frame)
+        return torch.stack(forecast, dim=1), state  # [B, horizon, C, H, W]
+
+    def one_step(
+        self,
+        frames: Tensor,
+        *,
+        state: ConvLSTMState | None = None,
+        gate_hook: GateHook | None = None,
+    ) -> tuple[Tensor, ConvLSTMState]:
+        """Teacher-forced one-step predictions.
+
+        Parameters
+        ----------
+        frames : Tensor
+            ``[B, T, C, H, W]`` (model space).
+
+        Returns
+        -------
+        predictions : Tensor
+            ``[B, T, C_out, H, W]``: ``predictions[:, t]`` predicts ``frames[:, t + 1]`` from the
+            true frames up to ``t``.
+        state : ConvLSTMState
+            State after the last frame.
+        """
+        self.check_frames(frames)
+        b, t = frames.shape[:2]
+        if state is None:
+            state = self.initial_state(b, like=frames)
+        sequences, state = self._encode(frames, state, gate_hook, step0=0)
+        hidden = torch.cat(sequences, dim=2).flatten(0, 1)  # [B*T, sum(hid), h, w]
+        y = self._readout([hidden])  # [B*T, C*p*p, h, w]
+        return self.unpatch(y.unflatten(0, (b, t))), state  # [B, T, C, H, W]
+
+
+def _check_rank(x: Tensor, name: str) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor [B, T, C, H, W], got {type(x).__name__}")
+    if x.dim() != 5:
+        raise ValueError(
+            f"{name} has shape {tuple(x.shape)} (rank {x.dim()}); expected rank 5 "
+            "[B, T, C, H, W]: add a batch axis with x[None] for a single sequence"
+        )
+
+
+def _zeros_state(x: Tensor, hidden: int) -> tuple[Tensor, Tensor]:
+    b, _, _, h, w = x.shape
+    z = x.new_zeros(b, hidden, h, w)
+    return z, z.clone()

@@ -1,0 +1,301 @@
+"""Multi-step rollouts with optional gate capture, returned as one ``xarray.Dataset``.
+
+Everything the dashboard shows, exports or scores comes from this object:
+
+- ``prediction (time, channel, y, x)`` float32, physical units;
+- ``truth (time, channel, y, x)`` when given (NaN where unknown or invalid);
+- ``context (context_time, channel, y, x)`` the observed frames;
+- ``gates (layer, gate, step, hidden, y, x)`` float16 when captured, at the latent grid
+  (frame size / patch size). ``step`` runs over every input the network read: the context frames,
+  then the ``horizon - 1`` frames fed back (free-running) or the true frames (teacher-forced);
+  its coordinate ``phase`` says "context" or "forecast". Layers narrower than the widest captured
+  one are padded with NaN along ``hidden``.
+- coordinates ``lead_time (time)`` (timedelta64 when the time step is known, else steps) and
+  ``time`` (timestamps when the context has them, else step index).
+
+Capture memory is bounded by ``byte_budget``: a request over it raises :class:`CaptureBudgetError`
+saying how many bytes it needs and how to ask for less (fewer layers, gates or steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from model.convlstm import GATES, ConvLSTM
+from model.normalize import Normalizer
+
+DEFAULT_BYTE_BUDGET = 512 * 2**20  # 512 MiB of float16 gates (a 12+12 radar rollout needs ~150 MiB)
+MODES = ("free", "teacher")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+class CaptureBudgetError(ValueError):
+    """Gate capture would need more memory than the byte budget allows."""
+
+
+@dataclass(frozen=True)
+class CaptureSpec:
+    """Which layers and gates to record (names from :data:`model.convlstm.GATES`)."""
+
+    layers: tuple[int, ...]
+    gates: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, capture, n_layers: int) -> CaptureSpec | None:
+        """``True`` (everything), ``False``/``None`` (nothing) or ``{"layers": [...], "gates": [...]}``."""
+        if capture is None or capture is False:
+            return None
+        if capture is True:
+            return cls(tuple(range(n_layers)), GATES)
+        if not isinstance(capture, dict):
+            raise ValueError("capture must be True, False or {'layers': [...], 'gates': [...]}")
+        layers = tuple(int(i) for i in capture.get("layers", range(n_layers)))
+        gates = tuple(capture.get("gates", GATES))
+        bad_layers = [i for i in layers if not 0 <= i < n_layers]
+        bad_gates = [g for g in gates if g not in GATES]
+        if bad_layers or bad_gates or not layers or not gates:
+            raise ValueError(
+                f"capture {capture!r}: layers must be in 0..{n_layers - 1} and gates in {GATES}"
+            )
+        # keep the canonical order so dims read the same everywhere
+        return cls(tuple(sorted(set(layers))), tuple(g for g in GATES if g in gates))
+
+
+def capture_bytes(model: ConvLSTM, spec: CaptureSpec, steps: int, batch: int = 1) -> int:
+    """Bytes of float16 gate buffers for ``spec`` over ``steps`` steps."""
+    h, w = model.config.grid_size
+    hid = model.config.hidden_channels
+    return 2 * batch * steps * h * w * len(spec.gates) * sum(hid[i] for i in spec.layers)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"`` -> ``"bf16"`` where the device computes bfloat16 natively, else ``"fp32"``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}; use one of {PRECISIONS}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if torch.backends.mkldnn.is_available() and _cpu_has_bf16() else "fp32"
+    return "fp32"
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@torch.no_grad()
+def rollout(
+    model: ConvLSTM,
+    context,
+    horizon: int,
+    *,
+    truth=None,
+    capture=False,
+    mode: str = "free",
+    normalizer: Normalizer | None = None,
+    byte_budget: int = DEFAULT_BYTE_BUDGET,
+    precision: str = "auto",
+    time_step: str | None = None,
+) -> xr.Dataset:
+    """Forecast ``horizon`` frames after ``context`` and gather everything about it.
+
+    Parameters
+    ----------
+    model : ConvLSTM
+        The network (its device is used).
+    context : xarray.DataArray or array-like
+        Observed frames ``(time, channel, y, x)`` in physical units. A DataArray's ``time``
+        coordinate and attrs (``units``, ``time_step``, ``domain``...) carry into the result.
+    horizon : int
+        Frames to forecast.
+    truth : xarray.DataArray or array-like, optional
+        The frames that followed, ``(time, channel, y, x)``; may be shorter than ``horizon``
+        (padded with NaN). Required for ``mode="teacher"``.
+    capture : bool or dict
+        Gates to record: ``True`` for all, or ``{"layers": [0], "gates": ["forget", "cell"]}``.
+    mode : {"free", "teacher"}
+        ``"free"`` feeds predictions back (a real forecast). ``"teacher"`` feeds the true frames
+        and predicts one step ahead each time (for comparison).
+    normalizer : Normalizer, optional
+        Physical units <-> model space (from the checkpoint); identity when omitted.
+    byte_budget : int
+        Most bytes gate capture may use; above it :class:`CaptureBudgetError` is raised.
+    precision : {"auto", "fp32", "bf16"}
+        ``"auto"`` runs convolutions in bfloat16 autocast where the hardware supports it.
+    time_step : str, optional
+        ISO 8601 step (e.g. ``"PT5M"``); defaults to ``context.attrs["time_step"]``.
+
+    Returns
+    -------
+    xarray.Dataset
+        See the module docstring.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}; use one of {MODES}")
+    if horizon < 1:
+        raise ValueError(f"horizon={horizon} must be at least 1")
+    normalizer = normalizer or Normalizer()
+    attrs = dict(getattr(context, "attrs", {}))
+    time_step = time_step or attrs.get("time_step")
+    ctx = _as_frames(context, "context")  # [T, C, H, W] physical
+    if truth is not None:
+        tru = _as_frames(truth, "truth")[:horizon]
+    elif mode == "teacher":
+        raise ValueError("mode='teacher' needs the true frames: pass truth=")
+    else:
+        tru = None
+    if mode == "teacher" and tru.shape[0] < horizon:
+        raise ValueError(f"mode='teacher' needs {horizon} true frames, got {tru.shape[0]}")
+
+    device = next(model.parameters()).device
+    precision = resolve_precision(precision, device)
+    n_ctx = ctx.shape[0]
+    steps = n_ctx + horizon - 1
+    spec = CaptureSpec.parse(capture, len(model.cells))
+    buffers: dict[int, torch.Tensor] = {}
+    block = None
+    if spec is not None:
+        need = capture_bytes(model, spec, steps)
+        if need > byte_budget:
+            raise CaptureBudgetError(
+                f"capturing {len(spec.gates)} gates of layers {list(spec.layers)} over {steps} "
+                f"steps needs {need / 2**20:.0f} MiB, over the budget of "
+                f"{byte_budget / 2**20:.0f} MiB: capture fewer layers or gates, shorten the "
+                "rollout, or raise byte_budget"
+            )
+        h, w = model.config.grid_size
+        widths = [model.config.hidden_channels[i] for i in spec.layers]
+        # one float16 block [layer, gate, step, hidden, h, w]; NaN pads narrower layers
+        block = torch.empty(
+            len(spec.layers), len(spec.gates), steps, max(widths), h, w,
+            dtype=torch.float16, device=device,
+        )  # fmt: skip
+        if min(widths) != max(widths):
+            block.fill_(float("nan"))
+        for k, (layer, hid) in enumerate(zip(spec.layers, widths, strict=True)):
+            buffers[layer] = block[k, :, :, :hid]  # [gate, step, hid, h, w] view
+        gate_index = [GATES.index(g) for g in spec.gates]
+
+        def hook(layer: int, step: int, gates: tuple[torch.Tensor, ...]) -> None:
+            buf = buffers.get(layer)
+            if buf is not None:
+                for j, g in enumerate(gate_index):
+                    buf[j, step].copy_(gates[g][0])  # [hid, h, w] -> float16
+    else:
+        hook = None
+
+    x = torch.as_tensor(normalizer.to_model(ctx), dtype=torch.float32, device=device)[None]
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        if mode == "free":
+            forecast, _ = model(x, horizon=horizon, gate_hook=hook)  # [1, H, C, Hpx, Wpx]
+        else:
+            fed = torch.as_tensor(normalizer.to_model(tru[: horizon - 1]), dtype=torch.float32)
+            seq = torch.cat([x, fed.to(device)[None]], dim=1)  # [1, Tc+H-1, C, Hpx, Wpx]
+            one_step, _ = model.one_step(seq, gate_hook=hook)
+            forecast = one_step[:, n_ctx - 1 :]  # [1, H, C, Hpx, Wpx]
+    prediction = normalizer.to_physical(forecast[0].float().cpu().numpy()).astype(np.float32)
+
+    times, lead = _forecast_coords(context, n_ctx, horizon, time_step)
+    channel = _coord(context, "channel", ctx.shape[1])
+    y = _coord(context, "y", ctx.shape[2])
+    xc = _coord(context, "x", ctx.shape[3])
+    data_vars = {
+        "prediction": (("time", "channel", "y", "x"), prediction),
+        "context": (("context_time", "channel", "y", "x"), ctx.astype(np.float32)),
+    }
+    if tru is not None:
+        padded = np.full(prediction.shape, np.nan, dtype=np.float32)
+        padded[: tru.shape[0]] = tru
+        data_vars["truth"] = (("time", "channel", "y", "x"), padded)
+    coords = {
+        "time": times,
+        "lead_time": ("time", lead),
+        "context_time": _context_times(context, n_ctx),
+        "channel": channel,
+        "y": y,
+        "x": xc,
+    }
+    if spec is not None:
+        widest, gh, gw = block.shape[3:]
+        gates = block.cpu().numpy()  # [layer, gate, step, hidden, gy, gx] float16
+        data_vars["gates"] = (("layer", "gate", "step", "hidden", "gy", "gx"), gates)
+        coords.update(
+            layer=list(spec.layers),
+            gate=list(spec.gates),
+            step=np.arange(steps),
+            phase=("step", np.where(np.arange(steps) < n_ctx, "context", "forecast")),
+            hidden=np.arange(widest),
+            gy=np.arange(gh),
+            gx=np.arange(gw),
+        )
+    attrs.update(
+        mode=mode,
+        precision=precision,
+        device=str(device),
+        horizon=horizon,
+        context_length=n_ctx,
+        patch_size=model.config.patch_size,
+    )
+    if time_step:
+        attrs["time_step"] = time_step
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _as_frames(data, name: str) -> np.ndarray:
+    """DataArray or array-like ``(time, channel, y, x)`` -> float32 numpy ``[T, C, H, W]``."""
+    if isinstance(data, xr.DataArray):
+        if "sample" in data.dims:
+            if data.sizes["sample"] != 1:
+                raise ValueError(f"{name} holds {data.sizes['sample']} samples; select one")
+            data = data.isel(sample=0)
+        wanted = ("time", "channel", "y", "x")
+        if set(data.dims) != set(wanted):
+            raise ValueError(f"{name} has dims {data.dims}; expected {wanted}")
+        data = data.transpose(*wanted).values
+    arr = np.asarray(data.detach().cpu() if isinstance(data, torch.Tensor) else data, np.float32)
+    if arr.ndim != 4:
+        raise ValueError(f"{name} has shape {arr.shape}; expected (time, channel, y, x)")
+    return arr
+
+
+def _coord(data, dim: str, size: int):
+    if isinstance(data, xr.DataArray) and dim in data.coords:
+        return data.coords[dim].values
+    return np.arange(size)
+
+
+def _context_times(context, n_ctx: int):
+    if isinstance(context, xr.DataArray) and "time" in context.coords:
+        return context.coords["time"].values
+    return np.arange(n_ctx)
+
+
+def _step_delta(time_step: str | None) -> pd.Timedelta | None:
+    if not time_step:
+        return None
+    try:
+        return pd.Timedelta(time_step)
+    except (ValueError, TypeError):
+        return None
+
+
+def _forecast_coords(context, n_ctx: int, horizon: int, time_step) -> tuple[Iterable, Iterable]:
+    """Forecast times (timestamps or step index) and lead times (timedelta or steps)."""
+    steps = np.arange(1, horizon + 1)
+    delta = _step_delta(time_step)
+    lead = steps * delta.to_timedelta64() if delta is not None else steps
+    times = _context_times(context, n_ctx)
+    if delta is not None and np.issubdtype(np.asarray(times).dtype, np.datetime64):
+        return np.asarray(times)[-1] + lead, lead
+    return n_ctx - 1 + steps, lead
