@@ -74,6 +74,38 @@ def capture_bytes(model: ConvLSTM, spec: CaptureSpec, steps: int, batch: int = 1
     return 2 * batch * steps * h * w * len(spec.gates) * sum(hid[i] for i in spec.layers)
 
 
+class GateRecorder:
+    """Records gates into one preallocated float16 block while the network runs.
+
+    ``block`` is ``[B, layer, gate, step, hidden, h, w]`` (layers and gates as in ``spec``);
+    narrower layers are padded with NaN along ``hidden``. Pass :attr:`hook` as ``gate_hook``.
+    """
+
+    def __init__(
+        self, model: ConvLSTM, spec: CaptureSpec, *, steps: int, batch: int, device
+    ) -> None:
+        h, w = model.config.grid_size
+        widths = [model.config.hidden_channels[i] for i in spec.layers]
+        self.block = torch.empty(
+            batch, len(spec.layers), len(spec.gates), steps, max(widths), h, w,
+            dtype=torch.float16, device=device,
+        )  # fmt: skip
+        if min(widths) != max(widths):
+            self.block.fill_(float("nan"))
+        self._views = {  # layer -> [B, gate, step, hid, h, w] view into block
+            layer: self.block[:, k, :, :, :hid]
+            for k, (layer, hid) in enumerate(zip(spec.layers, widths, strict=True))
+        }
+        self._gate_index = [GATES.index(g) for g in spec.gates]
+
+    def hook(self, layer: int, step: int, gates: tuple[torch.Tensor, ...]) -> None:
+        """``gate_hook`` for :class:`ConvLSTM`: copy this step's gates (cast to float16)."""
+        view = self._views.get(layer)
+        if view is not None:
+            for j, g in enumerate(self._gate_index):
+                view[:, j, step].copy_(gates[g])  # [B, hid, h, w] -> float16
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``"auto"`` -> ``"bf16"`` where the device computes bfloat16 natively, else ``"fp32"``."""
     if precision not in PRECISIONS:
@@ -163,8 +195,7 @@ def rollout(
     n_ctx = ctx.shape[0]
     steps = n_ctx + horizon - 1
     spec = CaptureSpec.parse(capture, len(model.cells))
-    buffers: dict[int, torch.Tensor] = {}
-    block = None
+    recorder = None
     if spec is not None:
         need = capture_bytes(model, spec, steps)
         if need > byte_budget:
@@ -174,26 +205,8 @@ def rollout(
                 f"{byte_budget / 2**20:.0f} MiB: capture fewer layers or gates, shorten the "
                 "rollout, or raise byte_budget"
             )
-        h, w = model.config.grid_size
-        widths = [model.config.hidden_channels[i] for i in spec.layers]
-        # one float16 block [layer, gate, step, hidden, h, w]; NaN pads narrower layers
-        block = torch.empty(
-            len(spec.layers), len(spec.gates), steps, max(widths), h, w,
-            dtype=torch.float16, device=device,
-        )  # fmt: skip
-        if min(widths) != max(widths):
-            block.fill_(float("nan"))
-        for k, (layer, hid) in enumerate(zip(spec.layers, widths, strict=True)):
-            buffers[layer] = block[k, :, :, :hid]  # [gate, step, hid, h, w] view
-        gate_index = [GATES.index(g) for g in spec.gates]
-
-        def hook(layer: int, step: int, gates: tuple[torch.Tensor, ...]) -> None:
-            buf = buffers.get(layer)
-            if buf is not None:
-                for j, g in enumerate(gate_index):
-                    buf[j, step].copy_(gates[g][0])  # [hid, h, w] -> float16
-    else:
-        hook = None
+        recorder = GateRecorder(model, spec, steps=steps, batch=1, device=device)
+    hook = recorder.hook if recorder is not None else None
 
     x = torch.as_tensor(normalizer.to_model(ctx), dtype=torch.float32, device=device)[None]
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
@@ -227,8 +240,8 @@ def rollout(
         "x": xc,
     }
     if spec is not None:
-        widest, gh, gw = block.shape[3:]
-        gates = block.cpu().numpy()  # [layer, gate, step, hidden, gy, gx] float16
+        gates = recorder.block[0].cpu().numpy()  # [layer, gate, step, hidden, gy, gx] float16
+        widest, gh, gw = gates.shape[3:]
         data_vars["gates"] = (("layer", "gate", "step", "hidden", "gy", "gx"), gates)
         coords.update(
             layer=list(spec.layers),
