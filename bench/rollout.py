@@ -34,7 +34,13 @@ import torch
 from torch import nn
 
 from model.convlstm import ConvLSTM
-from model.rollout import CaptureSpec, GateRecorder, resolve_precision, rollout
+from model.rollout import (
+    CaptureSpec,
+    GateRecorder,
+    compile_network,
+    resolve_precision,
+    rollout,
+)
 
 
 @dataclass(frozen=True)
@@ -186,7 +192,7 @@ def bench_config(cfg: BenchConfig, *, rounds: int, compile_: bool, device: torch
     }
     compile_seconds = None
     if compile_:
-        compiled = torch.compile(ours, dynamic=False)
+        compiled = compile_network(ours)
 
         def run_compiled():
             with (

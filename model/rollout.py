@@ -106,6 +106,16 @@ class GateRecorder:
                 view[:, j, step].copy_(gates[g])  # [B, hid, h, w] -> float16
 
 
+def compile_network(model: ConvLSTM) -> ConvLSTM:
+    """An optional compiled copy of ``model`` (``torch.compile``, static shapes) for batch work.
+
+    The first call per input shape compiles (minutes on a small CPU; see ``bench/rollout.py``);
+    later calls run faster than eager. :func:`rollout` accepts the result in place of ``model``.
+    The dashboard does not use it, so no page load ever pays the compile time.
+    """
+    return torch.compile(model, dynamic=False)
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``"auto"`` -> ``"bf16"`` where the device computes bfloat16 natively, else ``"fp32"``."""
     if precision not in PRECISIONS:
