@@ -5,6 +5,23 @@
 """
 
 from datasets.errors import DatasetError
-from datasets.registry import SPLITS, get_dataset, list_datasets, register, valid_mask
+from datasets.registry import (
+    DOMAINS,
+    SPLITS,
+    dataset_info,
+    get_dataset,
+    list_datasets,
+    register,
+    valid_mask,
+)
 
-__all__ = ["DatasetError", "SPLITS", "get_dataset", "list_datasets", "register", "valid_mask"]
+__all__ = [
+    "DOMAINS",
+    "DatasetError",
+    "SPLITS",
+    "dataset_info",
+    "get_dataset",
+    "list_datasets",
+    "register",
+    "valid_mask",
+]

@@ -12,6 +12,14 @@ Contract of every registered loader
   as int 0/1 so NetCDF can hold it);
 - invalid pixels (e.g. outside the radar domain) are NaN in the array; :func:`valid_mask` turns them
   into the boolean mask that travels beside the data (NaN never reaches the network).
+
+Registering
+-----------
+``@register(name, bundled=True, domain="video")`` above the loader. ``bundled=True`` promises that
+the dataset loads on a fresh machine without network or ``../shared`` (the generic test holds it to
+that); ``bundled=False`` (the default) marks one that needs files (a ``path=`` or ``download=True``)
+and must then raise :class:`DatasetError` saying how to get them. :func:`dataset_info` returns what
+was registered.
 """
 
 from __future__ import annotations
@@ -25,20 +33,55 @@ from datasets.errors import DatasetError
 Loader = Callable[..., xr.DataArray]
 
 _REGISTRY: dict[str, Loader] = {}
+_INFO: dict[str, dict] = {}
 SPLITS = ("train", "val", "test")
+DOMAINS = ("radar", "traffic", "video")
 
 
-def register(name: str) -> Callable[[Loader], Loader]:
-    """Decorator that adds a loader to the registry under ``name`` (lower case)."""
+def register(
+    name: str, *, bundled: bool = False, domain: str | None = None
+) -> Callable[[Loader], Loader]:
+    """Decorator that adds a loader to the registry under ``name`` (lower case).
+
+    Parameters
+    ----------
+    name : str
+        Registered name (stored lower case).
+    bundled : bool
+        True when the dataset works offline right after install (no network, no ``../shared``).
+    domain : {"radar", "traffic", "video"}, optional
+        The domain of the arrays the loader returns (also in their ``attrs``).
+    """
+    if domain is not None and domain not in DOMAINS:
+        raise ValueError(f"domain {domain!r} of dataset {name!r}: use one of {', '.join(DOMAINS)}")
 
     def wrap(loader: Loader) -> Loader:
         key = name.lower()
         if key in _REGISTRY:
             raise ValueError(f"dataset {key!r} is registered twice")
         _REGISTRY[key] = loader
+        doc = (loader.__doc__ or "").strip()
+        _INFO[key] = {
+            "name": key,
+            "bundled": bool(bundled),
+            "domain": domain,
+            "summary": doc.splitlines()[0] if doc else "",
+        }
         return loader
 
     return wrap
+
+
+def dataset_info(name: str) -> dict:
+    """What was registered for ``name``: ``{"name", "bundled", "domain", "summary"}``.
+
+    ``summary`` is the first line of the loader's docstring. Unknown name -> ``ValueError``.
+    """
+    _import_builtin()
+    key = str(name).lower()
+    if key not in _INFO:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+    return dict(_INFO[key])
 
 
 def list_datasets() -> list[str]:
@@ -90,4 +133,13 @@ def _import_builtin() -> None:
     import datasets.builtin  # noqa: F401
 
 
-__all__ = ["DatasetError", "get_dataset", "list_datasets", "register", "valid_mask", "SPLITS"]
+__all__ = [
+    "DOMAINS",
+    "DatasetError",
+    "SPLITS",
+    "dataset_info",
+    "get_dataset",
+    "list_datasets",
+    "register",
+    "valid_mask",
+]
