@@ -1,0 +1,964 @@
+"""Readers for real weather-radar files through :mod:`pysteps.io.importers`, in mm/h.
+
+Public readers (each raises only :class:`~datasets.errors.DatasetError` on bad input)
+-----------------------------------------------------------------------------------
+- :func:`read_radar_file` — one file -> ``(rain_rate (H, W) float32 mm/h, geometry dict)``.
+- :func:`read_radar_sequence` — many files -> ``DataArray (sample=1, time, channel=1, y, x)``,
+  converted to mm/h, block-averaged to ``resolution_km`` and cropped to ``grid`` x ``grid`` where it
+  rains most.
+- :func:`parse_timestamp` — the valid time written in a file name.
+- :func:`guess_radar_source` — which of the sources below a file is (``source="auto"``).
+- :func:`find_radar_files` — the files of one source in a folder, in time order.
+- :func:`sliding_windows` — cut a sequence into ``context + horizon`` windows.
+
+Sources (``source=``)
+---------------------
+========  =============================  ===============================================  ========
+source    format                         pysteps importer                                 unit in
+========  =============================  ===============================================  ========
+``mch``   MeteoSwiss AQC GIF             ``import_mch_gif(f, "AQC", "mm", 5.0)``          mm/5 min
+``bom``   BoM Rainfields3 netCDF         ``import_bom_rf3(f)``                            mm/step
+``fmi``   FMI PGM (optionally gzipped)   ``import_fmi_pgm(f, gzipped=...)``               dBZ
+``knmi``  KNMI HDF5 (5-min ACRR)         ``import_knmi_hdf5(f, qty="ACRR", accutime=5)``  mm/5 min
+``odim``  ODIM HDF5 (OPERA, DPC)         ``import_odim_hdf5(f, qty="RATE")``              mm/h
+========  =============================  ===============================================  ========
+
+Every field goes through :func:`pysteps.utils.conversion.to_rainrate` (accumulations divided by
+their accumulation time; reflectivity through the source's Z-R law, e.g. Z = 223 R^1.53 for FMI).
+Values at the product's "no rain" level become 0. Pixels outside the radar domain stay NaN: they
+form the mask that travels beside the data and are never fed to a model as numbers.
+
+Orientation and coordinates: row 0 is the northern edge (files stored bottom-up are flipped);
+``y`` and ``x`` are projected pixel-centre coordinates in km (``y`` decreasing down the rows),
+and the projection is kept in ``attrs["projection"]``.
+
+Crop rule: among all ``grid`` x ``grid`` windows of the resampled domain, the one with the most
+pixels >= ``crop_threshold`` (default 1 mm/h) summed over all frames of the sequence (NaN counts as
+dry); ties go to the first window in row-major order. If nothing reaches the threshold, the window
+with the most valid (non-NaN) pixels is used instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import re
+import threading
+import warnings
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from datasets.errors import DatasetError
+
+MAX_BYTES = 200 * 1024 * 1024  # refuse radar files larger than this (a composite is ~1 MB)
+MAX_PIXELS = 25_000_000  # refuse fields with more pixels than this (5000 x 5000)
+DEFAULT_CROP_THRESHOLD = 1.0  # mm/h; "where it rains most" counts pixels at or above this
+CHANNEL = "rain_rate"
+PYSTEPS_LICENCE = (
+    "pysteps-data example radar data: no licence file; its README asks that the data source be "
+    "cited (see github.com/pySTEPS/pysteps-data). For development and evaluation; do not "
+    "redistribute."
+)
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_NETCDF3_MAGIC = b"CDF"
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM_PATCH_LOCK = threading.Lock()  # one BoM import at a time while pysteps sees the shim
+
+
+@dataclass(frozen=True)
+class RadarSource:
+    """How to read one radar source: importer, file name pattern and time stamp format."""
+
+    name: str
+    institution: str
+    description: str
+    importer_name: str  # the pysteps.io.importers function, for attrs and messages
+    glob: tuple[str, ...]  # file name patterns in a folder
+    time_regex: str  # one group per strptime format part, joined
+    time_format: str
+    check_header: Callable[[Path, int], None]
+
+
+def _import_with(source: str, path: Path):
+    """Call the pysteps importer of ``source`` on ``path``: ``(field, quality, metadata)``."""
+    from pysteps.io import importers
+
+    if source == "mch":
+        return importers.import_mch_gif(str(path), "AQC", "mm", 5.0)
+    if source == "bom":
+        with _fast_bom_coordinates(importers):
+            return importers.import_bom_rf3(str(path))
+    if source == "fmi":
+        return importers.import_fmi_pgm(str(path), gzipped=_is_gzip(path))
+    if source == "knmi":
+        return importers.import_knmi_hdf5(str(path), qty="ACRR", accutime=5.0)
+    if source == "odim":
+        return importers.import_odim_hdf5(str(path), qty="RATE")
+    raise DatasetError(f"unknown radar source {source!r}; use one of {', '.join(RADAR_SOURCES)}")
+
+
+class _LoadedVariable:
+    """A netCDF variable whose values are read once: ``min(var)`` no longer reads element-wise."""
+
+    def __init__(self, variable):
+        self._variable = variable
+        self._values = variable[:]
+
+    def __getitem__(self, key):
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+    def __getattr__(self, name):
+        return getattr(self._variable, name)
+
+
+class _LoadedCoordinates:
+    """``netCDF4.Dataset`` stand-in whose 1-D ``x``/``y`` variables are loaded into memory."""
+
+    def __init__(self, filename, *args, **kwargs):
+        import netCDF4
+
+        self._dataset = netCDF4.Dataset(filename, *args, **kwargs)
+        self.variables = dict(self._dataset.variables)
+        for name in ("x", "y"):
+            if name in self.variables and self.variables[name].ndim == 1:
+                self.variables[name] = _LoadedVariable(self.variables[name])
+
+    def __getattr__(self, name):
+        return getattr(self._dataset, name)
+
+    def close(self):
+        self._dataset.close()
+
+
+@contextlib.contextmanager
+def _fast_bom_coordinates(importers):
+    """Let ``import_bom_rf3`` find the grid extent without reading ``x``/``y`` one value at a time.
+
+    pysteps computes ``min(ds.variables["x"])`` when the file has no ``valid_min`` attribute (as in
+    the ``prcp-c10`` product), which reads 512 values one by one (~0.9 s per file). Inside this
+    context its module sees a ``netCDF4`` whose datasets hold ``x``/``y`` in memory; the values it
+    computes are the same (checked in the tests).
+    """
+    import types
+
+    import netCDF4
+
+    shim = types.SimpleNamespace(Dataset=_LoadedCoordinates, num2date=netCDF4.num2date)
+    with _BOM_PATCH_LOCK:
+        original = importers.netCDF4
+        importers.netCDF4 = shim
+        try:
+            yield
+        finally:
+            importers.netCDF4 = original
+
+
+# --- header checks: refuse what would hang or exhaust memory before pysteps sees the file --------
+
+
+def _check_gif(path: Path, max_pixels: int) -> None:
+    head = _head(path, 10)
+    if head[:6] not in (b"GIF87a", b"GIF89a"):
+        raise DatasetError(
+            f"{path}: not a GIF file (starts with {head[:6]!r}); expected MeteoSwiss AQC GIF"
+        )
+    if len(head) < 10:
+        raise DatasetError(f"{path}: truncated GIF header ({len(head)} bytes)")
+    width = int.from_bytes(head[6:8], "little")
+    height = int.from_bytes(head[8:10], "little")
+    _check_size(path, height, width, max_pixels)
+
+
+def _check_pgm(path: Path, max_pixels: int) -> None:
+    try:
+        opener = gzip.open if _is_gzip(path) else open
+        with opener(path, "rb") as handle:
+            head = handle.read(65536)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DatasetError(f"{path}: cannot decompress/read the PGM file ({exc})") from exc
+    if not head.startswith(b"P5"):
+        raise DatasetError(f"{path}: not a binary PGM (P5) file (starts with {head[:8]!r})")
+    lines = head.split(b"\n")
+    if not any(line.startswith(b"#") for line in lines[:-1]):
+        raise DatasetError(f"{path}: PGM header has no '#' metadata lines; not an FMI composite")
+    tokens = []
+    for line in lines[1:-1]:
+        if line.startswith(b"#"):
+            continue
+        tokens += line.split()
+        if len(tokens) >= 3:
+            break
+    try:
+        width, height, maxval = (int(t) for t in tokens[:3])
+    except ValueError as exc:
+        raise DatasetError(f"{path}: PGM header has no valid 'width height maxval' line") from exc
+    if maxval > 255:
+        raise DatasetError(f"{path}: PGM maxval {maxval} is not 8-bit; not an FMI composite")
+    _check_size(path, height, width, max_pixels)
+
+
+def _check_netcdf(path: Path, max_pixels: int) -> None:
+    head = _head(path, 8)
+    if not (head.startswith(_NETCDF3_MAGIC) or head.startswith(_HDF5_MAGIC)):
+        raise DatasetError(f"{path}: not a netCDF file (starts with {head[:8]!r})")
+    try:
+        import netCDF4
+
+        with netCDF4.Dataset(path) as ds:
+            if "precipitation" not in ds.variables:
+                raise DatasetError(
+                    f"{path}: no 'precipitation' variable (has {', '.join(ds.variables)}); "
+                    "not a BoM Rainfields3 file"
+                )
+            shape = ds.variables["precipitation"].shape
+    except DatasetError:
+        raise
+    except Exception as exc:  # netCDF4 raises OSError, RuntimeError, ... on damaged files
+        raise DatasetError(f"{path}: cannot open as netCDF ({type(exc).__name__}: {exc})") from exc
+    if len(shape) != 2:
+        raise DatasetError(f"{path}: 'precipitation' has shape {shape}; expected 2 dims (y, x)")
+    _check_size(path, shape[0], shape[1], max_pixels)
+
+
+def _hdf5_shapes(path: Path, kind: str) -> list[tuple[int, ...]]:
+    head = _head(path, 8)
+    if not head.startswith(_HDF5_MAGIC):
+        raise DatasetError(f"{path}: not an HDF5 file (starts with {head[:8]!r})")
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            if kind == "knmi":
+                if "image1/image_data" not in f or "geographic" not in f:
+                    raise DatasetError(
+                        f"{path}: no 'image1/image_data' or 'geographic' group; not a KNMI HDF5 "
+                        "radar file"
+                    )
+                return [f["image1/image_data"].shape]
+            shapes = [
+                f[f"{name}/{sub}/data"].shape
+                for name in f
+                if name.startswith("dataset")
+                for sub in f[name]
+                if sub.startswith("data")
+                and isinstance(f[f"{name}/{sub}"], h5py.Group)
+                and "data" in f[f"{name}/{sub}"]
+            ]
+            if not shapes or "where" not in f:
+                raise DatasetError(
+                    f"{path}: no 'datasetN/dataN/data' arrays or no 'where' group; not an ODIM "
+                    "HDF5 composite"
+                )
+            return shapes
+    except DatasetError:
+        raise
+    except Exception as exc:  # h5py raises OSError, KeyError, ... on damaged files
+        raise DatasetError(f"{path}: cannot open as HDF5 ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_knmi(path: Path, max_pixels: int) -> None:
+    for shape in _hdf5_shapes(path, "knmi"):
+        if len(shape) != 2:
+            raise DatasetError(f"{path}: image_data has shape {shape}; expected 2 dims (y, x)")
+        _check_size(path, shape[0], shape[1], max_pixels)
+
+
+def _check_odim(path: Path, max_pixels: int) -> None:
+    for shape in _hdf5_shapes(path, "odim"):
+        if len(shape) != 2:
+            raise DatasetError(f"{path}: an ODIM data array has shape {shape}; expected 2 dims")
+        _check_size(path, shape[0], shape[1], max_pixels)
+
+
+RADAR_SOURCES: dict[str, RadarSource] = {
+    "mch": RadarSource(
+        "mch",
+        "MeteoSwiss",
+        "MeteoSwiss AQC radar composite (GIF, mm per 5 min, 1 km)",
+        "import_mch_gif",
+        ("AQC*.gif", "*.gif"),
+        r"(\d{2})(\d{3})(\d{2})(\d{2})",  # AQC yy doy HH MM
+        "%y%j%H%M",
+        _check_gif,
+    ),
+    "bom": RadarSource(
+        "bom",
+        "Australian Bureau of Meteorology",
+        "BoM Rainfields3 radar rainfall (netCDF, mm per time step)",
+        "import_bom_rf3",
+        ("*.nc",),
+        r"(\d{8})_(\d{6})",
+        "%Y%m%d%H%M%S",
+        _check_netcdf,
+    ),
+    "fmi": RadarSource(
+        "fmi",
+        "Finnish Meteorological Institute",
+        "FMI radar reflectivity composite (PGM, dBZ, converted with Z = 223 R^1.53)",
+        "import_fmi_pgm",
+        ("*.pgm.gz", "*.pgm"),
+        r"(\d{12})",
+        "%Y%m%d%H%M",
+        _check_pgm,
+    ),
+    "knmi": RadarSource(
+        "knmi",
+        "KNMI - Royal Netherlands Meteorological Institute",
+        "KNMI radar accumulation (HDF5, ACRR mm per 5 min)",
+        "import_knmi_hdf5",
+        ("*.h5", "*.hdf5"),
+        r"(\d{12})",
+        "%Y%m%d%H%M",
+        _check_knmi,
+    ),
+    "odim": RadarSource(
+        "odim",
+        "ODIM HDF5 producer (e.g. OPERA)",
+        "ODIM HDF5 radar composite (RATE, mm/h)",
+        "import_odim_hdf5",
+        ("*.h5", "*.hdf", "*.hdf5"),
+        r"(\d{12,14})",
+        "%Y%m%d%H%M%S",
+        _check_odim,
+    ),
+}
+
+
+def guess_radar_source(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> str:
+    """The radar source of a file, from its first bytes and (for HDF5) its groups.
+
+    GIF -> ``mch``; PGM (optionally gzipped) -> ``fmi``; netCDF with a ``precipitation``
+    variable -> ``bom``; HDF5 with ``image1`` and ``geographic`` -> ``knmi``; HDF5 with
+    ``datasetN`` groups and ``where`` -> ``odim``.
+
+    Raises
+    ------
+    DatasetError
+        Missing or empty file, or none of the formats above.
+    """
+    path = Path(path)
+    _check_file(path, max_bytes)
+    head = _head(path, 8)
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "mch"
+    if head.startswith(b"P5"):
+        return "fmi"
+    if head.startswith(_GZIP_MAGIC):
+        try:
+            with gzip.open(path, "rb") as handle:
+                inner = handle.read(2)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DatasetError(f"{path}: damaged gzip file ({exc})") from exc
+        if inner == b"P5":
+            return "fmi"
+    if head.startswith(_NETCDF3_MAGIC):
+        return "bom"
+    if head.startswith(_HDF5_MAGIC):
+        try:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                names = set(f)
+                if {"image1", "geographic"} <= names:
+                    return "knmi"
+                if "where" in names and any(n.startswith("dataset") for n in names):
+                    return "odim"
+                if "precipitation" in names:
+                    return "bom"  # netCDF4 files are HDF5 inside
+        except Exception as exc:  # h5py raises OSError, KeyError, ... on damaged files
+            raise DatasetError(
+                f"{path}: cannot open as HDF5 ({type(exc).__name__}: {exc})"
+            ) from exc
+    raise DatasetError(
+        f"{path}: cannot tell which radar format this is (starts with {head!r}); pass source= one "
+        f"of {', '.join(RADAR_SOURCES)}"
+    )
+
+
+# --- one file ------------------------------------------------------------------------------------
+
+
+def read_radar_file(
+    path: str | os.PathLike,
+    *,
+    source: str,
+    max_bytes: int = MAX_BYTES,
+    max_pixels: int = MAX_PIXELS,
+) -> tuple[np.ndarray, dict]:
+    """Read one radar file as rain rate in mm/h.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    source : {"mch", "bom", "fmi", "knmi", "odim", "auto"}
+        Its format (see the module doc); ``"auto"`` guesses it (:func:`guess_radar_source`).
+    max_bytes, max_pixels : int
+        Refuse larger files / fields (protects against corrupt headers and huge inputs).
+
+    Returns
+    -------
+    rain : numpy.ndarray
+        float32 ``(H, W)`` rain rate in mm/h, row 0 at the northern edge, NaN outside the radar
+        domain.
+    geometry : dict
+        ``pixel_km`` (float), ``x_km`` ``(W,)`` and ``y_km`` ``(H,)`` pixel-centre coordinates,
+        ``projection`` (proj4 text), ``institution``, ``accutime_min`` (float or None),
+        ``importer`` (the pysteps function used).
+
+    Raises
+    ------
+    DatasetError
+        Missing, empty, too large, truncated or unreadable file; wrong format or dims; all-NaN or
+        negative rain rates; missing georeferencing. The message names the file.
+    """
+    path = Path(path)
+    if str(source).lower() == "auto":
+        source = guess_radar_source(path, max_bytes=max_bytes)
+    spec = _source(source)
+    _check_file(path, max_bytes)
+    spec.check_header(path, max_pixels)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"), _quiet():
+            warnings.simplefilter("ignore")
+            field, _quality, metadata = _import_with(spec.name, path)
+            from pysteps.utils.conversion import to_rainrate
+
+            field = np.ma.filled(np.ma.asarray(field, dtype=np.float64), np.nan)
+            if field.ndim != 2:
+                raise DatasetError(f"{path}: field has shape {field.shape}; expected 2 dims (y, x)")
+            rain, meta = to_rainrate(field, dict(metadata))
+    except DatasetError:
+        raise
+    except MemoryError as exc:
+        raise DatasetError(f"{path}: too large to read into memory") from exc
+    except Exception as exc:  # any importer failure on a damaged or foreign file
+        raise DatasetError(
+            f"{path}: could not be read as {spec.description} with pysteps.io.importers."
+            f"{spec.importer_name} ({type(exc).__name__}: {exc}). Check the file and source=."
+        ) from exc
+    rain = np.asarray(rain, dtype=np.float64)
+    rain[~np.isfinite(rain)] = np.nan
+    if np.isnan(rain).all():
+        raise DatasetError(f"{path}: every pixel is NaN (no radar coverage); nothing to read")
+    zero = meta.get("zerovalue")
+    if zero is not None and np.isfinite(zero):
+        rain[rain <= float(zero) + 1e-9] = 0.0
+    low = float(np.nanmin(rain))
+    if low < -1e-3:
+        raise DatasetError(
+            f"{path}: negative rain rates (min {low:.3g} mm/h) after conversion; the file is not "
+            f"a {spec.description} or its scaling is wrong"
+        )
+    rain = np.clip(rain, 0.0, None)
+    geometry = _geometry(path, meta, rain.shape)
+    if geometry.pop("flip"):
+        rain = rain[::-1]
+    geometry.update(
+        institution=str(meta.get("institution", spec.institution)),
+        accutime_min=_float_or_none(meta.get("accutime")),
+        importer=f"pysteps.io.importers.{spec.importer_name}",
+    )
+    return np.ascontiguousarray(rain, dtype=np.float32), geometry
+
+
+def _geometry(path: Path, meta: dict, shape: tuple[int, int]) -> dict:
+    """Pixel size and pixel-centre coordinates in km from pysteps metadata."""
+    try:
+        x1, x2, y1, y2 = (float(meta[k]) for k in ("x1", "x2", "y1", "y2"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(
+            f"{path}: no georeferencing (x1, x2, y1, y2) in the file's metadata; cannot place it "
+            "on a km grid"
+        ) from exc
+    unit = str(meta.get("cartesian_unit", "m"))
+    to_km = {"m": 1e-3, "km": 1.0}.get(unit)
+    if to_km is None:
+        raise DatasetError(f"{path}: coordinates in {unit!r}; only projected m or km are supported")
+    height, width = shape
+    dx = _float_or_none(meta.get("xpixelsize")) or (x2 - x1) / width
+    dy = _float_or_none(meta.get("ypixelsize")) or (y2 - y1) / height
+    if not (np.isfinite(dx) and np.isfinite(dy) and dx > 0 and dy > 0):
+        raise DatasetError(f"{path}: invalid pixel size ({dx}, {dy}) in the metadata")
+    x_km = (x1 + (np.arange(width) + 0.5) * dx) * to_km
+    y_km = (y2 - (np.arange(height) + 0.5) * dy) * to_km  # north at row 0
+    return {
+        "pixel_km": float(np.sqrt(dx * dy) * to_km),
+        "x_km": x_km,
+        "y_km": y_km,
+        "projection": str(meta.get("projection") or ""),
+        "flip": meta.get("yorigin", "upper") == "lower",
+    }
+
+
+# --- sequences -----------------------------------------------------------------------------------
+
+
+def parse_timestamp(path: str | os.PathLike, *, source: str) -> np.datetime64:
+    """Valid time written in a radar file name.
+
+    E.g. ``AQC161932100V_00005.801.gif`` (MeteoSwiss: year, day of year, hour, minute) ->
+    2016-07-11T21:00.
+
+    Raises
+    ------
+    DatasetError
+        The name holds no time stamp in the source's pattern.
+    """
+    spec = _source(source)
+    name = Path(path).name
+    pattern = r"AQC" + spec.time_regex if spec.name == "mch" else spec.time_regex
+    for match in re.finditer(pattern, name):
+        text = "".join(match.groups())
+        formats = [spec.time_format]
+        if spec.name == "odim" and len(text) == 12:
+            formats = ["%Y%m%d%H%M"]
+        for fmt in formats:
+            try:
+                return np.datetime64(datetime.strptime(text, fmt), "ns")
+            except ValueError:
+                continue
+    raise DatasetError(
+        f"{name}: no time stamp in the file name (expected {spec.time_format!r} as in the "
+        f"{spec.name} archive); pass timestamps= explicitly"
+    )
+
+
+def find_radar_files(folder: str | os.PathLike, *, source: str) -> list[Path]:
+    """Files of ``source`` in ``folder`` (not recursive), sorted by the time in their names.
+
+    Raises
+    ------
+    DatasetError
+        The folder is missing or holds no file matching the source's patterns.
+    """
+    spec = _source(source)
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"radar folder {folder} does not exist")
+    files = sorted({p for pattern in spec.glob for p in folder.glob(pattern) if p.is_file()})
+    if not files:
+        raise DatasetError(
+            f"no {spec.description} files ({', '.join(spec.glob)}) in {folder}; check the folder "
+            "and source="
+        )
+    return sorted(files, key=lambda p: (parse_timestamp(p, source=source), p.name))
+
+
+def read_radar_sequence(
+    files: Sequence[str | os.PathLike],
+    *,
+    source: str,
+    grid: int | None = 128,
+    resolution_km: float | None = 1.0,
+    crop: str | tuple[int, int] | None = "rain",
+    crop_threshold: float = DEFAULT_CROP_THRESHOLD,
+    timestamps: Sequence | None = None,
+    licence: str = "as given by the data provider",
+    max_bytes: int = MAX_BYTES,
+    max_pixels: int = MAX_PIXELS,
+) -> xr.DataArray:
+    """Read radar files of one source into one sequence on a model grid, in mm/h.
+
+    Parameters
+    ----------
+    files : sequence of path-like
+        The files, any order; they are sorted by time.
+    source : {"mch", "bom", "fmi", "knmi", "odim", "auto"}
+        Their format; ``"auto"`` guesses it from the first file.
+    grid : int or None
+        Side of the square output window in pixels; None keeps the whole (resampled) domain.
+    resolution_km : float or None
+        Output pixel size: an integer multiple (within 5 %) of the native pixel size, reached by
+        block-averaging (a block with less than half its pixels valid becomes NaN). None keeps
+        the native grid.
+    crop : "rain", "center", (row, col) or None
+        Where to cut the ``grid`` window: where it rains most (module doc), the domain centre, or
+        an explicit upper-left corner in output pixels; None (or ``grid=None``) keeps the domain.
+    crop_threshold : float
+        Rain rate in mm/h counted by ``crop="rain"``.
+    timestamps : sequence of datetime-like, optional
+        Valid times of ``files`` (same order), when the file names do not carry them.
+    licence : str
+        Stored in ``attrs["licence"]``.
+    max_bytes, max_pixels : int
+        Limits per file, as in :func:`read_radar_file`.
+
+    Returns
+    -------
+    xarray.DataArray
+        float32 rain rate in mm/h, dims ``(sample, time, channel, y, x)`` with ``sample`` of
+        length 1; ``time`` datetime64 valid times (also as ``timestamp (sample, time)``); ``y``
+        and ``x`` in km; NaN outside the radar domain; attrs ``units``, ``time_step`` (ISO 8601,
+        e.g. ``"PT5M"``), ``domain``, ``source``, ``licence``, ``description``, ``synthetic=0``,
+        ``projection``, ``resolution_km`` (grid spacing), ``crop_row``/``crop_col`` (upper-left
+        corner in the resampled domain, -1 when not cropped), ``crop_threshold``,
+        ``nan_fraction``, ``folder``.
+
+    Raises
+    ------
+    DatasetError
+        Any file unreadable (see :func:`read_radar_file`); no files; duplicated times; time steps
+        that are not all equal (the message lists them); files on different grids; ``grid``
+        larger than the domain; a resolution that is not a multiple of the native one.
+    """
+    paths = [Path(f) for f in files]
+    if not paths:
+        raise DatasetError(f"no {source} radar files given")
+    if str(source).lower() == "auto":
+        source = guess_radar_source(paths[0], max_bytes=max_bytes)  # then used for every file
+    spec = _source(source)
+    if timestamps is None:
+        times = [parse_timestamp(p, source=source) for p in paths]
+    else:
+        if len(timestamps) != len(paths):
+            raise DatasetError(
+                f"{len(timestamps)} timestamps for {len(paths)} files; give one per file"
+            )
+        try:
+            times = [np.datetime64(t, "ns") for t in timestamps]
+        except (TypeError, ValueError) as exc:
+            raise DatasetError(f"timestamps are not datetimes ({exc})") from exc
+    order = np.argsort(np.array(times, dtype="datetime64[ns]"), kind="stable")
+    paths = [paths[i] for i in order]
+    times_arr = np.array([times[i] for i in order], dtype="datetime64[ns]")
+    step_min = _common_step(paths, times_arr)
+
+    frames, geometry, factor = [], None, 1
+    for path in paths:
+        rain, geo = read_radar_file(path, source=source, max_bytes=max_bytes, max_pixels=max_pixels)
+        if geometry is None:
+            geometry = geo
+            factor = _block_factor(path, geo["pixel_km"], resolution_km)
+        elif rain.shape != (len(geometry["y_km"]), len(geometry["x_km"])):
+            raise DatasetError(
+                f"{path}: grid {rain.shape} differs from {paths[0].name} "
+                f"({len(geometry['y_km'])}, {len(geometry['x_km'])}); read one grid at a time"
+            )
+        frames.append(_block_mean(rain, factor))  # (H', W')
+    stack = np.stack(frames)  # (T, H', W')
+    y_km = _block_coord(geometry["y_km"], factor)
+    x_km = _block_coord(geometry["x_km"], factor)
+
+    row = col = -1
+    if grid is not None and crop is not None:
+        row, col = _crop_origin(
+            stack, grid=int(grid), crop=crop, threshold=crop_threshold, where=paths[0].parent
+        )
+        stack = stack[:, row : row + grid, col : col + grid]
+        y_km, x_km = y_km[row : row + grid], x_km[col : col + grid]
+
+    nan_fraction = float(np.isnan(stack).mean())
+    data = stack[None, :, None].astype(np.float32)  # (1, T, 1, H, W)
+    array = xr.DataArray(
+        data,
+        dims=("sample", "time", "channel", "y", "x"),
+        coords={
+            "sample": [0],
+            "time": times_arr,
+            "channel": [CHANNEL],
+            "y": y_km.astype(np.float64),
+            "x": x_km.astype(np.float64),
+            "timestamp": (("sample", "time"), times_arr[None, :]),
+        },
+        name=CHANNEL,
+    )
+    array.y.attrs["units"] = "km"
+    array.x.attrs["units"] = "km"
+    pixel_km = geometry["pixel_km"] * factor
+    array.attrs = {
+        "units": "mm/h",
+        "time_step": _iso_minutes(step_min),
+        "domain": "radar",
+        "source": f"{geometry['institution']} via {geometry['importer']}",
+        "licence": licence,
+        "description": (
+            f"{spec.description}; rain rate in mm/h on a {pixel_km:.3g} km grid, "
+            f"{len(paths)} frames from {paths[0].name} to {paths[-1].name}; NaN outside the radar "
+            "domain."
+        ),
+        "synthetic": 0,
+        "radar_source": spec.name,
+        "projection": geometry["projection"],
+        "resolution_km": pixel_km,  # x/y are already in km (units attr); this is their spacing
+        "crop_row": int(row),
+        "crop_col": int(col),
+        "crop_threshold": float(crop_threshold),
+        "nan_fraction": nan_fraction,
+        "folder": str(paths[0].parent),
+    }
+    return array
+
+
+def sliding_windows(
+    sequence: xr.DataArray, *, context: int, horizon: int, stride: int = 1
+) -> xr.DataArray:
+    """Cut a one-sample sequence into windows of ``context + horizon`` frames.
+
+    Parameters
+    ----------
+    sequence : xarray.DataArray
+        dims ``(sample, time, channel, y, x)`` with ``sample`` of length 1.
+    context, horizon : int
+        Frames given to the model and frames to forecast (>= 1 each).
+    stride : int
+        Frames between the starts of consecutive windows (>= 1).
+
+    Returns
+    -------
+    xarray.DataArray
+        dims ``(sample, time, channel, y, x)``, one sample per window; ``time`` is the frame index
+        in the window (0 .. context + horizon - 1) and ``timestamp (sample, time)`` the valid
+        times; attrs as the input plus ``context`` and ``horizon``.
+
+    Raises
+    ------
+    DatasetError
+        The sequence is shorter than one window.
+    """
+    if context < 1 or horizon < 1 or stride < 1:
+        raise ValueError(f"need context, horizon, stride >= 1; got {context}, {horizon}, {stride}")
+    length = context + horizon
+    n_time = sequence.sizes["time"]
+    if n_time < length:
+        raise DatasetError(
+            f"sequence in {sequence.attrs.get('folder', '?')} has {n_time} frames, fewer than "
+            f"context + horizon = {length}; ask for a shorter window"
+        )
+    starts = np.arange(0, n_time - length + 1, stride)
+    data = sequence.values[0]  # (T, C, H, W)
+    stamps = sequence["timestamp"].values[0]  # (T,)
+    windows = np.stack([data[s : s + length] for s in starts])  # (N, L, C, H, W)
+    out = xr.DataArray(
+        windows,
+        dims=("sample", "time", "channel", "y", "x"),
+        coords={
+            "sample": np.arange(len(starts)),
+            "time": np.arange(length),
+            "channel": sequence["channel"].values,
+            "y": sequence["y"],
+            "x": sequence["x"],
+            "timestamp": (("sample", "time"), np.stack([stamps[s : s + length] for s in starts])),
+        },
+        name=sequence.name,
+        attrs={**sequence.attrs, "context": int(context), "horizon": int(horizon)},
+    )
+    return out
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _source(source: str) -> RadarSource:
+    key = str(source).lower()
+    if key not in RADAR_SOURCES:
+        raise DatasetError(
+            f"unknown radar source {source!r}; use one of {', '.join(RADAR_SOURCES)}"
+        )
+    return RADAR_SOURCES[key]
+
+
+def _check_file(path: Path, max_bytes: int) -> None:
+    if not path.exists():
+        raise DatasetError(f"radar file {path} does not exist")
+    if not path.is_file():
+        raise DatasetError(f"{path} is not a regular file")
+    size = path.stat().st_size
+    if size == 0:
+        raise DatasetError(f"{path} is empty (0 bytes)")
+    if size > max_bytes:
+        raise DatasetError(
+            f"{path} is {size:,} bytes, larger than the limit of {max_bytes:,}; a radar composite "
+            "is a few MB. Raise max_bytes if the file is genuine."
+        )
+
+
+def _check_size(path: Path, height: int, width: int, max_pixels: int) -> None:
+    if height < 2 or width < 2:
+        raise DatasetError(f"{path}: field of {height} x {width} pixels is too small")
+    if height * width > max_pixels:
+        raise DatasetError(
+            f"{path}: field of {height} x {width} pixels is larger than the limit of "
+            f"{max_pixels:,}; raise max_pixels if the file is genuine"
+        )
+
+
+def _head(path: Path, n: int) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(n)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc})") from exc
+
+
+def _is_gzip(path: Path) -> bool:
+    return _head(path, 2) == _GZIP_MAGIC
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence pysteps' prints during an import."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
+
+
+def _float_or_none(value) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if np.isfinite(out) else None
+
+
+def _common_step(paths: list[Path], times: np.ndarray) -> float | None:
+    """The one time step in minutes; DatasetError on duplicates or mixed steps."""
+    if len(times) < 2:
+        return None
+    diffs = np.diff(times).astype("timedelta64[s]").astype(np.int64)  # seconds
+    if (diffs == 0).any():
+        i = int(np.flatnonzero(diffs == 0)[0])
+        raise DatasetError(
+            f"{paths[i].name} and {paths[i + 1].name} have the same time {times[i]}; remove the "
+            "duplicate"
+        )
+    steps = np.unique(diffs)
+    if len(steps) > 1:
+        i = int(np.flatnonzero(diffs != diffs[0])[0])
+        listed = ", ".join(f"{s / 60:g} min" for s in steps)
+        raise DatasetError(
+            f"time steps differ in {paths[0].parent} ({listed}); first change between "
+            f"{paths[i].name} and {paths[i + 1].name}. Never mix time steps: read the files of "
+            "one product and step at a time, or fill the gaps."
+        )
+    return float(steps[0]) / 60.0
+
+
+def _iso_minutes(minutes: float | None) -> str:
+    if minutes is None:
+        return "unknown"
+    if float(minutes).is_integer():
+        return f"PT{int(minutes)}M"
+    return f"PT{minutes * 60:g}S"
+
+
+def _block_factor(path: Path, native_km: float, resolution_km: float | None) -> int:
+    if resolution_km is None:
+        return 1
+    ratio = float(resolution_km) / native_km
+    factor = int(round(ratio))
+    if factor < 1 or abs(ratio - factor) > 0.05 * factor:
+        allowed = ", ".join(f"{native_km * k:.3g}" for k in (1, 2, 3, 4))
+        raise DatasetError(
+            f"{path}: resolution_km={resolution_km} is not an integer multiple of the native "
+            f"{native_km:.3g} km; use one of {allowed}, ... or None"
+        )
+    return factor
+
+
+def _block_mean(field: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over ``factor`` x ``factor`` blocks; NaN where under half a block is valid."""
+    if factor == 1:
+        return field.astype(np.float32)
+    h, w = (field.shape[0] // factor) * factor, (field.shape[1] // factor) * factor
+    blocks = field[:h, :w].reshape(h // factor, factor, w // factor, factor)  # (H', f, W', f)
+    valid = np.isfinite(blocks)
+    count = valid.sum(axis=(1, 3))  # (H', W')
+    total = np.where(valid, blocks, 0.0).sum(axis=(1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+    mean[count < (factor * factor) / 2] = np.nan
+    return mean.astype(np.float32)
+
+
+def _block_coord(coord: np.ndarray, factor: int) -> np.ndarray:
+    n = (len(coord) // factor) * factor
+    return coord[:n].reshape(-1, factor).mean(axis=1)
+
+
+def _window_sums(counts: np.ndarray, size: int) -> np.ndarray:
+    """Sums of ``counts`` (H, W) over every ``size`` x ``size`` window: (H-size+1, W-size+1)."""
+    integral = np.zeros((counts.shape[0] + 1, counts.shape[1] + 1), dtype=np.int64)
+    integral[1:, 1:] = counts.cumsum(axis=0).cumsum(axis=1)
+    return (
+        integral[size:, size:]
+        - integral[:-size, size:]
+        - integral[size:, :-size]
+        + integral[:-size, :-size]
+    )
+
+
+def rain_crop_origin(
+    frames: np.ndarray, *, size: int, threshold: float = DEFAULT_CROP_THRESHOLD
+) -> tuple[int, int]:
+    """Upper-left corner of the ``size`` x ``size`` window where it rains most.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``(T, H, W)`` rain rate in mm/h, NaN outside the domain.
+    size : int
+        Window side in pixels (<= H and <= W).
+    threshold : float
+        Rain rate in mm/h; the window maximises the count of pixels >= threshold over all frames.
+
+    Returns
+    -------
+    (int, int)
+        Row and column of the window's upper-left pixel. If no pixel reaches ``threshold``, the
+        window with the most valid pixels. Ties go to the first window in row-major order.
+    """
+    with np.errstate(invalid="ignore"):
+        rainy = (frames >= threshold).sum(axis=0)  # (H, W) NaN compares False
+    sums = _window_sums(rainy, size)
+    if sums.max() == 0:
+        sums = _window_sums(np.isfinite(frames).sum(axis=0), size)
+    row, col = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(row), int(col)
+
+
+def _crop_origin(stack: np.ndarray, *, grid: int, crop, threshold: float, where) -> tuple[int, int]:
+    height, width = stack.shape[1:]
+    if grid < 1 or grid > height or grid > width:
+        raise DatasetError(
+            f"grid={grid} does not fit the {height} x {width} domain of {where} at this "
+            "resolution; use a smaller grid or a finer resolution_km"
+        )
+    if crop == "rain":
+        return rain_crop_origin(stack, size=grid, threshold=threshold)
+    if crop == "center":
+        return (height - grid) // 2, (width - grid) // 2
+    if isinstance(crop, tuple | list) and len(crop) == 2:
+        row, col = int(crop[0]), int(crop[1])
+        if not (0 <= row <= height - grid and 0 <= col <= width - grid):
+            raise DatasetError(
+                f"crop corner {crop} puts the {grid}-pixel window outside the {height} x {width} "
+                f"domain of {where}"
+            )
+        return row, col
+    raise DatasetError(f"crop={crop!r}; use 'rain', 'center', (row, col), or grid=None")
+
+
+__all__ = [
+    "RADAR_SOURCES",
+    "find_radar_files",
+    "guess_radar_source",
+    "parse_timestamp",
+    "rain_crop_origin",
+    "read_radar_file",
+    "read_radar_sequence",
+    "sliding_windows",
+]
