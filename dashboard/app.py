@@ -1,0 +1,507 @@
+"""convlstm-lab dashboard: ``streamlit run dashboard/app.py``.
+
+Opens on a bundled checkpoint's forecast of a bundled sample. The sidebar picks the data, the
+checkpoint and the rollout window; the main area shows the animated forecast and one view below it
+(gates, pixel probe, metrics or exports), so only that view's data reaches the browser.
+Deep links (``?dataset=...&checkpoint=...&step=...``) restore a view; see :mod:`dashboard.state`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import streamlit as st
+
+if __package__ in (None, ""):  # `streamlit run dashboard/app.py` runs this file as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dashboard import cache, exports, figures, services  # noqa: E402
+from dashboard.state import DeepLink, to_query  # noqa: E402
+
+VIEWS = ("Gates", "Pixel probe", "Metrics", "Export")
+# theme=None on every chart: the Streamlit theme rewrites the whole spec in the browser, which took
+# ~1.5 s for a 24-frame 128x128 animation; figures carry their own light template instead.
+CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+UPLOAD = "upload"
+UPLOAD_TYPES = ["nc", "nc4", "zip", "h5", "hdf5", "npy", "mp4", "gif", "avi", "mov", "webm"]
+COLOUR_NOTES = {
+    "radar": "Rain rate in mm/h on a logarithmic scale; white = no rain (below 0.1 mm/h), "
+    "grey = no data (outside radar coverage).",
+    "traffic": "Flow counts per interval on a sequential scale; grey = no data.",
+    "video": "Pixel intensity in grayscale; grey = no data.",
+}
+REDUCTION_LABELS = {
+    "mean": "mean over channels",
+    "max": "max over channels",
+    "variance": "channel with most variance",
+    "channel": "one channel",
+}
+
+
+def main() -> None:
+    st.set_page_config(page_title="convlstm-lab", page_icon="🌧️", layout="wide")
+    st.markdown(
+        "<style>div.block-container{padding-top:2.2rem;} "
+        "h1{font-size:1.9rem !important; margin-bottom:0 !important;}</style>",
+        unsafe_allow_html=True,
+    )
+    if "_link" not in st.session_state:
+        st.session_state["_link"] = DeepLink.from_query(st.query_params.to_dict())
+    link: DeepLink = st.session_state["_link"]
+    query: dict[str, object] = {}
+    st.title("ConvLSTM lab")
+    messages = st.container()
+    try:
+        explore(link, query)
+    except services.DashboardError as exc:
+        st.error(str(exc))
+    except Exception as exc:  # noqa: BLE001 - the page must stay usable; never show a traceback
+        st.error(f"Something went wrong: {type(exc).__name__}: {exc}. Try other settings.")
+    with messages:
+        for msg in link.messages:
+            st.warning(msg)
+    st.query_params.from_dict(to_query(query))
+
+
+# -- sidebar: data and checkpoint ---------------------------------------------------------------
+def _choose(key: str, options: list, default=None):
+    """Make sure ``st.session_state[key]`` is one of ``options`` before its widget is drawn."""
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = default if default in options else options[0]
+
+
+def _default_selection(entries, root: str) -> tuple[str | None, str | None]:
+    """(dataset, checkpoint) to open on: the first bundled checkpoint whose dataset is bundled."""
+    names = {e.name for e in entries if e.bundled}
+    ranked = sorted(
+        cache.checkpoints(root),
+        key=lambda item: (
+            {"radar": 0, "traffic": 1, "video": 2}.get(item[1].get("domain"), 3),
+            item[0],
+        ),
+    )
+    for name, meta in ranked:
+        if meta.get("dataset") in names:
+            return meta["dataset"], name
+    known = {e.name for e in entries}
+    for name, meta in ranked:  # no bundled pair: any registered dataset with a checkpoint
+        if meta.get("dataset") in known:
+            return meta["dataset"], name
+    return None, None
+
+
+def explore(link: DeepLink, query: dict) -> None:
+    root = str(services.checkpoint_root())
+    entries = cache.catalog()
+    by_name = {e.name: e for e in entries}
+    default_ds, default_ckpt = _default_selection(entries, root)
+    side = st.sidebar
+    side.header("Data")
+
+    # dataset from the link, or the default; the domain follows the dataset
+    linked = link.take_choice("dataset", list(by_name), what="dataset")
+    if linked:
+        st.session_state["dataset"] = linked
+        st.session_state["domain"] = by_name[linked].domain or "video"
+    domains = [d for d in services.DOMAINS if any(e.domain == d for e in entries)] + [UPLOAD]
+    if "domain" not in st.session_state:
+        first = by_name[default_ds].domain if default_ds in by_name else domains[0]
+        st.session_state["domain"] = first
+    _choose("domain", domains)
+    domain = side.radio(
+        "Domain", domains, key="domain", horizontal=True,
+        format_func=lambda d: "my file" if d == UPLOAD else d,
+    )  # fmt: skip
+
+    if domain == UPLOAD:
+        data, data_key, data_label = _upload_data(side)
+        if data is None:
+            st.info("Upload a file in the sidebar to forecast your own data.")
+            return
+    else:
+        names = [e.name for e in entries if e.domain == domain]
+        bundled_first = sorted(names, key=lambda n: (not by_name[n].bundled, n))
+        _choose("dataset", bundled_first, default_ds)
+        name = side.selectbox(
+            "Dataset", bundled_first, key="dataset",
+            format_func=lambda n: n if by_name[n].bundled else f"{n} (needs files)",
+        )  # fmt: skip
+        if by_name[name].summary:
+            side.caption(by_name[name].summary)
+        data = cache.dataset(name)
+        data_key, data_label = name, name
+        query["dataset"] = name
+
+    # checkpoint: only compatible ones
+    compatible = [(n, m) for n, m in cache.checkpoints(root) if _compatible(m, data)]
+    ckpt_names = [n for n, _ in compatible]
+    linked_ckpt = link.take_choice(
+        "checkpoint", ckpt_names, what=f"checkpoint compatible with {data_label}"
+    )
+    if linked_ckpt:
+        st.session_state["checkpoint"] = linked_ckpt
+    side.header("Model")
+    if not ckpt_names:
+        c, h, w = (int(data.sizes[d]) for d in ("channel", "y", "x"))
+        st.error(
+            f"No checkpoint fits {data_label} ({c} channel(s), {h}x{w} grid, domain "
+            f"{data.attrs.get('domain', '?')}). Checkpoints in {root}: "
+            f"{', '.join(n for n, _ in cache.checkpoints(root)) or 'none'}. Pick other data or "
+            "train a checkpoint for this grid (python -m model.train)."
+        )
+        _preview(data, data_label)
+        return
+    _choose("checkpoint", ckpt_names, default_ckpt)
+    ckpt = side.selectbox("Checkpoint", ckpt_names, key="checkpoint")
+    meta = dict(compatible[ckpt_names.index(ckpt)][1])
+    query["checkpoint"] = ckpt
+
+    # window
+    side.header("Forecast")
+    n_samples, n_time = int(data.sizes["sample"]), int(data.sizes["time"])
+    linked_sample = link.take_int("sample", 0, n_samples - 1, what="sample index")
+    if linked_sample is not None:
+        st.session_state["sample"] = linked_sample
+    if st.session_state.get("sample", 0) >= n_samples:
+        st.session_state["sample"] = 0
+    sample = int(
+        side.number_input(
+            f"Sample (0–{n_samples - 1})",
+            min_value=0,
+            max_value=n_samples - 1,
+            step=1,
+            key="sample",
+        )
+    )
+    query["sample"] = sample
+    train_ctx = int(meta.get("context") or min(10, n_time - 1))
+    train_h = int(meta.get("horizon") or 0)
+    max_ctx = max(1, n_time - 1)
+    linked_ctx = link.take_int("context", 1, max_ctx, what="context length")
+    if linked_ctx is not None:
+        st.session_state["context"] = linked_ctx
+    if not 1 <= st.session_state.get("context", min(train_ctx, max_ctx)) <= max_ctx:
+        st.session_state.pop("context", None)
+    context = int(
+        side.slider("Context frames", 1, max_ctx, value=min(train_ctx, max_ctx), key="context")
+        if max_ctx > 1
+        else 1
+    )
+    start = 0
+    last_start = services.max_start(data, context=context)
+    if last_start > 0:
+        if st.session_state.get("start", 0) > last_start:
+            st.session_state["start"] = 0
+        start = int(side.slider("Start frame", 0, last_start, value=0, key="start"))
+        side.caption(_start_caption(data, start))
+    max_h = max(48, 2 * (train_h or 12))
+    linked_h = link.take_int("horizon", 1, max_h, what="horizon")
+    if linked_h is not None:
+        st.session_state["horizon"] = linked_h
+    default_h = train_h or max(1, min(12, n_time - context))
+    horizon = int(side.slider("Horizon (frames)", 1, max_h, value=default_h, key="horizon"))
+    beyond = bool(train_h) and horizon > train_h
+    if beyond:
+        side.warning(
+            f"Horizon {horizon} is beyond the training horizon of {train_h} frames: "
+            "steps after it are extrapolation."
+        )
+    truth_left = n_time - start - context
+    if truth_left < horizon:
+        side.caption(f"Ground truth covers {max(truth_left, 0)} of the {horizon} forecast frames.")
+
+    # model + rollout
+    t0 = time.perf_counter()
+    with st.status("Loading the checkpoint and running the forecast…", expanded=False) as status:
+        net, loaded_meta = cache.model(ckpt, root)
+        status.update(label="Running the forecast…")
+        ds = cache.rollout(ckpt, root, data_key, sample, start, context, horizon, _data=data)
+        status.update(
+            label=f"Forecast ready ({time.perf_counter() - t0:.2f} s)",
+            state="complete",
+            expanded=False,
+        )
+    side.header("Device")
+    side.caption(f"{loaded_meta.get('device_note', loaded_meta.get('device', '?'))}")
+    _summary(ds, data, data_label, ckpt, meta, context, horizon, train_h)
+    rollout_key = (ckpt, data_key, sample, start, context, horizon)
+
+    # forecast view
+    n_ctx = int(ds.sizes.get("context_time", 0))
+    total = figures.n_steps(ds)
+    axis = figures.time_axis(ds)
+    linked_step = link.take_int("step", 0, total - 1, what="animation step")
+    if linked_step is not None:
+        st.session_state["step"] = linked_step
+    if st.session_state.get("step", n_ctx) > total - 1:
+        st.session_state["step"] = min(n_ctx, total - 1)
+    step = int(st.session_state.get("step", min(n_ctx, total - 1)))
+    data_channel = 0
+    if int(ds.sizes["channel"]) > 1:
+        chans = [str(c) for c in ds["channel"].values]
+        data_channel = chans.index(st.selectbox("Data channel", chans, key="data_channel"))
+    fig = cache.forecast_figure(rollout_key, data_channel, step, train_h or None, _ds=ds)
+    st.plotly_chart(fig, key="forecast_chart", config=CHART_CONFIG, theme=None)
+    st.caption(COLOUR_NOTES.get(figures.domain_of(ds), "") + " Press ▶ Play or drag the slider.")
+
+    # the view below
+    linked_view = link.take_choice("view", list(VIEWS), what="view")
+    if linked_view:
+        st.session_state["view"] = linked_view
+    view = st.radio("View", VIEWS, key="view", horizontal=True, label_visibility="collapsed")
+    query["view"] = view
+    st.select_slider(
+        "Step shown in the gates and probe views (also where the animation starts)",
+        options=list(range(total)),
+        key="step",
+        value=step,
+        format_func=lambda s: f"{axis.label(s)} ({'context' if s < n_ctx else 'forecast'})",
+    )
+    query["step"] = step
+    if view == "Gates":
+        _gates_view(ds, link, query, step, rollout_key)
+    elif view == "Pixel probe":
+        _probe_view(ds, step, data_channel)
+    elif view == "Metrics":
+        _metrics_view(ds, rollout_key, axis)
+    else:
+        _export_view(ds, rollout_key, axis, data_channel, data_label)
+    query.update(context=context, horizon=horizon)
+
+
+def _compatible(meta: dict, data) -> bool:
+    from model.checkpoint import compatible
+
+    return compatible(meta, data)
+
+
+def _start_caption(data, start: int) -> str:
+    times = data["time"].values if "time" in data.coords else None
+    if times is not None and str(times.dtype).startswith("datetime64"):
+        return f"Context starts {str(times[start])[:16].replace('T', ' ')}"
+    return f"Context starts at frame {start}"
+
+
+def _upload_data(side):
+    side.caption(
+        f"NetCDF / Zarr (zip), TaxiBJ-style HDF5, .npy, mp4 or gif; at most "
+        f"{services.UPLOAD_MAX_MB} MB."
+    )
+    up = side.file_uploader("Your data", type=UPLOAD_TYPES, key="upload_file")
+    if up is None:
+        return None, None, None
+    if up.size > services.UPLOAD_MAX_MB * 1024**2:
+        st.error(
+            f"{up.name} is {up.size / 1e6:.1f} MB, over the {services.UPLOAD_MAX_MB} MB limit. "
+            "Crop it in time or space first."
+        )
+        return None, None, None
+    content = up.getvalue()
+    with st.status(f"Reading {up.name}…", expanded=False) as status:
+        data = cache.upload(content, up.name)
+        status.update(label=f"Read {up.name}: {dict(data.sizes)}", state="complete")
+    return data, cache.upload_key(content, up.name), up.name
+
+
+def _preview(data, label: str) -> None:
+    frame = data.isel(sample=0, time=0, channel=0).values
+    finite = frame[frame == frame]
+    top = float(finite.max()) if finite.size else 1.0
+    img = (
+        255 * (frame - min(0.0, float(finite.min()) if finite.size else 0.0)) / (top or 1.0)
+    ).clip(0, 255)
+    st.image(
+        img.astype("uint8"), caption=f"{label}: first frame of sample 0 (no forecast)", width=320
+    )
+
+
+def _summary(ds, data, label, ckpt, meta, context, horizon, train_h) -> None:
+    units = figures.units_of(ds) or "no units"
+    step = data.attrs.get("time_step", "?")
+    bits = [
+        f"**{label}** ({figures.domain_of(ds)}, {units}, step {step})",
+        f"checkpoint **{ckpt}**"
+        + (
+            f" trained on {meta.get('dataset')} for {meta.get('context')}→{train_h} frames"
+            if train_h
+            else ""
+        ),
+        f"{context} context → {horizon} forecast frames",
+    ]
+    if data.attrs.get("synthetic"):
+        bits.append("synthetic data")
+    st.markdown(" · ".join(bits))
+
+
+# -- views -------------------------------------------------------------------------------------
+def _gates_view(ds, link: DeepLink, query: dict, step: int, rollout_key: tuple) -> None:
+    if "gates" not in ds:
+        st.info("This rollout has no gates.")
+        for key in ("layer", "gate", "channel"):
+            link.drop(key, "the rollout has no captured gates")
+        return
+    layers = [int(v) for v in ds["layer"].values]
+    gates = [str(v) for v in ds["gate"].values]
+    hidden = int(ds.sizes["hidden"])
+    c1, c2, c3, c4 = st.columns([1, 1, 1.4, 1])
+    linked_layer = link.take_choice("layer", [str(v) for v in layers], what="layer")
+    if linked_layer is not None:
+        st.session_state["layer"] = int(linked_layer)
+    _choose("layer", layers)
+    layer = c1.selectbox("Layer", layers, key="layer")
+    linked_gate = link.take_choice("gate", gates, what="gate")
+    if linked_gate:
+        st.session_state["gate"] = linked_gate
+    _choose("gate", gates, "forget")
+    gate = c2.selectbox("Focus gate", gates, key="gate")
+    linked_channel = link.take_channel(hidden)
+    if isinstance(linked_channel, str):
+        st.session_state["reduction"] = linked_channel
+    elif linked_channel is not None:
+        st.session_state["reduction"] = "channel"
+        st.session_state["hidden_channel"] = linked_channel
+    options = list(REDUCTION_LABELS)
+    _choose("reduction", options, "mean")
+    reduction = c3.selectbox(
+        "Hidden channels", options, key="reduction", format_func=REDUCTION_LABELS.get
+    )
+    if reduction == "channel":
+        if st.session_state.get("hidden_channel", 0) >= hidden:
+            st.session_state["hidden_channel"] = 0
+        channel = int(
+            c4.number_input(
+                f"Channel (0–{hidden - 1})", 0, hidden - 1, step=1, key="hidden_channel"
+            )
+        )
+        shown = channel
+    else:
+        c4.caption(f"{hidden} hidden channels in this layer")
+        shown = reduction
+    query.update(layer=layer, gate=gate, channel=shown)
+    st.plotly_chart(
+        cache.gates_figure(rollout_key, layer, shown, step, gate, _ds=ds),
+        key="gates_chart",
+        config=CHART_CONFIG,
+        theme=None,
+    )
+    st.caption(
+        "Input, forget and output gates are sigmoids in 0–1; candidate and hidden state are tanh "
+        "in −1–1; the cell state is unbounded. Gates run on the latent grid (frame ÷ patch size); "
+        "the gates at a step are those computed while reading the frame shown at that step."
+    )
+    st.plotly_chart(
+        figures.gate_means_figure(ds, layer=layer, step=step, gate=gate),
+        key="gate_means_chart",
+        config=CHART_CONFIG,
+        theme=None,
+    )
+
+
+def _on_probe_click() -> None:
+    """Move the probe to the clicked pixel (a callback: it must never raise)."""
+    try:
+        event = st.session_state.get("probe_map") or {}
+        points = event.get("selection", {}).get("points", [])
+        grid = st.session_state.get("_probe_grid")
+        if points and grid:
+            col, row = figures.pixel_of(grid, points[0]["x"], points[0]["y"])
+            st.session_state["probe_x"], st.session_state["probe_y"] = col, row
+    except Exception as exc:  # noqa: BLE001 - a bad event must not break the page
+        st.session_state["_probe_error"] = f"Could not read the clicked pixel ({exc})."
+
+
+def _probe_view(ds, step: int, channel: int) -> None:
+    ny, nx = int(ds.sizes["y"]), int(ds.sizes["x"])
+    st.session_state.setdefault("probe_x", nx // 2)
+    st.session_state.setdefault("probe_y", ny // 2)
+    left, right = st.columns([1, 1.6])
+    with left:
+        a, b = st.columns(2)
+        x = int(a.number_input(f"x: column (0–{nx - 1})", 0, nx - 1, step=1, key="probe_x"))
+        y = int(b.number_input(f"y: row from top (0–{ny - 1})", 0, ny - 1, step=1, key="probe_y"))
+        if st.session_state.get("_probe_error"):
+            st.warning(st.session_state.pop("_probe_error"))
+        probe_map = figures.probe_map_figure(ds, step=step, channel=channel, marker=(x, y))
+        st.session_state["_probe_grid"] = probe_map.layout.meta["grid"]
+        st.plotly_chart(
+            probe_map,
+            key="probe_map",
+            on_select=_on_probe_click,
+            selection_mode="points",
+            config=CHART_CONFIG,
+            theme=None,
+        )
+    with right:
+        st.plotly_chart(
+            figures.probe_figure(ds, y=y, x=x, channel=channel, step=step),
+            key="probe_chart",
+            config=CHART_CONFIG,
+            theme=None,
+        )
+
+
+def _metrics_view(ds, rollout_key: tuple, axis) -> None:
+    threshold = 1.0
+    domain = figures.domain_of(ds)
+    if domain == "radar":
+        threshold = float(
+            st.number_input(
+                "Rain-rate threshold for CSI / POD / FAR (mm/h)", min_value=0.01, max_value=200.0,
+                value=1.0, step=0.5, key="threshold",
+            )
+        )  # fmt: skip
+    tables, units = cache.scores(rollout_key, threshold, _ds=ds)
+    st.plotly_chart(
+        figures.metrics_figure(tables, lead=axis, units=units),
+        key="metrics_chart",
+        config=CHART_CONFIG,
+        theme=None,
+    )
+    st.caption("Solid: ConvLSTM; dashed: persistence (the last context frame repeated).")
+    labels = [axis.label(axis.n_context + i) for i in range(int(ds.sizes["time"]))]
+    st.dataframe(services.scores_long(tables, labels), hide_index=True)
+
+
+def _export_view(ds, rollout_key: tuple, axis, channel: int, label: str) -> None:
+    stem = f"{label}_s{rollout_key[2]}_{rollout_key[0]}".replace("/", "_").replace(" ", "_")
+    st.markdown("Downloads are built when you click (GIF/MP4 take a few seconds).")
+    a, b, c, d = st.columns(4)
+    a.download_button(
+        "Animation (GIF)",
+        data=lambda: exports.to_gif(exports.animation_frames(ds, channel=channel)),
+        file_name=f"{stem}.gif",
+        mime="image/gif",
+        key="dl_gif",
+        on_click="ignore",
+    )
+    b.download_button(
+        "Animation (MP4)",
+        data=lambda: exports.to_mp4(exports.animation_frames(ds, channel=channel)),
+        file_name=f"{stem}.mp4",
+        mime="video/mp4",
+        key="dl_mp4",
+        on_click="ignore",
+    )
+    c.download_button(
+        "Rollout with gates (NetCDF)",
+        data=lambda: exports.to_netcdf(ds),
+        file_name=f"{stem}.nc",
+        mime="application/x-netcdf",
+        key="dl_nc",
+        on_click="ignore",
+    )
+    try:
+        tables, _ = cache.scores(rollout_key, float(st.session_state.get("threshold", 1.0)), _ds=ds)
+        labels = [axis.label(axis.n_context + i) for i in range(int(ds.sizes["time"]))]
+        csv = exports.metrics_csv(services.scores_long(tables, labels))
+        d.download_button(
+            "Metrics (CSV)", data=csv, file_name=f"{stem}_metrics.csv", mime="text/csv",
+            key="dl_csv", on_click="ignore",
+        )  # fmt: skip
+    except services.DashboardError as exc:
+        d.caption(str(exc))
+
+
+main()

@@ -1,0 +1,293 @@
+"""The dashboard's one adapter onto :mod:`datasets` and :mod:`model` (no Streamlit here).
+
+Pages call these functions (through the caches in :mod:`dashboard.cache`); all model math
+(rollouts, normalisation, scores, baselines) happens in :mod:`model`, all file reading in
+:mod:`datasets`. Swapping an implementation is a one-line change here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+CHECKPOINT_ROOT_ENV = "CONVLSTM_CHECKPOINTS"
+DOMAINS = ("radar", "traffic", "video")
+DEFAULT_N_SAMPLES = 8
+UPLOAD_MAX_MB = 100  # the uploader's size limit (Streamlit's server.maxUploadSize is larger)
+
+
+class DashboardError(Exception):
+    """Something the user asked for cannot be shown; the message says what to do instead."""
+
+
+# -- datasets ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    domain: str | None
+    bundled: bool
+    summary: str
+
+
+def dataset_catalog() -> list[DatasetEntry]:
+    """Every registered dataset with its domain (from the registry; nothing is loaded)."""
+    import datasets
+
+    entries = []
+    for name in datasets.list_datasets():
+        info = _dataset_info(name)
+        domain = info.get("domain")
+        if domain is None:
+            # registered without a domain: read it from a one-sample load
+            try:
+                domain = load_dataset(name, n_samples=1).attrs.get("domain")
+            except Exception:  # noqa: BLE001 - a broken loader must not break the page
+                domain = None
+        entries.append(
+            DatasetEntry(
+                name=name,
+                domain=domain,
+                bundled=bool(info.get("bundled", False)),
+                summary=str(info.get("summary", "")),
+            )
+        )
+    return entries
+
+
+def _dataset_info(name: str) -> dict:
+    import datasets.registry as registry
+
+    info = getattr(registry, "dataset_info", None)
+    return info(name) if info is not None else {"name": name}
+
+
+def load_dataset(
+    name: str, *, split: str = "test", n_samples: int = DEFAULT_N_SAMPLES
+) -> xr.DataArray:
+    """A registered dataset as ``(sample, time, channel, y, x)`` float32 with units and attrs.
+
+    Raises
+    ------
+    DashboardError
+        Unknown name, or the dataset's own :class:`datasets.DatasetError` (message kept).
+    """
+    import datasets
+
+    try:
+        loader_kwargs = {"split": split}
+        if _accepts(datasets.get_dataset, name, "n_samples"):
+            loader_kwargs["n_samples"] = n_samples
+        try:
+            data = datasets.get_dataset(name, **loader_kwargs)
+        except TypeError as exc:  # a loader that passes **options on but has no n_samples
+            if "n_samples" not in str(exc):
+                raise
+            loader_kwargs.pop("n_samples")
+            data = datasets.get_dataset(name, **loader_kwargs)
+            data = data.isel(sample=slice(0, n_samples))
+    except (ValueError, datasets.DatasetError) as exc:
+        raise DashboardError(f"Dataset {name!r} could not be loaded: {exc}") from exc
+    return _check_array(data, source=f"dataset {name!r}")
+
+
+def _accepts(get, name: str, option: str) -> bool:
+    """Whether the loader registered under ``name`` takes keyword ``option`` (or ``**kwargs``)."""
+    import datasets.registry as registry
+
+    registry._import_builtin()
+    loader = registry._REGISTRY.get(str(name).lower())
+    if loader is None:
+        return False
+    params = inspect.signature(loader).parameters
+    return option in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def read_upload(path: str | os.PathLike, *, max_mb: int = UPLOAD_MAX_MB) -> xr.DataArray:
+    """Read a user's file with the datasets readers (format chosen by content), size-limited."""
+    from datasets import DatasetError
+    from datasets.files import read_any
+
+    try:
+        data = read_any(path, max_bytes=max_mb * 1024**2)
+    except DatasetError as exc:
+        raise DashboardError(str(exc)) from exc
+    return _check_array(data, source=Path(path).name)
+
+
+def _check_array(data: xr.DataArray, *, source: str) -> xr.DataArray:
+    want = ("sample", "time", "channel", "y", "x")
+    if not isinstance(data, xr.DataArray) or tuple(data.dims) != want:
+        dims = getattr(data, "dims", None)
+        raise DashboardError(f"{source}: expected dims {want}, got {dims}")
+    return data
+
+
+def domain_of(data: xr.DataArray, fallback: str | None = None) -> str:
+    domain = data.attrs.get("domain") or fallback or "video"
+    return str(domain) if str(domain) in DOMAINS else "video"
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+def checkpoint_root() -> Path:
+    """Folder scanned for checkpoints: ``$CONVLSTM_CHECKPOINTS`` or the repository's ``checkpoints/``."""
+    env = os.environ.get(CHECKPOINT_ROOT_ENV)
+    if env:
+        return Path(env)
+    from model.checkpoint import DEFAULT_ROOT
+
+    return Path(DEFAULT_ROOT)
+
+
+def list_checkpoints(root: str | os.PathLike | None = None) -> list[tuple[str, dict]]:
+    from model.checkpoint import list_checkpoints as _list
+
+    return _list(root or checkpoint_root())
+
+
+def compatible_checkpoints(data: xr.DataArray, root=None) -> list[tuple[str, dict]]:
+    """Checkpoints whose channels, grid and domain fit ``data`` (per :func:`model.checkpoint.compatible`)."""
+    from model.checkpoint import compatible
+
+    return [(name, meta) for name, meta in list_checkpoints(root) if compatible(meta, data)]
+
+
+def load_model(name: str, *, root=None, device: str = "auto"):
+    """``(model, meta)`` of checkpoint ``name`` (a folder under the root)."""
+    from model.checkpoint import CheckpointError, load_checkpoint
+
+    root = Path(root or checkpoint_root())
+    try:
+        return load_checkpoint(root / name, device=device)
+    except CheckpointError as exc:
+        raise DashboardError(f"Checkpoint {name!r} could not be loaded: {exc}") from exc
+
+
+def device_note() -> str:
+    """A sentence saying which device rollouts use and why."""
+    from model.checkpoint import pick_device
+
+    return pick_device("auto")[1]
+
+
+# -- rollouts ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Window:
+    """Which frames of a dataset feed a rollout."""
+
+    sample: int
+    start: int
+    context: int
+    horizon: int
+
+
+def max_start(data: xr.DataArray, *, context: int) -> int:
+    """Last start frame that still leaves ``context`` frames and one frame of truth."""
+    return max(0, int(data.sizes["time"]) - context - 1)
+
+
+def select_window(data: xr.DataArray, window: Window) -> tuple[xr.DataArray, xr.DataArray | None]:
+    """Context ``(time, channel, y, x)`` and the truth that follows (may be shorter or None)."""
+    n_t = int(data.sizes["time"])
+    s, c = window.start, window.context
+    if not 0 <= window.sample < int(data.sizes["sample"]):
+        raise DashboardError(
+            f"sample {window.sample} is out of range; this data has samples 0..{data.sizes['sample'] - 1}"
+        )
+    if c < 1 or s < 0 or s + c > n_t:
+        raise DashboardError(
+            f"context of {c} frames from frame {s} does not fit a sequence of {n_t} frames; "
+            "choose a shorter context or an earlier start"
+        )
+    seq = data.isel(sample=window.sample)
+    context = seq.isel(time=slice(s, s + c))
+    context.attrs = dict(data.attrs)
+    end = min(n_t, s + c + window.horizon)
+    truth = seq.isel(time=slice(s + c, end)) if end > s + c else None
+    return context, truth
+
+
+def run_rollout(
+    model, meta: dict, data: xr.DataArray, window: Window, *, capture: bool = True
+) -> xr.Dataset:
+    """Forecast with :func:`model.rollout.rollout` and label the result for the views.
+
+    Returns the rollout dataset with attrs ``checkpoint``, ``training_horizon``, ``dataset``,
+    ``sample``, ``start`` added.
+    """
+    from model.normalize import Normalizer
+    from model.rollout import rollout
+
+    context, truth = select_window(data, window)
+    normalizer = (
+        Normalizer.from_metadata(meta["normalization"]) if meta.get("normalization") else None
+    )
+    try:
+        ds = rollout(
+            model, context, window.horizon, truth=truth, capture=capture, normalizer=normalizer
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise DashboardError(f"The rollout failed: {exc}") from exc
+    ds.attrs.update(
+        checkpoint=str(meta.get("name", "")),
+        training_horizon=int(meta.get("horizon") or 0),
+        training_context=int(meta.get("context") or 0),
+        sample=window.sample,
+        start=window.start,
+    )
+    for key in ("units", "domain", "time_step"):
+        if key in data.attrs and key not in ds.attrs:
+            ds.attrs[key] = data.attrs[key]
+    return ds
+
+
+# -- scores ------------------------------------------------------------------------------------
+def score(ds: xr.Dataset, *, threshold: float = 1.0) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Per-lead-time scores of the model and of persistence (last context frame repeated).
+
+    Returns ``({"ConvLSTM": table, "persistence": table}, units)`` where each table is indexed by
+    ``lead_step`` with one column per score (:func:`model.metrics.per_lead`) and ``units`` maps a
+    score to its unit. Raises :class:`DashboardError` when there is no truth to score against.
+    """
+    from model.baselines import persistence
+    from model.metrics import per_lead
+
+    if "truth" not in ds or not np.isfinite(ds["truth"].values).any():
+        raise DashboardError("No ground truth after the context: nothing to score against.")
+    domain = str(ds.attrs.get("domain", "video"))
+    horizon = int(ds.sizes["time"])
+    known = np.isfinite(ds["truth"].values).reshape(horizon, -1).any(axis=1)
+    n = int(known.sum()) if known.all() else int(np.argmin(known))
+    truth = ds["truth"].values[:n]
+    tables = {
+        "ConvLSTM": per_lead(
+            ds["prediction"].values[:n], truth, domain=domain, thresholds=(threshold,)
+        ),
+        "persistence": per_lead(
+            np.asarray(persistence(ds["context"].values, horizon=n)),
+            truth,
+            domain=domain,
+            thresholds=(threshold,),
+        ),
+    }
+    units = dict(tables["ConvLSTM"].attrs.get("units", {}) or {})
+    return tables, units
+
+
+def scores_long(
+    tables: dict[str, pd.DataFrame], lead_labels: list[str] | None = None
+) -> pd.DataFrame:
+    """One tidy table for the CSV export: ``lead_step, lead_time, forecast, <scores...>``."""
+    frames = []
+    for name, table in tables.items():
+        t = table.copy()
+        t.insert(0, "forecast", name)
+        if lead_labels is not None:
+            t.insert(0, "lead_time", [lead_labels[i - 1] for i in t.index])
+        frames.append(t.reset_index())
+    return pd.concat(frames, ignore_index=True)

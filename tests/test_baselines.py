@@ -1,0 +1,145 @@
+"""Baselines: persistence, optical-flow extrapolation, hour-of-week mean."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy import ndimage
+
+from model.baselines import (
+    HourOfWeekMean,
+    extrapolation,
+    frame_times,
+    get_baseline,
+    hour_of_week,
+    persistence,
+)
+from model.metrics import per_lead
+
+
+def _dataset_array(values, *, step="PT5M", start="2020-01-01T00:00"):
+    """A dataset-like DataArray (sample, time, channel, y, x) with one shared time axis."""
+    s, t, c, y, x = values.shape
+    return xr.DataArray(
+        values.astype(np.float32),
+        dims=("sample", "time", "channel", "y", "x"),
+        coords={
+            "time": pd.date_range(start, periods=t, freq=pd.Timedelta(step)),
+            "channel": [f"c{k}" for k in range(c)],
+            "y": np.arange(y),
+            "x": np.arange(x),
+        },
+        attrs={"units": "mm/h", "time_step": step, "domain": "radar"},
+    )
+
+
+def _moving_rain(n_frames, *, dy=2, dx=1, size=64, seed=0):
+    """Smooth rain field (mm/h) translated by (dy, dx) pixels per frame: frames [T, Y, X]."""
+    rng = np.random.default_rng(seed)
+    big = ndimage.gaussian_filter(rng.random((size + 80, size + 80)), 4)
+    big = np.clip((big - big.mean()) * 300, 0, None)
+    return np.stack(
+        [
+            big[40 - dy * k : 40 - dy * k + size, 40 - dx * k : 40 - dx * k + size]
+            for k in range(n_frames)
+        ]
+    )
+
+
+def test_persistence_repeats_last_frame_numpy_and_xarray():
+    rng = np.random.default_rng(0)
+    ctx = rng.random((2, 4, 1, 5, 6))
+    out = persistence(ctx, horizon=3)
+    assert out.shape == (2, 3, 1, 5, 6)
+    for k in range(3):
+        np.testing.assert_array_equal(out[:, k], ctx[:, -1].astype(np.float32))
+    single = persistence(ctx[0], horizon=2)  # (time, channel, y, x) in, same layout out
+    assert single.shape == (2, 1, 5, 6)
+
+    da = _dataset_array(ctx)
+    fc = persistence(da, horizon=3)
+    assert fc.dims == ("sample", "time", "channel", "y", "x")
+    assert fc.attrs["units"] == "mm/h"
+    assert list(fc["lead_time"].values) == list(pd.to_timedelta([5, 10, 15], unit="min"))
+    # Forecast timestamps follow the last context time.
+    assert fc["time"].values[0] == da["time"].values[-1] + np.timedelta64(5, "m")
+    assert list(fc["channel"].values) == ["c0"]
+
+
+def test_extrapolation_follows_known_motion_and_beats_persistence():
+    frames = _moving_rain(7, dy=2, dx=1)  # moves 2 px down, 1 px right per step
+    ctx = frames[:3, None][None]  # (1, 3, 1, 64, 64)
+    truth = frames[3:, None][None]  # (1, 4, 1, 64, 64)
+    fc = extrapolation(ctx, horizon=4)
+    assert fc.shape == truth.shape
+    pers = persistence(ctx, horizon=4)
+    # Score away from the inflow border, where outval fills unknown rain.
+    valid = np.zeros((64, 64), bool)
+    valid[12:-12, 12:-12] = True
+    ext_scores = per_lead(fc, truth, domain="radar", valid=valid)
+    pers_scores = per_lead(pers, truth, domain="radar", valid=valid)
+    assert (ext_scores["MSE"] < 0.2 * pers_scores["MSE"]).all()
+
+
+def test_extrapolation_keeps_nan_mask_and_handles_no_rain():
+    ctx = np.zeros((1, 3, 1, 32, 32), np.float32)
+    ctx[..., :4] = np.nan  # invalid strip outside the radar domain
+    fc = extrapolation(ctx, horizon=2)
+    assert np.isnan(fc[..., :4]).all()
+    assert np.array_equal(fc[..., 4:], np.zeros_like(fc[..., 4:]))
+
+
+def test_extrapolation_needs_enough_frames():
+    with pytest.raises(ValueError, match="n_frames"):
+        extrapolation(np.zeros((1, 2, 1, 8, 8)), horizon=2, n_frames=3)
+
+
+def test_hour_of_week_bins():
+    # 2024-01-01 was a Monday; 1970-01-01 a Thursday.
+    t = np.array(["2024-01-01T00:30", "2024-01-07T23:00", "1970-01-01T00:00"], "datetime64[m]")
+    assert hour_of_week(t).tolist() == [0, 167, 72]
+
+
+def test_hour_of_week_mean_fit_and_forecast():
+    # Two weeks of hourly counts equal to hour-of-week + 1000 * week index: the mean of each bin is
+    # hour + 500; overlapping windows must not count a frame twice.
+    times = pd.date_range("2024-01-01", periods=2 * 168, freq="h")  # starts on a Monday
+    week = np.arange(2 * 168) // 168
+    series = (np.arange(2 * 168) % 168 + 1000.0 * week).astype(np.float32)
+    frames = np.broadcast_to(series[:, None, None, None], (len(series), 2, 3, 2)).copy()
+    # Windows of 4 frames with stride 1 (overlapping), with a (sample, time) timestamp coordinate.
+    idx = np.arange(len(series) - 3)[:, None] + np.arange(4)
+    windows = xr.DataArray(
+        frames[idx],
+        dims=("sample", "time", "channel", "y", "x"),
+        coords={"valid_time": (("sample", "time"), times.values[idx])},
+        attrs={"time_step": "PT1H", "units": "trips per hour"},
+    )
+    assert frame_times(windows).shape == (len(idx), 4)
+    clim = HourOfWeekMean.fit(windows)
+    assert clim.counts.tolist() == [2] * 168
+    assert clim.means[5, 1, 2, 1] == pytest.approx(5 + 500)
+
+    # Forecast 3 hours after a context ending on Tuesday 2024-01-09 10:00 (hour-of-week 34).
+    ctx_times = pd.date_range("2024-01-09T08:00", periods=3, freq="h")
+    ctx = xr.DataArray(
+        np.zeros((3, 2, 3, 2), np.float32),
+        dims=("time", "channel", "y", "x"),
+        coords={"time": ctx_times},
+        attrs={"time_step": "PT1H"},
+    )
+    fc = clim(ctx, horizon=3)
+    assert fc.dims == ("time", "channel", "y", "x")
+    assert fc.isel(channel=0, y=0, x=0).values.tolist() == pytest.approx([535, 536, 537])
+    assert fc["time"].values[0] == np.datetime64("2024-01-09T11:00")
+
+
+def test_hour_of_week_mean_without_times_says_so():
+    with pytest.raises(ValueError, match="timestamps"):
+        HourOfWeekMean.fit(np.zeros((2, 3, 1, 2, 2)))
+
+
+def test_registry_lists_names():
+    assert get_baseline("Persistence") is persistence
+    with pytest.raises(ValueError, match="available: extrapolation, persistence"):
+        get_baseline("climatology")

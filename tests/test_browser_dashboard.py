@@ -1,0 +1,311 @@
+"""The dashboard in a real browser: Debian chromium driven by playwright.
+
+Starts ``streamlit run dashboard/app.py`` on 127.0.0.1 (a free port, headless) with small untrained
+checkpoints for every bundled dataset, then: waits for the animation, presses play and checks the
+slider advances, switches gate and dataset, reopens the page's URL and checks the same view comes
+back. Screenshots and measurements (websocket payload, time from a sample change to the new
+animation) go to ``test-artifacts/``.
+
+Skipped when ``/usr/bin/chromium`` is missing, unless ``CONVLSTM_REQUIRE_BROWSER=1`` (CI), where a
+missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+NORMALIZATION = {
+    "radar": {"kind": "db", "units": "mm/h", "threshold": 0.1, "zerovalue": -15.0, "scale": 10.0},
+    "traffic": {"kind": "scale", "units": "vehicles", "scale": 100.0},
+    "video": {"kind": "unit", "units": "pixel intensity [0, 1]"},
+}
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _require_browser() -> None:
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("CONVLSTM_REQUIRE_BROWSER") == "1":
+        pytest.fail(
+            f"{CHROMIUM} is missing and CONVLSTM_REQUIRE_BROWSER=1: install Debian chromium"
+        )
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); browser test skipped")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _bundled_checkpoints(root: Path) -> list[tuple[str, str]]:
+    """A tiny checkpoint per bundled dataset: ``[(dataset, domain), ...]``."""
+    import datasets
+    from datasets.registry import dataset_info
+    from tests.dashboard_synthetic import make_checkpoint
+
+    made = []
+    for name in datasets.list_datasets():
+        info = dataset_info(name)
+        try:  # every dataset that loads offline (bundled, or generated like radar_synthetic)
+            data = datasets.get_dataset(name, split="test", n_samples=2)
+        except Exception:  # noqa: BLE001 - needs files or a download: not part of this test
+            continue
+        domain = data.attrs.get("domain", info.get("domain") or "video")
+        c, h, w = (int(data.sizes[d]) for d in ("channel", "y", "x"))
+        n_t = int(data.sizes["time"])
+        make_checkpoint(
+            root,
+            f"tiny_{name}",
+            dataset=name,
+            domain=domain,
+            in_channels=c,
+            frame_size=(h, w),
+            hidden=(4, 4),
+            patch_size=4 if h % 4 == 0 and w % 4 == 0 else 1,
+            context=min(10, n_t // 2),
+            horizon=min(10, n_t - n_t // 2),
+            normalization=NORMALIZATION.get(domain, NORMALIZATION["video"]),
+        )
+        made.append((name, domain))
+    return made
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _require_browser()
+    root = tmp_path_factory.mktemp("browser_checkpoints")
+    made = _bundled_checkpoints(root)
+    port = _free_port()
+    env = dict(os.environ, CONVLSTM_CHECKPOINTS=str(root))
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
+        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"streamlit did not start (exit {proc.poll()}); see {log.name}")
+            time.sleep(0.5)
+        yield {"url": url, "datasets": made}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+# JavaScript probes of the plotly charts on the page (identified by layout.meta.kind).
+JS_CHART = """(kind) => {
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    const m = gd.layout && gd.layout.meta;
+    if (m && m.kind === kind) {
+      const s = gd._fullLayout.sliders && gd._fullLayout.sliders[0];
+      return {meta: m, active: s ? s.active : null, title: gd._fullLayout.title.text,
+              annotations: (gd.layout.annotations || []).map(a => a.text),
+              n: gd.data.length, types: gd.data.map(t => t.type)};
+    }
+  }
+  return null;
+}"""
+
+
+def _chart(page, kind: str):
+    return page.evaluate(JS_CHART, kind)
+
+
+def _wait_chart(page, kind: str, predicate=lambda c: True, timeout: float = 60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        c = _chart(page, kind)
+        if c is not None and predicate(c):
+            return c
+        page.wait_for_timeout(100)
+    raise AssertionError(f"chart {kind!r} did not reach the expected state; last: {c}")
+
+
+def _wait_url(page, part: str, timeout_ms: int = 30000) -> None:
+    """Wait until the page's query string contains ``part`` (set at the end of a script run)."""
+    page.wait_for_function("(p) => location.search.includes(p)", arg=part, timeout=timeout_ms)
+
+
+def _select(page, label: str, option: str) -> None:
+    """Pick ``option`` in the Streamlit selectbox labelled ``label``."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    box.get_by_role("button", name="Open").click()
+    page.get_by_role("option", name=option, exact=True).first.click()
+
+
+def test_dashboard_in_chromium(server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    metrics: dict = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 2100})
+        received = {"bytes": 0}
+
+        def on_ws(ws):
+            ws.on(
+                "framereceived",
+                lambda payload: received.__setitem__(
+                    "bytes",
+                    received["bytes"]
+                    + len(payload if isinstance(payload, bytes) else payload.encode()),
+                ),
+            )
+
+        page.on("websocket", on_ws)
+        t0 = time.perf_counter()
+        page.goto(server["url"] + "/")
+        fc = _wait_chart(page, "forecast", lambda c: c["n"] == 3, timeout=120)
+        _wait_chart(page, "gates", lambda c: c["n"] == 6, timeout=60)
+        page.wait_for_timeout(500)
+        metrics["first_page_s"] = round(time.perf_counter() - t0, 2)
+        metrics["first_page_ws_bytes"] = received["bytes"]
+        assert fc["types"] == ["heatmap"] * 3
+        start = fc["active"]
+        # opens on the first forecast step, labelled with a positive lead time
+        assert fc["meta"]["steps"][start] == fc["meta"]["n_context"]
+        assert fc["meta"]["labels"][start].startswith("+")
+        page.screenshot(path=str(ARTIFACTS / "browser_1_first_page.png"))
+
+        # play: the slider advances and the lead-time title follows
+        page.locator("g.updatemenu-button").filter(has_text="Play").first.click()
+        moved = _wait_chart(
+            page, "forecast", lambda c: c["active"] is not None and c["active"] > start + 1, 15
+        )
+        assert moved["title"] != fc["title"]
+        page.locator("g.updatemenu-button").filter(has_text="Pause").first.click()
+        page.screenshot(path=str(ARTIFACTS / "browser_2_playing.png"))
+
+        # switch gate
+        _select(page, "Focus gate", "cell")
+        gates = _wait_chart(
+            page, "gates", lambda c: c["annotations"][4].startswith("<b>cell</b>"), 30
+        )
+        _wait_url(page, "gate=cell")
+        assert len(gates["annotations"]) >= 6
+
+        # time from a sample change to the new animation drawn
+        received["bytes"] = 0
+        sample_box = page.locator('[data-testid="stNumberInput"]').filter(has_text="Sample").first
+        t1 = time.perf_counter()
+        sample_box.locator('button[data-testid="stNumberInputStepUp"]').click()
+        _wait_chart(page, "forecast", lambda c: c["meta"].get("sample") == 1, 60)
+        metrics["sample_change_to_animation_s"] = round(time.perf_counter() - t1, 2)
+        _wait_chart(page, "gates", lambda c: c["n"] == 6, 30)
+        page.wait_for_timeout(1500)
+        metrics["sample_change_ws_bytes"] = received["bytes"]
+        _wait_url(page, "sample=1")
+        page.screenshot(path=str(ARTIFACTS / "browser_3_gate_and_sample.png"))
+
+        # deep link: the URL now holds the view; a fresh page must show the same one
+        link = page.url
+        other = browser.new_page(viewport={"width": 1500, "height": 2100})
+        other.goto(link)
+        fc2 = _wait_chart(other, "forecast", lambda c: c["n"] == 3, 120)
+        g2 = _wait_chart(other, "gates", lambda c: c["n"] == 6, 60)
+        assert fc2["meta"]["sample"] == 1
+        assert g2["annotations"][4].startswith("<b>cell</b>")
+        step = int(link.split("step=")[1].split("&")[0])
+        assert fc2["active"] == fc2["meta"]["steps"].index(step)
+        other.screenshot(path=str(ARTIFACTS / "browser_4_deep_link.png"))
+        other.close()
+
+        # pixel probe: click on the frame moves the probe there
+        page.locator('[data-testid="stRadio"]').get_by_text("Pixel probe", exact=True).click()
+        probe = _wait_chart(page, "probe", lambda c: c["n"] > 2, 60)
+        grid = _wait_chart(page, "probe_map", lambda c: True, 30)["meta"]["grid"]
+        target = page.locator(".js-plotly-plot").filter(
+            has=page.locator("text", has_text="Click a pixel")
+        )
+        bb = target.first.locator("rect.nsewdrag").first.bounding_box()
+        page.mouse.click(bb["x"] + bb["width"] * 0.25, bb["y"] + bb["height"] * 0.75)
+        moved = _wait_chart(page, "probe", lambda c: c["meta"] != probe["meta"], 30)
+        assert abs(moved["meta"]["x"] - 0.25 * grid["width"]) <= 2
+        assert (
+            abs(moved["meta"]["y"] - 0.75 * grid["height"]) <= 2
+            or abs(moved["meta"]["y"] - 0.25 * grid["height"]) <= 2
+        )  # rows run down (images) or up (maps)
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(ARTIFACTS / "browser_5_probe_click.png"))
+        # exports: each download button produces a valid file
+        page.locator('[data-testid="stRadio"]').get_by_text("Export", exact=True).click()
+        heads = {
+            "Animation (GIF)": b"GIF8",
+            "Animation (MP4)": b"ftyp",
+            "Rollout with gates (NetCDF)": b"\x89HDF",
+            "Metrics (CSV)": b"lead_step",
+        }
+        for label, head in heads.items():
+            button = page.get_by_role("button", name=label)
+            button.wait_for(timeout=60000)
+            with page.expect_download(timeout=120000) as info:
+                button.click()
+            blob = Path(info.value.path()).read_bytes()
+            assert head in blob[:16], (label, blob[:16])
+            metrics[f"download_bytes_{label.split()[0].lower()}_{label.split('(')[1][:-1]}"] = len(
+                blob
+            )
+        page.locator('[data-testid="stRadio"]').get_by_text("Gates", exact=True).click()
+        _wait_chart(page, "gates", lambda c: c["n"] == 6, 60)
+
+        (ARTIFACTS / "browser_metrics.json").write_text(json.dumps(metrics, indent=2))
+        print("browser metrics:", metrics)
+
+        # switch dataset (another bundled dataset; another domain when there is one)
+        current = fc2["meta"]["dataset"]
+        others = [(n, d) for n, d in server["datasets"] if n != current]
+        if not others:
+            pytest.skip("only one bundled dataset is registered; cannot test switching")
+        name, domain = others[0]
+        page.locator('[data-testid="stRadio"]').filter(has_text="Domain").get_by_text(
+            domain, exact=True
+        ).click()
+        page.wait_for_timeout(300)
+        if f"dataset={name}" not in page.url:
+            _select(page, "Dataset", name)
+        switched = _wait_chart(page, "forecast", lambda c: c["meta"].get("dataset") == name, 120)
+        assert switched["n"] == 3
+        _wait_url(page, f"dataset={name}")
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(ARTIFACTS / "browser_6_other_dataset.png"))
+        browser.close()

@@ -1,0 +1,237 @@
+"""Figure builders on synthetic rollouts of the model.rollout schema (no Streamlit, no model)."""
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+import pytest
+
+from dashboard import figures as F
+from tests.dashboard_synthetic import synthetic_rollout
+
+
+def _decode(fig, trace, key="value_scale"):
+    scale = F.scale_from_meta(fig.layout.meta[key])
+    return scale.decode(np.asarray(trace.z))
+
+
+@pytest.mark.parametrize("domain", ["radar", "traffic", "video"])
+def test_forecast_figure_frames_panels_and_axes(domain):
+    ds = synthetic_rollout(domain=domain, n_context=4, horizon=5)
+    fig = F.forecast_figure(ds)
+    assert len(fig.frames) == 9  # 4 context + 5 forecast steps
+    assert [type(t) for t in fig.data] == [go.Heatmap] * 3
+    assert all(np.asarray(t.z).dtype == np.uint8 for t in fig.data)
+    assert [a.text for a in fig.layout.annotations][:3] == [
+        "Prediction",
+        "Truth",
+        "Error (prediction − truth)",
+    ]
+    assert fig.layout.xaxis.title.text == "x (pixel)"
+    assert fig.layout.yaxis.title.text == "y (pixel)"
+    units = ds.attrs["units"]
+    assert units in fig.layout.coloraxis.colorbar.title.text
+    assert fig.layout.coloraxis2.colorbar.title.text == f"error ({units})"
+    # one play/pause menu and one slider with a step per frame, starting at the first forecast
+    assert len(fig.layout.updatemenus) == 1 and len(fig.layout.sliders) == 1
+    slider = fig.layout.sliders[0]
+    assert len(slider.steps) == 9 and slider.active == 4
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶ Play", "❚❚ Pause"]
+
+
+def test_forecast_lead_time_labels_in_real_units():
+    ds = synthetic_rollout(domain="radar", n_context=3, horizon=3)
+    fig = F.forecast_figure(ds)
+    labels = [s.label for s in fig.layout.sliders[0].steps]
+    assert labels == ["-10 min", "-5 min", "±0 min", "+5 min", "+10 min", "+15 min"]
+    assert fig.layout.title.text.startswith("Lead time +5 min")
+    traffic = F.forecast_figure(synthetic_rollout(domain="traffic", n_context=2, horizon=2))
+    assert [s.label for s in traffic.layout.sliders[0].steps] == [
+        "-30 min",
+        "±0 min",
+        "+30 min",
+        "+60 min",
+    ]
+    video = F.forecast_figure(synthetic_rollout(domain="video", n_context=2, horizon=2))
+    assert [s.label for s in video.layout.sliders[0].steps][-2:] == ["+1 frame", "+2 frames"]
+
+
+def test_forecast_known_pixel_values():
+    ds = synthetic_rollout(domain="radar", n_context=4, horizon=4, size=16)
+    fig = F.forecast_figure(ds)
+    y, x = 8, 5
+    for k in range(4):
+        frame = fig.frames[4 + k]
+        pred, truth, err = frame.data
+        expect_p = float(ds.prediction.values[k, 0, y, x])
+        expect_t = float(ds.truth.values[k, 0, y, x])
+        got_p = _decode(fig, pred)[y, x]
+        got_t = _decode(fig, truth)[y, x]
+        scale = F.scale_from_meta(fig.layout.meta["value_scale"])
+        assert abs(got_p - expect_p) <= scale.resolution(expect_p) * 1.01
+        assert abs(got_t - expect_t) <= scale.resolution(expect_t) * 1.01
+        got_e = _decode(fig, err, "error_scale")[y, x]
+        escale = F.scale_from_meta(fig.layout.meta["error_scale"])
+        assert abs(got_e - (expect_p - expect_t)) <= escale.resolution(0) * 1.01
+    # context frames: observed frame in the truth panel, prediction and error blank
+    ctx = fig.frames[1]
+    assert np.asarray(ctx.data[0].z).shape == (1, 1) and np.asarray(ctx.data[0].z)[0, 0] == 0
+    got = _decode(fig, ctx.data[1])[y, x]
+    assert abs(got - float(ds.context.values[1, 0, y, x])) <= 0.05 * got + 0.01
+
+
+def test_forecast_nan_pixels_are_no_data():
+    ds = synthetic_rollout(domain="radar", nan_corner=True)
+    fig = F.forecast_figure(ds)
+    truth = np.asarray(fig.frames[-1].data[1].z)
+    assert truth[0, 0] == 0 and truth[5, 5] != 0
+
+
+def test_forecast_initial_step_and_beyond_training_flag():
+    ds = synthetic_rollout(domain="radar", n_context=4, horizon=6)
+    fig = F.forecast_figure(ds, step=8, beyond_training=3)
+    assert fig.layout.sliders[0].active == 8
+    assert "beyond training horizon" in fig.layout.title.text
+    assert "beyond" not in fig.frames[4].layout.title.text
+    assert "beyond" in fig.frames[8].layout.title.text
+    without = F.forecast_figure(ds, show_context=False)
+    assert len(without.frames) == 6
+
+
+def test_forecast_without_truth_has_two_panels():
+    ds = synthetic_rollout(domain="video", truth=False)
+    fig = F.forecast_figure(ds)
+    assert len(fig.data) == 2
+    assert fig.layout.annotations[1].text == "Observed (context)"
+
+
+def test_multichannel_picks_channel_and_names_it():
+    ds = synthetic_rollout(domain="traffic")
+    ds["prediction"][:, 1] = 0.0
+    fig = F.forecast_figure(ds, channel=1)
+    assert "outflow" in fig.layout.title.text
+    assert np.all(_decode(fig, fig.frames[-1].data[0]) == 0.0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "max", "variance", 2])
+def test_gates_figure_six_panels_per_step(reduction):
+    ds = synthetic_rollout(n_context=4, horizon=4, layers=2, hidden=3)
+    fig = F.gates_figure(ds, layer=1, reduction=reduction, step=5, gate="cell")
+    assert len(fig.data) == 6 and all(isinstance(t, go.Heatmap) for t in fig.data)
+    assert len(fig.frames) == 7  # context + horizon - 1 steps read by the network
+    assert fig.layout.sliders[0].active == 5
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[4].startswith("<b>cell</b>")
+    assert [t.name for t in fig.data] == list(F.GATE_NAMES)
+    # values of a known latent pixel, decoded with each panel's scale
+    sub = ds.gates.sel(layer=1).astype(np.float32)
+    if reduction == "mean":
+        expect = sub.mean("hidden")
+    elif reduction == "max":
+        expect = sub.max("hidden")
+    elif reduction == 2:
+        expect = sub.isel(hidden=2)
+    else:
+        expect = None
+    for i, trace in enumerate(fig.frames[5].data):
+        scale = F.scale_from_meta(fig.layout.meta["scales"][i])
+        got = scale.decode(np.asarray(trace.z))
+        if expect is not None:
+            want = float(expect.isel(gate=i, step=5, gy=3, gx=2))
+            assert abs(got[3, 2] - want) <= scale.resolution(want) * 1.01 + 2e-3
+
+
+def test_gates_variance_picks_most_varying_channel():
+    ds = synthetic_rollout(hidden=3)
+    g = ds["gates"].values.astype(np.float32)
+    g[:, :, :, 1] *= 5.0  # channel 1 varies most everywhere
+    ds["gates"].values[:] = g.astype(np.float16)
+    _, desc = F.reduce_hidden(ds["gates"].sel(layer=0), "variance")
+    assert desc["input"] == "channel 1 (most variance)"
+    with pytest.raises(ValueError, match="out of range"):
+        F.reduce_hidden(ds["gates"].sel(layer=0), 7)
+
+
+def test_gates_figure_needs_gates():
+    with pytest.raises(ValueError, match="no gates"):
+        F.gates_figure(synthetic_rollout(gates=False))
+
+
+def test_gate_means_figure_lines_and_axes():
+    ds = synthetic_rollout(n_context=4, horizon=4)
+    fig = F.gate_means_figure(ds, layer=0, step=2, gate="forget")
+    assert [t.name for t in fig.data] == list(F.GATE_NAMES)
+    assert all(isinstance(t, go.Scatter) for t in fig.data)
+    forget = next(t for t in fig.data if t.name == "forget")
+    want = ds.gates.sel(layer=0, gate="forget").astype(np.float32).mean(("hidden", "gy", "gx"))
+    np.testing.assert_allclose(forget.y, want.values, rtol=1e-5)
+    assert forget.line.width > fig.data[0].line.width
+    assert fig.layout.xaxis2.title.text == "lead time (min)"
+    np.testing.assert_allclose(forget.x, [-15, -10, -5, 0, 5, 10, 15])
+
+
+def test_probe_series_and_figure():
+    ds = synthetic_rollout(n_context=4, horizon=4, layers=2)
+    table = F.probe_series(ds, y=9, x=6)
+    assert len(table) == 8
+    assert table["observed"].iloc[2] == pytest.approx(float(ds.context.values[2, 0, 9, 6]))
+    assert table["prediction"].iloc[5] == pytest.approx(float(ds.prediction.values[1, 0, 9, 6]))
+    assert np.isnan(table["prediction"].iloc[0])
+    want = ds.gates.sel(layer=1, gate="cell").isel(gy=9 // 2, gx=6 // 2).astype(np.float32)
+    np.testing.assert_allclose(table["L1 cell"].values[:7], want.mean("hidden").values, rtol=1e-5)
+    fig = F.probe_figure(ds, y=9, x=6)
+    names = [t.name for t in fig.data]
+    assert names[:2] == ["truth / observed", "prediction"]
+    assert names.count("forget") == 2  # one per layer
+    assert fig.layout.yaxis.title.text == "mm/h"
+
+
+def test_probe_map_has_clickable_points_with_pixels():
+    ds = synthetic_rollout(size=16)
+    fig = F.probe_map_figure(ds, step=5, marker=(3, 4))
+    heat, points, marker = fig.data
+    assert isinstance(heat, go.Heatmap) and isinstance(points, go.Scatter)
+    assert len(points.x) == 256  # 16 x 16 pixels, stride 1
+    assert list(marker.x) == [3] and list(marker.y) == [4]
+    grid = fig.layout.meta["grid"]
+    assert F.pixel_of(grid, points.x[37], points.y[37]) == (37 % 16, 37 // 16)
+    assert F.pixel_of(grid, -5.0, 99.0) == (0, 15)
+    big = F.probe_map_figure(synthetic_rollout(size=128, hidden=1, layers=1), step=1)
+    assert len(big.data[1].x) <= 4096 and big.layout.meta["stride"] == 2
+
+
+def test_metrics_figure_panels_per_score():
+    import pandas as pd
+
+    idx = pd.Index([1, 2, 3], name="lead_step")
+    tables = {
+        "ConvLSTM": pd.DataFrame({"MSE": [1.0, 2.0, 3.0], "CSI@1": [0.9, 0.8, 0.7]}, index=idx),
+        "persistence": pd.DataFrame({"MSE": [2.0, 3.0, 4.0], "CSI@1": [0.8, 0.6, 0.5]}, index=idx),
+    }
+    ds = synthetic_rollout(n_context=2, horizon=3)
+    fig = F.metrics_figure(tables, lead=F.time_axis(ds), units={"MSE": "(mm/h)^2"})
+    assert len(fig.data) == 4
+    assert fig.layout.yaxis.title.text == "MSE ((mm/h)^2)"
+    assert fig.layout.xaxis.title.text == "lead time (min)"
+    assert list(fig.data[0].x) == [5, 10, 15]
+
+
+def test_parse_time_step():
+    assert F.parse_time_step("PT5M") == 300
+    assert F.parse_time_step("PT1H30M") == 5400
+    assert F.parse_time_step("P1D") == 86400
+    assert F.parse_time_step("1 frame") is None
+    assert F.parse_time_step(600) == 600
+
+
+def test_payload_of_a_radar_rollout_with_gates_is_under_5_mb():
+    """12+12 frames at 128x128 with two 64-channel layers at 64x64 (the issue's benchmark case)."""
+    ds = synthetic_rollout(
+        domain="radar", n_context=12, horizon=12, size=128, patch=2, layers=2, hidden=64
+    )
+    figs = [
+        F.forecast_figure(ds),
+        F.gates_figure(ds, layer=0, reduction="variance"),
+        F.gate_means_figure(ds, layer=0),
+    ]
+    total = sum(len(pio.to_json(f, validate=False)) for f in figs)
+    assert total < 5e6, total
