@@ -16,7 +16,8 @@ Variants (timed interleaved, round by round, so machine noise hits all alike):
 - ``ours default``: what the dashboard runs, ``model.rollout.rollout`` with ``precision="auto"``
   (bfloat16 autocast where the CPU/GPU supports it); for batch > 1 the same engine call batched;
 - ``ours default + capture``: the same, recording all six gates/states of every layer;
-- ``ours compiled`` (with ``--compile``): ``torch.compile`` of the network, compile time reported.
+- ``ours compiled`` (with ``--compile``): ``torch.compile`` of the network, compile time reported;
+- ``ours channels-last`` (CUDA only): bf16 with channels-last weights so cuDNN picks NHWC kernels.
 
 "cold" is the first call (no warm-up); "warm" the median of the later rounds. frames/s counts
 frames read plus frames forecast per second (batch included).
@@ -25,6 +26,7 @@ frames read plus frames forecast per second (batch included).
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 from dataclasses import dataclass
@@ -190,6 +192,14 @@ def bench_config(cfg: BenchConfig, *, rounds: int, compile_: bool, device: torch
         f"ours default ({precision})": run_default,
         f"ours default ({precision}) + capture all": lambda: run_default(True),
     }
+    if device.type == "cuda":  # cuDNN NHWC kernels: channels-last weights, bf16 autocast
+        ours_cl = copy.deepcopy(ours).to(memory_format=torch.channels_last)
+
+        def run_channels_last():
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+                return ours_cl(frames, horizon=cfg.horizon)[0]
+
+        variants[f"ours {precision} channels-last"] = run_channels_last
     compile_seconds = None
     if compile_:
         compiled = compile_network(ours)
