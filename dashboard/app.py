@@ -459,7 +459,10 @@ def _metrics_view(ds, rollout_key: tuple, axis) -> None:
         config=CHART_CONFIG,
         theme=None,
     )
-    st.caption("Solid: ConvLSTM; dashed: persistence (the last context frame repeated).")
+    st.caption(
+        "Solid: ConvLSTM; dashed: persistence (the last context frame repeated); "
+        "dotted (radar): pysteps optical-flow extrapolation (Lucas-Kanade + semi-Lagrangian)."
+    )
     labels = [axis.label(axis.n_context + i) for i in range(int(ds.sizes["time"]))]
     st.dataframe(services.scores_long(tables, labels), hide_index=True)
 

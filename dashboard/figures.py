@@ -988,7 +988,7 @@ def metrics_figure(
                     mode="lines+markers",
                     line={
                         "color": palette[k % len(palette)],
-                        "dash": "solid" if k == 0 else "dash",
+                        "dash": ("solid", "dash", "dot", "dashdot")[min(k, 3)],
                     },
                     legendgroup=name,
                     showlegend=i == 0,

@@ -248,13 +248,15 @@ def run_rollout(
 
 # -- scores ------------------------------------------------------------------------------------
 def score(ds: xr.Dataset, *, threshold: float = 1.0) -> tuple[dict[str, pd.DataFrame], dict]:
-    """Per-lead-time scores of the model and of persistence (last context frame repeated).
+    """Per-lead-time scores of the model and its baselines.
 
-    Returns ``({"ConvLSTM": table, "persistence": table}, units)`` where each table is indexed by
+    Baselines: persistence (last context frame repeated) for every domain, and for radar also
+    pysteps optical-flow extrapolation (Lucas-Kanade motion + semi-Lagrangian advection).
+    Returns ``({"ConvLSTM": table, "persistence": table, ...}, units)`` where each table is indexed by
     ``lead_step`` with one column per score (:func:`model.metrics.per_lead`) and ``units`` maps a
     score to its unit. Raises :class:`DashboardError` when there is no truth to score against.
     """
-    from model.baselines import persistence
+    from model.baselines import extrapolation, persistence
     from model.metrics import per_lead
 
     if "truth" not in ds or not np.isfinite(ds["truth"].values).any():
@@ -275,6 +277,13 @@ def score(ds: xr.Dataset, *, threshold: float = 1.0) -> tuple[dict[str, pd.DataF
             thresholds=(threshold,),
         ),
     }
+    if domain == "radar" and ds.sizes.get("context_time", 0) >= 2:
+        tables["extrapolation"] = per_lead(
+            np.asarray(extrapolation(ds["context"].values, horizon=n)),
+            truth,
+            domain=domain,
+            thresholds=(threshold,),
+        )
     units = dict(tables["ConvLSTM"].attrs.get("units", {}) or {})
     return tables, units
 

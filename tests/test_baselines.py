@@ -1,5 +1,7 @@
 """Baselines: persistence, optical-flow extrapolation, hour-of-week mean."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -143,3 +145,38 @@ def test_registry_lists_names():
     assert get_baseline("Persistence") is persistence
     with pytest.raises(ValueError, match="available: extrapolation, persistence"):
         get_baseline("climatology")
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+needs_shared = pytest.mark.skipif(
+    not (SHARED / "data").is_dir(), reason="needs ../shared/data (real radar/traffic files)"
+)
+
+
+@needs_shared
+@pytest.mark.shared
+def test_real_radar_extrapolation_beats_persistence_at_30_minutes():
+    from datasets import get_dataset
+
+    data = get_dataset("radar_mch", split="test", root=SHARED / "data", context=6, horizon=12)
+    ctx, truth = data.isel(time=slice(0, 6)), data.isel(time=slice(6, 18))
+    ext = per_lead(extrapolation(ctx, horizon=12), truth, domain="radar")
+    pers = per_lead(persistence(ctx, horizon=12), truth, domain="radar")
+    assert ext.loc[6, "CSI@1"] > pers.loc[6, "CSI@1"]  # 30 min at PT5M
+    assert (ext["MSE"] < pers["MSE"]).all()
+
+
+@needs_shared
+@pytest.mark.shared
+def test_real_taxi_hour_of_week_mean_beats_persistence_after_two_hours():
+    from datasets import get_dataset
+
+    root = SHARED / "data" / "traffic"
+    train = get_dataset("taxinyc", split="train", root=root, context=12, horizon=6, stride=6)
+    test = get_dataset("taxinyc", split="test", root=root, context=12, horizon=6, n_samples=200)
+    clim = HourOfWeekMean.fit(train)
+    assert clim.counts.min() > 100  # three years of every hour of the week
+    ctx, truth = test.isel(time=slice(0, 12)), test.isel(time=slice(12, 18))
+    hist = per_lead(clim(ctx, horizon=6), truth, domain="traffic")
+    pers = per_lead(persistence(ctx, horizon=6), truth, domain="traffic")
+    assert (hist.loc[2:, "RMSE"] < pers.loc[2:, "RMSE"]).all()

@@ -362,6 +362,13 @@ def test_radar_page_units_colours_and_threshold_metrics(radar_root, monkeypatch)
     want = per_lead(persistence(ctx.values, horizon=12), truth.values, domain="radar")
     got = table[table["forecast"] == "persistence"]["MAE"].to_numpy()
     np.testing.assert_allclose(got, want["MAE"].to_numpy(), rtol=1e-6)
+    # radar also scores pysteps optical-flow extrapolation, with the same functions
+    from model.baselines import extrapolation
+
+    assert set(table["forecast"]) == {"ConvLSTM", "persistence", "extrapolation"}
+    want = per_lead(extrapolation(ctx.values, horizon=12), truth.values, domain="radar")
+    got = table[table["forecast"] == "extrapolation"]["MAE"].to_numpy()
+    np.testing.assert_allclose(got, want["MAE"].to_numpy(), rtol=1e-5)
 
 
 def test_upload_over_the_size_limit_is_refused(monkeypatch):

@@ -1,0 +1,383 @@
+"""Score a checkpoint and the baselines per lead time: ``python -m model.evaluate CHECKPOINT``.
+
+For the checkpoint's dataset (or ``--dataset``) and split (``test`` by default) it forecasts every
+window's ``horizon`` frames from its ``context`` frames with the checkpoint and with the baselines
+of the domain (:mod:`model.baselines`), scores them with :func:`model.metrics.per_lead`, and writes
+
+- ``evaluation.csv``: one row per method and lead time (columns ``method``, ``lead_step``,
+  ``lead_time``, then the metrics);
+- ``evaluation.png``: the main metrics against lead time, one line per method;
+
+into ``--out`` (default: ``runs/NAME/eval``). With ``--update-checkpoint`` the table also goes into
+the checkpoint's ``meta.json`` (``metrics.test``) and its model card ``README.md``.
+
+Baselines: persistence (every domain); pysteps optical-flow extrapolation (radar); the
+same-hour-of-week historical mean fitted on the training split (traffic, when the data carry
+timestamps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from model import baselines
+from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model.metrics import per_lead
+from model.normalize import Normalizer
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MAIN_METRICS = {
+    "video": ["MSE", "MAE", "SSIM", "PSNR"],
+    "radar": ["MSE", "MAE", "CSI@1", "CSI@5"],
+    "traffic": ["RMSE", "MAE"],
+}
+LOWER_IS_BETTER = {"MSE", "MAE", "RMSE", "FAR"}
+
+
+def windows(meta: dict, *, split: str, dataset: str | None = None, options: dict | None = None,
+            loader=None) -> xr.DataArray:  # fmt: skip
+    """The dataset windows a checkpoint is scored on, cut to its context + horizon frames.
+
+    Options are the checkpoint's training options for that split (``meta["dataset_options"]``)
+    updated by ``options``; ``loader`` replaces ``datasets.get_dataset`` (tests).
+    """
+    from datasets import get_dataset
+
+    name = dataset or meta["dataset"]
+    stored = meta.get("dataset_options", {}) if name == meta.get("dataset") else {}
+    opts = {**stored.get("options", {}), **stored.get(split, {}), **(options or {})}
+    array = (loader or get_dataset)(name, split=split, **opts)
+    need = int(meta["context"]) + int(meta["horizon"])
+    if array.sizes["time"] < need:
+        raise ValueError(
+            f"dataset {name!r} ({split}) has {array.sizes['time']} frames per window; the "
+            f"checkpoint needs context + horizon = {need}"
+        )
+    return array.isel(time=slice(0, need)).transpose("sample", "time", "channel", "y", "x")
+
+
+@torch.no_grad()
+def forecast(model, meta: dict, context: xr.DataArray, *, horizon: int, batch_size: int = 32):
+    """Checkpoint forecasts in physical units, laid out like the baselines' output.
+
+    Parameters
+    ----------
+    model : ConvLSTM
+        From :func:`model.checkpoint.load_checkpoint`.
+    meta : dict
+        Its metadata (for the normalisation).
+    context : xarray.DataArray
+        ``(sample, time, channel, y, x)`` observed frames, physical units.
+    horizon : int
+        Frames to forecast.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(sample, horizon, channel, y, x)`` in physical units, with the coordinates a baseline
+        forecast of ``context`` would have. Where the context's last frame is NaN (invalid
+        pixels), the forecast is NaN too.
+    """
+    normalizer = Normalizer.from_metadata(meta.get("normalization", {"kind": "unit"}))
+    device = next(model.parameters()).device
+    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    values = np.asarray(context.values, dtype=np.float32)  # [S, Tc, C, H, W]
+    out = []
+    for start in range(0, values.shape[0], batch_size):
+        x = torch.from_numpy(np.asarray(normalizer.to_model(values[start : start + batch_size])))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            y, _ = model(x.float().to(device), horizon=horizon)  # [b, H, C, H, W]
+        out.append(y.float().cpu().numpy())
+    physical = np.asarray(normalizer.to_physical(np.concatenate(out)), dtype=np.float32)
+    template = baselines.persistence(context, horizon=horizon)
+    physical[np.isnan(template.values)] = np.nan  # keep the data's invalid pixels invalid
+    return template.copy(data=physical).assign_attrs(baseline="", model=meta.get("name", ""))
+
+
+def evaluate(
+    checkpoint: str | Path,
+    *,
+    split: str = "test",
+    dataset: str | None = None,
+    options: dict | None = None,
+    n_samples: int | None = None,
+    device: str = "auto",
+    batch_size: int = 32,
+    thresholds=(1.0, 5.0),
+    with_baselines: bool = True,
+    loader=None,
+) -> tuple[pd.DataFrame, dict]:
+    """Per-lead-time scores of a checkpoint and the baselines.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        Long table with columns ``method``, ``lead_step``, ``lead_time`` and the metrics of the
+        domain; and facts about the run (dataset, split, samples, seconds per method, device).
+    """
+    model, meta = load_checkpoint(checkpoint, device=device)
+    options = dict(options or {})
+    if n_samples is not None:
+        options["n_samples"] = n_samples
+    data = windows(meta, split=split, dataset=dataset, options=options, loader=loader)
+    domain = str(data.attrs.get("domain") or meta.get("domain") or "video")
+    context, horizon = int(meta["context"]), int(meta["horizon"])
+    ctx = data.isel(time=slice(0, context))
+    truth = data.isel(time=slice(context, context + horizon))
+    methods: dict[str, xr.DataArray] = {}
+    seconds: dict[str, float] = {}
+
+    def run(name, fn):
+        t0 = time.perf_counter()
+        methods[name] = fn()
+        seconds[name] = round(time.perf_counter() - t0, 2)
+
+    run("convlstm", lambda: forecast(model, meta, ctx, horizon=horizon, batch_size=batch_size))
+    if with_baselines:
+        run("persistence", lambda: baselines.persistence(ctx, horizon=horizon))
+        if domain == "radar":
+            run("extrapolation", lambda: baselines.extrapolation(ctx, horizon=horizon))
+        if domain == "traffic" and baselines.frame_times(ctx) is not None:
+            where = {k: v for k, v in options.items() if k != "n_samples"}  # e.g. root=
+            train = windows(meta, split="train", dataset=dataset, options=where, loader=loader)
+            clim = baselines.HourOfWeekMean.fit(train)
+            run("historical_mean", lambda: clim(ctx, horizon=horizon))
+
+    rows = []
+    for name, pred in methods.items():
+        table = per_lead(pred, truth, domain=domain, thresholds=thresholds)
+        lead = table.attrs.get("lead_time")
+        table = table.reset_index()
+        table.insert(0, "method", name)
+        table.insert(2, "lead_time", [format_lead(v) for v in lead] if lead else table.lead_step)
+        rows.append(table)
+    result = pd.concat(rows, ignore_index=True)
+    facts = {
+        "checkpoint": str(checkpoint),
+        "dataset": dataset or meta["dataset"],
+        "split": split,
+        "samples": int(data.sizes["sample"]),
+        "context": context,
+        "horizon": horizon,
+        "domain": domain,
+        "time_step": data.attrs.get("time_step"),
+        "units": data.attrs.get("units"),
+        "device": meta.get("device_note", ""),
+        "seconds": seconds,
+    }
+    return result, facts
+
+
+def format_lead(value) -> str:
+    """A lead time for tables: ``"30 min"``, ``"2 h"``; step counts as they are."""
+    if isinstance(value, pd.Timedelta):
+        minutes = value.total_seconds() / 60
+        return f"{minutes / 60:g} h" if minutes % 60 == 0 else f"{minutes:g} min"
+    return str(value)
+
+
+def skill_checks(table: pd.DataFrame, domain: str) -> dict[str, bool]:
+    """Does the ConvLSTM beat each baseline on the main error score at every lead time?"""
+    key = "RMSE" if domain == "traffic" else "MSE"
+    model = table[table.method == "convlstm"].set_index("lead_step")[key]
+    checks = {}
+    for name in table.method.unique():
+        if name == "convlstm":
+            continue
+        other = table[table.method == name].set_index("lead_step")[key]
+        checks[f"beats {name} on {key} at every lead"] = bool((model < other).all())
+    return checks
+
+
+def plot(table: pd.DataFrame, domain: str, path: Path, *, title: str = "") -> Path:
+    """PNG of the main metrics against lead time, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in MAIN_METRICS.get(domain, ["MSE"]) if m in table.columns]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for name, part in table.groupby("method", sort=False):
+            ax.plot(part["lead_step"], part[metric], marker="o", ms=3, label=name)
+        better = "lower" if metric.split("@")[0] in LOWER_IS_BETTER else "higher"
+        ax.set_title(f"{metric} ({better} is better)", fontsize=10)
+        first = table[table.method == table.method.iloc[0]]
+        every = max(1, len(first) // 6)
+        ax.set_xticks(first["lead_step"].iloc[every - 1 :: every])
+        ax.set_xticklabels(first["lead_time"].astype(str).iloc[every - 1 :: every], fontsize=8)
+        ax.set_xlabel("lead time" if domain != "video" else "lead time (frames)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def model_card(meta: dict, table: pd.DataFrame, facts: dict) -> str:
+    """Markdown model card: data and split, command, wall time and hardware, parameters, scores."""
+    training = meta.get("training", {})
+    hw = training.get("hardware", {})
+    domain = facts["domain"]
+    metrics = [m for m in table.columns if m not in ("method", "lead_step", "lead_time")]
+    lines = [
+        f"# {meta.get('name', 'ConvLSTM')}",
+        "",
+        meta.get("description", "")
+        or f"ConvLSTM (Shi et al. 2015) trained on `{meta['dataset']}`.",
+        "",
+        "## Data and split",
+        f"- dataset: `{meta['dataset']}` ({domain}, units {meta.get('units')}, time step "
+        f"{meta.get('time_step')}); synthetic: {bool(meta.get('synthetic'))}",
+        f"- source: {meta.get('source')}; licence: {meta.get('licence')}",
+        f"- options per split: `{json.dumps(meta.get('dataset_options', {}))}`",
+        f"- {meta['context']} frames in, {meta['horizon']} out; training samples: "
+        f"{training.get('train_samples')}; test samples scored: {facts['samples']}",
+        "",
+        "## Training",
+        f"- command: `{meta.get('command', '')}` (seed {training.get('seed')})",
+        f"- steps: {training.get('steps')}, samples seen: {training.get('samples_seen')}, "
+        f"processes: {training.get('world_size')}",
+        f"- wall time: {training.get('wall_time_s')} s in all, {training.get('train_time_s')} s "
+        f"of it training; device: {str(hw.get('device', '')).removeprefix('using ')} "
+        f"(CPU: {hw.get('cpu')}, {hw.get('torch_threads')} threads; GPU: {hw.get('gpu', 'none')}; "
+        f"torch {hw.get('torch')})",
+        f"- git revision: {meta.get('git_revision')}",
+        *_lineage_lines(training.get("init_from")),
+        "",
+        "## Model",
+        f"- parameters: {meta.get('parameters'):,}"
+        if meta.get("parameters")
+        else "- parameters: ?",
+        f"- architecture: `{json.dumps(meta.get('config', {}))}`",
+        f"- normalisation: `{json.dumps(meta.get('normalization', {}))}`",
+        "",
+        f"## Evaluation on the {facts['split']} split (per lead time)",
+        "",
+    ]
+    lines += _markdown_table(table, metrics)
+    lines += ["", "## Skill checks", ""]
+    lines += [f"- {k}: {'yes' if v else 'NO'}" for k, v in skill_checks(table, domain).items()]
+    notes = meta.get("notes") or []
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
+    lines += [
+        "",
+        "Scores: model.metrics.per_lead (video MSE/MAE summed over the pixels of a frame as in "
+        "OpenSTL; radar on valid pixels, CSI/POD/FAR at thresholds in mm/h; traffic in counts).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _lineage_lines(init: dict | None, depth: int = 0) -> list[str]:
+    """Model-card lines for the checkpoints training started from (fine-tuning chains)."""
+    if not init:
+        return []
+    hw = init.get("hardware") or {}
+    device = str(hw.get("device", "")).removeprefix("using ")
+    lines = [
+        f"{'  ' * depth}- initialised from `{init.get('path')}`, trained on `{init.get('dataset')}`"
+        f" with `{init.get('command')}`: {init.get('steps')} steps, {init.get('samples_seen')} "
+        f"samples, {init.get('train_time_s')} s of training on {device}"
+    ]
+    return lines + _lineage_lines(init.get("init_from"), depth + 1)
+
+
+def _markdown_table(table: pd.DataFrame, metrics: list[str]) -> list[str]:
+    head = ["method", "lead", *metrics]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, row in table.iterrows():
+        cells = [str(row["method"]), str(row["lead_time"])]
+        cells += [f"{row[m]:.4g}" for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def update_checkpoint(checkpoint: str | Path, table: pd.DataFrame, facts: dict) -> None:
+    """Put the scores into the checkpoint's ``meta.json`` (``metrics.test``) and ``README.md``."""
+    model, meta = load_checkpoint(checkpoint, device="cpu")
+    for key in ("device", "device_note", "path"):
+        meta.pop(key, None)
+    records = json.loads(table.to_json(orient="records"))
+    meta.setdefault("metrics", {})[facts["split"]] = {
+        "dataset": facts["dataset"],
+        "samples": facts["samples"],
+        "per_lead": records,
+        "skill": skill_checks(table, facts["domain"]),
+    }
+    save_checkpoint(checkpoint, model, metadata=meta)
+    _, meta = load_checkpoint(checkpoint, device="cpu")
+    (Path(checkpoint) / "README.md").write_text(model_card(meta, table, facts))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m model.evaluate",
+        description="Per-lead-time scores of a checkpoint and baselines on a dataset split; "
+        "writes evaluation.csv and evaluation.png.",
+    )
+    parser.add_argument("checkpoint", help="checkpoint folder (meta.json + model.safetensors)")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--dataset", help="score on another registered dataset")
+    parser.add_argument("--n-samples", type=int, help="number of windows (dataset option)")
+    parser.add_argument("--data-root", help="dataset option root= (real data folders)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--thresholds", default="1,5", help="radar thresholds in mm/h (1,5)")
+    parser.add_argument("--out", help="output folder (default runs/NAME/eval)")
+    parser.add_argument("--update-checkpoint", action="store_true",
+                        help="write the scores into meta.json and the model card README.md")  # fmt: skip
+    return parser
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    args = build_parser().parse_args(argv)
+    options = {"root": args.data_root} if args.data_root else {}
+    thresholds = tuple(float(t) for t in args.thresholds.split(","))
+    try:
+        table, facts = evaluate(
+            args.checkpoint,
+            split=args.split,
+            dataset=args.dataset,
+            options=options,
+            n_samples=args.n_samples,
+            device=args.device,
+            batch_size=args.batch_size,
+            thresholds=thresholds,
+        )
+    except (CheckpointError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from err
+    name = Path(args.checkpoint).resolve().name
+    out = Path(args.out) if args.out else REPO_ROOT / "runs" / name / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "evaluation.csv", index=False)
+    (out / "evaluation.json").write_text(json.dumps(facts, indent=2) + "\n")
+    plot(table, facts["domain"], out / "evaluation.png",
+         title=f"{name} on {facts['dataset']} ({facts['split']}, {facts['samples']} samples)")  # fmt: skip
+    if args.update_checkpoint:
+        update_checkpoint(args.checkpoint, table, facts)
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for check, ok in skill_checks(table, facts["domain"]).items():
+        print(f"{check}: {'yes' if ok else 'NO'}")
+    print(f"wrote {out / 'evaluation.csv'} and {out / 'evaluation.png'}")
+    return table
+
+
+if __name__ == "__main__":
+    main()

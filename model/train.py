@@ -1,0 +1,884 @@
+"""Train a ConvLSTM on any registered dataset: ``python -m model.train CONFIG [options]``.
+
+One small config file (TOML or JSON) per checkpoint, under ``configs/``::
+
+    name = "video_moving_mnist"          # checkpoint folder name
+    [data]
+    dataset = "moving_mnist"             # a name from datasets.list_datasets()
+    context = 10                         # frames read
+    horizon = 10                         # frames forecast (the loss covers all of them)
+    options = { }                        # get_dataset(...) options for every split
+    train = { n_samples = 2000 }         # per-split options (override `options`)
+    val = { n_samples = 64 }
+    test = { n_samples = 256 }
+    [model]                              # model.convlstm.ConvLSTMConfig fields
+    hidden_channels = [64, 64]           # in_channels / frame_size come from the data
+    patch_size = 4
+    output_activation = "sigmoid"
+    [normalization]                      # model.normalize.Normalizer fields; scale = "auto"
+    kind = "unit"                        # ("scale" kind): 99.9th percentile of the training data
+    [train]
+    steps = 3000                         # optimiser steps (global batch each)
+    batch_size = 16                      # global batch, split over the DDP ranks
+    lr = 1e-3                            # AdamW, linear warm-up then cosine decay
+    weight_decay = 0.0
+    warmup = 100
+    grad_clip = 1.0
+    val_every = 200                      # validation + checkpoint every N steps
+    mode = "free"                        # "free": loss on the free-running forecast (what is
+                                         # evaluated); "teacher": one-step loss on every frame
+    augment = false                      # random 90-degree rotations and flips of each batch
+    init_from = ""                       # start from this checkpoint's weights (fine-tuning),
+                                         # a path relative to the repository root
+    max_minutes = 0                      # > 0: stop after this much training wall time; the
+                                         # learning-rate decay then follows the clock
+    loss = "mse"                         # "balanced" (radar): pixels weighted by true rain rate,
+                                         # 1 below 2 mm/h up to 30 at 30 mm/h (Shi et al. 2017)
+
+Loss: mean squared error in model space (see :class:`model.normalize.Normalizer`) over the
+forecast frames, on valid pixels only (NaN pixels of the data never enter it); ``loss = "balanced"``
+weights each pixel by its true rain rate (:func:`rain_weights`).
+
+Outputs: the best checkpoint by validation loss in ``checkpoints/NAME/`` (``model.safetensors`` and
+``meta.json`` via :func:`model.checkpoint.save_checkpoint`), and in ``runs/NAME/`` the CSV log
+(``log.csv``), the latest checkpoint (``last/``) and the optimiser state (``train_state.pt``) that
+``--resume`` continues from.
+
+Data parallel: launched by ``torchrun --nproc_per_node N -m model.train CONFIG``, each process
+trains on its share of every global batch (``DistributedSampler``) and gradients are averaged by
+``DistributedDataParallel`` (gloo on CPU, nccl on GPU). Only rank 0 validates and writes files.
+On CUDA the forward pass runs under bfloat16 autocast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+
+from model.checkpoint import load_checkpoint, pick_device, save_checkpoint
+from model.convlstm import ConvLSTM, ConvLSTMConfig
+from model.normalize import Normalizer
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MODES = ("free", "teacher")
+
+TRAIN_DEFAULTS = {
+    "steps": 1000,
+    "batch_size": 16,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "warmup": 50,
+    "grad_clip": 1.0,
+    "val_every": 100,
+    "mode": "free",
+    "eval_batch_size": 32,
+    "augment": False,
+    "init_from": "",
+    "max_minutes": 0.0,
+    "loss": "mse",
+}
+LOSSES = ("mse", "balanced")
+
+
+class ConfigError(ValueError):
+    """A training config is missing a key or holds a bad value; the message names the file."""
+
+
+# ------------------------------------------------------------------------------------------------
+# config
+def load_config(path: str | Path) -> dict:
+    """Read a training config (``.toml`` or ``.json``) and fill in defaults.
+
+    Returns
+    -------
+    dict
+        Keys ``name``, ``data``, ``model``, ``normalization``, ``train`` (see the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        Unreadable file, unknown suffix, missing or bad keys.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the training config ({err})") from err
+    try:
+        if path.suffix == ".toml":
+            raw = tomllib.loads(text)
+        elif path.suffix == ".json":
+            raw = json.loads(text)
+        else:
+            raise ConfigError(f"{path}: config must be .toml or .json")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()} ({err})") from err
+    return validate_config(raw, source=str(path))
+
+
+def validate_config(raw: dict, *, source: str = "config") -> dict:
+    """Check a config dict and fill in defaults; :class:`ConfigError` names what is wrong."""
+    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    unknown = sorted(set(cfg) - {"name", "data", "model", "normalization", "train", "description"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown sections {unknown}")
+    data = cfg.get("data")
+    if not isinstance(data, dict) or "dataset" not in data:
+        raise ConfigError(f"{source}: [data] with a `dataset` name is required")
+    for key in ("context", "horizon"):
+        if not isinstance(data.get(key), int) or data[key] < 1:
+            raise ConfigError(f"{source}: data.{key} must be a positive integer")
+    for key in ("options", "train", "val", "test"):
+        data.setdefault(key, {})
+        if not isinstance(data[key], dict):
+            raise ConfigError(f"{source}: data.{key} must be a table of get_dataset options")
+    cfg.setdefault("name", str(data["dataset"]))
+    cfg.setdefault("model", {})
+    for key in ("in_channels", "frame_size"):
+        if key in cfg["model"]:
+            raise ConfigError(f"{source}: model.{key} comes from the data; remove it")
+    cfg.setdefault("normalization", {"kind": "unit"})
+    train = dict(TRAIN_DEFAULTS)
+    extra = sorted(set(cfg.get("train", {})) - set(TRAIN_DEFAULTS))
+    if extra:
+        raise ConfigError(f"{source}: unknown train keys {extra}; known: {sorted(TRAIN_DEFAULTS)}")
+    train.update(cfg.get("train", {}))
+    if train["mode"] not in MODES:
+        raise ConfigError(f"{source}: train.mode={train['mode']!r}; use one of {MODES}")
+    for key in ("steps", "batch_size", "val_every", "eval_batch_size"):
+        if not isinstance(train[key], int) or train[key] < 1:
+            raise ConfigError(f"{source}: train.{key} must be a positive integer")
+    if train["loss"] not in LOSSES:
+        raise ConfigError(f"{source}: train.loss={train['loss']!r}; use one of {LOSSES}")
+    if not isinstance(train["augment"], bool):
+        raise ConfigError(f"{source}: train.augment must be true or false")
+    cfg["train"] = train
+    return cfg
+
+
+# ------------------------------------------------------------------------------------------------
+# data
+@dataclass
+class Split:
+    """One dataset split in model space, held in memory.
+
+    Attributes
+    ----------
+    frames : torch.Tensor
+        ``[N, T, C, H, W]`` float32 model space (NaN replaced by 0), ``T = context + horizon``.
+    valid : torch.Tensor or None
+        ``[N, T, C, H, W]`` bool, False at invalid (NaN) pixels; None when every pixel is valid.
+    array : xarray.DataArray
+        The dataset array in physical units (for coordinates, attrs and physical scoring).
+    """
+
+    frames: torch.Tensor
+    valid: torch.Tensor | None
+    array: object
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+
+def load_split(cfg: dict, split: str, *, overrides: dict | None = None, loader=None):
+    """``datasets.get_dataset`` for one split with the config's options, cut to context+horizon.
+
+    ``loader(name, split=..., **options)`` replaces ``datasets.get_dataset`` when given (tests).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(sample, time, channel, y, x)`` physical units, ``time`` = context + horizon frames.
+    """
+    from datasets import get_dataset
+
+    data = cfg["data"]
+    options = {**data["options"], **data[split], **(overrides or {})}
+    array = (loader or get_dataset)(data["dataset"], split=split, **options)
+    need = data["context"] + data["horizon"]
+    if array.sizes["time"] < need:
+        raise ConfigError(
+            f"dataset {data['dataset']!r} ({split}) has {array.sizes['time']} frames per sample "
+            f"but context+horizon = {need}; ask the dataset for longer windows or shorten them"
+        )
+    return array.isel(time=slice(0, need)).transpose("sample", "time", "channel", "y", "x")
+
+
+def make_normalizer(cfg: dict, train_array) -> Normalizer:
+    """Normalizer from the config; ``scale = "auto"`` is set from the training data."""
+    fields = dict(cfg["normalization"])
+    fields.setdefault("units", str(train_array.attrs.get("units", "")))
+    if fields.get("scale") == "auto":
+        values = np.asarray(train_array.values, dtype=np.float64)
+        values = values[np.isfinite(values)]
+        fields["scale"] = float(max(np.percentile(values, 99.9), 1e-6)) if values.size else 1.0
+    return Normalizer(**fields)
+
+
+def to_split(array, normalizer: Normalizer) -> Split:
+    """Physical-unit DataArray -> :class:`Split` in model space."""
+    values = np.asarray(array.values, dtype=np.float32)  # [N, T, C, H, W]
+    finite = np.isfinite(values)
+    frames = torch.from_numpy(np.asarray(normalizer.to_model(values), dtype=np.float32))
+    valid = None if finite.all() else torch.from_numpy(finite)
+    return Split(frames=frames, valid=valid, array=array)
+
+
+def masked_mse(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor | None,
+    weight: torch.Tensor | None = None,
+):
+    """(Weighted) mean squared error over valid pixels (all pixels when ``valid`` is None).
+
+    ``weight`` (same shape, optional) scales each pixel's squared error; the mean is taken over
+    the valid pixels' weights, so a uniform weight gives the plain MSE.
+    """
+    err = (prediction.float() - target.float()) ** 2  # [B, T, C, H, W]
+    w = torch.ones_like(err) if valid is None else valid.to(err.dtype)
+    if weight is not None:
+        w = w * weight.to(err.dtype)
+    return (err * w).sum() / w.sum().clamp_min(1e-12)
+
+
+RAIN_WEIGHTS = ((2.0, 2.0), (5.0, 5.0), (10.0, 10.0), (30.0, 30.0))
+"""Balanced-MSE weights of Shi et al. 2017 (TrajGRU): a pixel whose true rain rate is at least
+``r`` mm/h weighs ``w`` (1 below 2 mm/h), so heavy rain is not drowned by drizzle."""
+
+
+def rain_weights(rate: torch.Tensor) -> torch.Tensor:
+    """Balanced-MSE weights ``[...]`` from true rain rates in mm/h (see :data:`RAIN_WEIGHTS`)."""
+    w = torch.ones_like(rate)
+    for threshold, weight in RAIN_WEIGHTS:
+        w = torch.where(rate >= threshold, torch.full_like(rate, weight), w)
+    return w
+
+
+class Objective(torch.nn.Module):
+    """The training loss as a module, so ``DistributedDataParallel`` can wrap it whole.
+
+    ``forward(frames [B, context + horizon, C, H, W], valid [B, T, C, H, W] or None) -> loss``,
+    model space. ``mode="free"``: MSE of the free-running forecast of the last ``horizon`` frames
+    from the first ``context`` (what is evaluated). ``mode="teacher"``: MSE of the one-step
+    predictions of frames ``1..T-1`` from the true frames before each. ``weight_fn(target)``
+    (optional) gives per-pixel loss weights from the model-space target.
+    """
+
+    def __init__(self, net: ConvLSTM, *, context: int, mode: str, weight_fn=None) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r}; use one of {MODES}")
+        self.net = net
+        self.context = context
+        self.mode = mode
+        self.weight_fn = weight_fn
+
+    def forward(self, frames: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        if self.mode == "free":
+            horizon = frames.shape[1] - self.context
+            forecast, _ = self.net(frames[:, : self.context], horizon=horizon)  # [B, H, C, H, W]
+            first = self.context
+        else:
+            forecast, _ = self.net.one_step(frames[:, :-1])  # [B, T-1, C, H, W]
+            first = 1
+        target = frames[:, first:]
+        mask = None if valid is None else valid[:, first:]
+        weight = None if self.weight_fn is None else self.weight_fn(target)
+        return masked_mse(forecast, target, mask, weight)
+
+
+def augment_batch(frames: torch.Tensor, valid: torch.Tensor | None):
+    """Apply one random element of the dihedral group (rotations by 90 degrees, flips) to a batch.
+
+    ``frames [B, T, C, H, W]`` and ``valid`` get the same transform; non-square frames only get
+    flips. Uses the global torch RNG (so ``--resume`` reproduces it).
+    """
+    k, flip = torch.randint(0, 4, ()).item(), torch.randint(0, 2, ()).item()
+    if frames.shape[-1] != frames.shape[-2]:
+        k = 2 * (k % 2)  # 0 or 180 degrees keep the shape
+
+    def op(x):
+        if x is None:
+            return None
+        x = torch.rot90(x, k, dims=(-2, -1)) if k else x
+        return x.flip(-1) if flip else x
+
+    return op(frames), op(valid)
+
+
+# ------------------------------------------------------------------------------------------------
+# distributed helpers
+@dataclass
+class Dist:
+    """Where this process sits in a torchrun launch (rank 0 of 1 when not launched by torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_request: str) -> tuple[Dist, torch.device, str]:
+    """Start ``torch.distributed`` when launched by torchrun; pick this process's device."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        d = Dist(
+            int(os.environ["RANK"]),
+            int(os.environ["WORLD_SIZE"]),
+            int(os.environ.get("LOCAL_RANK", 0)),
+        )
+        use_cuda = torch.cuda.is_available() and device_request in ("auto", "cuda")
+        if use_cuda:
+            torch.cuda.set_device(d.local_rank)
+            device = torch.device("cuda", d.local_rank)
+            note = f"using cuda:{d.local_rank} ({torch.cuda.get_device_name(d.local_rank)})"
+        else:
+            device, note = torch.device("cpu"), "using cpu"
+            # Share the cores among the ranks instead of oversubscribing them.
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // d.world))
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        return d, device, f"{note}; rank {d.rank} of {d.world} ({dist.get_backend()})"
+    device, note = pick_device(device_request)
+    return Dist(), device, note
+
+
+def _elapsed(t0: float, ddp: Dist) -> float:
+    """Seconds since ``t0``, the same on every rank (the slowest rank's clock)."""
+    elapsed = time.perf_counter() - t0
+    if ddp.world > 1:
+        t = torch.tensor([elapsed], dtype=torch.float64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        elapsed = float(t.item())
+    return elapsed
+
+
+def weights_in_sync(model: torch.nn.Module) -> bool:
+    """True when every rank holds the same weights (compares each rank with rank 0)."""
+    if not dist.is_initialized():
+        return True
+    flat = torch.cat([p.detach().float().reshape(-1).cpu() for p in model.parameters()])
+    ref = flat.clone()
+    dist.broadcast(ref, src=0)
+    same = torch.tensor([int(torch.equal(flat, ref))])
+    dist.all_reduce(same, op=dist.ReduceOp.MIN)
+    return bool(same.item())
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluation during training
+@torch.no_grad()
+def predict(
+    net: ConvLSTM,
+    frames: torch.Tensor,
+    *,
+    context: int,
+    horizon: int,
+    batch_size: int,
+    device: torch.device,
+    autocast: bool = False,
+) -> torch.Tensor:
+    """Free-running forecasts ``[N, horizon, C, H, W]`` (model space, on the CPU) in batches."""
+    was_training = net.training
+    net.eval()
+    out = []
+    for start in range(0, frames.shape[0], batch_size):
+        x = frames[start : start + batch_size, :context].to(device)  # [b, Tc, C, H, W]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            y, _ = net(x, horizon=horizon)  # [b, H, C, H, W]
+        out.append(y.float().cpu())
+    net.train(was_training)
+    return torch.cat(out)
+
+
+def validate(net, split: Split, normalizer: Normalizer, cfg: dict, device, autocast) -> dict:
+    """Validation loss (model space), physical scores of the model and of persistence."""
+    from model.metrics import per_lead
+
+    context, horizon = cfg["data"]["context"], cfg["data"]["horizon"]
+    pred = predict(
+        net,
+        split.frames,
+        context=context,
+        horizon=horizon,
+        batch_size=cfg["train"]["eval_batch_size"],
+        device=device,
+        autocast=autocast,
+    )
+    target = split.frames[:, context:]
+    mask = None if split.valid is None else split.valid[:, context:]
+    loss = float(masked_mse(pred, target, mask))
+    truth = np.asarray(split.array.values[:, context:], dtype=np.float32)
+    physical = normalizer.to_physical(pred.numpy())
+    domain = str(split.array.attrs.get("domain", "video"))
+    persistence = np.repeat(np.asarray(split.array.values[:, context - 1 : context]), horizon, 1)
+    key = "RMSE" if domain == "traffic" else "MSE"
+    model_scores = per_lead(physical, truth, domain=domain)
+    pers_scores = per_lead(persistence, truth, domain=domain)
+    return {
+        "val_loss": loss,
+        f"val_{key}": float(model_scores[key].mean()),
+        f"val_persistence_{key}": float(pers_scores[key].mean()),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# training
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (rank 0 has the checkpoint paths)."""
+
+    model: ConvLSTM
+    step: int
+    best: dict = field(default_factory=dict)
+    checkpoint: Path | None = None
+    initial_state: dict | None = None
+    in_sync: bool = True
+    wall_s: float = 0.0
+
+
+def lr_at(step: int, *, lr: float, warmup: int, steps: int, fraction: float | None = None) -> float:
+    """Linear warm-up for ``warmup`` steps, then cosine decay to 5% of ``lr`` at ``steps``.
+
+    ``fraction`` (of a time budget used, 0..1) moves the decay on when time, not steps, runs out.
+    """
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+    if fraction is not None:
+        progress = max(progress, min(1.0, fraction))
+    return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(
+    cfg: dict,
+    *,
+    out_dir: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    seed: int = 0,
+    device: str = "auto",
+    steps: int | None = None,
+    progress: bool = True,
+    keep_initial: bool = False,
+    command: str | None = None,
+    loader=None,
+) -> TrainResult:
+    """Train a ConvLSTM as the config says; see the module docstring for files and parallelism.
+
+    Parameters
+    ----------
+    cfg : dict
+        A config from :func:`load_config` / :func:`validate_config`.
+    out_dir : path, optional
+        Where the best checkpoint goes (default ``checkpoints/NAME``).
+    run_dir : path, optional
+        Log, latest checkpoint and optimiser state (default ``runs/NAME``).
+    resume : bool
+        Continue from ``run_dir``'s latest checkpoint and optimiser state.
+    seed : int
+        Seeds weights, batch order and everything random in training.
+    device : {"auto", "cuda", "mps", "cpu"}
+    steps : int, optional
+        Overrides ``train.steps``.
+    progress : bool
+        Show a tqdm progress bar (rank 0).
+    keep_initial : bool
+        Keep a copy of the initial weights in the result (for tests).
+    command : str, optional
+        The command line recorded in the metadata.
+    loader : callable, optional
+        Replaces ``datasets.get_dataset`` (same signature); for tests.
+
+    Returns
+    -------
+    TrainResult
+    """
+    from tqdm import tqdm
+
+    t_start = time.perf_counter()
+    tcfg = dict(cfg["train"])
+    if steps is not None:
+        tcfg["steps"] = int(steps)
+    name = cfg["name"]
+    out_dir = Path(out_dir) if out_dir is not None else REPO_ROOT / "checkpoints" / name
+    run_dir = Path(run_dir) if run_dir is not None else REPO_ROOT / "runs" / name
+    ddp, device_t, device_note = init_distributed(device)
+    try:
+        torch.manual_seed(seed)
+        context = cfg["data"]["context"]
+
+        train_array = load_split(cfg, "train", loader=loader)
+        normalizer = make_normalizer(cfg, train_array)
+        train_split = to_split(train_array, normalizer)
+        val_split = (
+            to_split(load_split(cfg, "val", loader=loader), normalizer) if ddp.main else None
+        )
+        _, _, channels, height, width = train_split.frames.shape
+        model_cfg = ConvLSTMConfig(
+            **{**cfg["model"], "in_channels": channels, "frame_size": (height, width)}
+        )
+        net = ConvLSTM(config=model_cfg).to(device_t)
+        init_summary = None
+        if tcfg["init_from"] and not resume:
+            init_path = Path(tcfg["init_from"])
+            init_path = init_path if init_path.is_absolute() else REPO_ROOT / init_path
+            source, source_meta = load_checkpoint(init_path, device="cpu")
+            if source.config != model_cfg:
+                raise ConfigError(
+                    f"train.init_from={tcfg['init_from']}: its architecture {source.config} "
+                    f"differs from this config's {model_cfg}; use the same [model] and data grid"
+                )
+            net.load_state_dict(source.state_dict())
+            init_summary = _lineage(source_meta, init_path)
+            if ddp.main:
+                print(
+                    f"initialised from {init_path} ({source_meta.get('dataset')})", file=sys.stderr
+                )
+        initial = (
+            {k: v.detach().clone().cpu() for k, v in net.state_dict().items()}
+            if keep_initial
+            else None
+        )
+        optimizer = torch.optim.AdamW(
+            net.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"]
+        )
+        step, best = 0, {"val_loss": math.inf}
+        state_file = run_dir / "train_state.pt"
+        if resume:
+            if not state_file.is_file():
+                raise ConfigError(f"--resume: {state_file} not found; train without --resume first")
+            loaded, _ = load_checkpoint(run_dir / "last", device="cpu")
+            net.load_state_dict(loaded.state_dict())
+            state = torch.load(state_file, map_location="cpu", weights_only=True)
+            optimizer.load_state_dict(state["optimizer"])
+            step, best = int(state["step"]), dict(state["best"])
+            torch.set_rng_state(state["torch_rng"])
+            if ddp.main:
+                print(f"resuming from step {step} ({state_file})", file=sys.stderr)
+        autocast = device_t.type == "cuda" and torch.cuda.is_bf16_supported()
+        weight_fn = None
+        if tcfg["loss"] == "balanced":
+
+            def weight_fn(target):
+                return rain_weights(normalizer.to_physical(target.float()))
+
+        objective = Objective(net, context=context, mode=tcfg["mode"], weight_fn=weight_fn)
+        if ddp.world > 1:
+            ids = [device_t.index] if device_t.type == "cuda" else None
+            objective = DistributedDataParallel(objective, device_ids=ids)
+
+        local_batch = max(1, tcfg["batch_size"] // ddp.world)
+        sampler = DistributedSampler(
+            range(len(train_split)),
+            num_replicas=ddp.world,
+            rank=ddp.rank,
+            shuffle=True,
+            seed=seed,
+            drop_last=True,
+        )
+        batches_per_epoch = max(1, len(sampler) // local_batch)
+        if ddp.main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            log_path = run_dir / "log.csv"
+            log_file = open(log_path, "a" if resume else "w", newline="")  # noqa: SIM115
+            log = csv.writer(log_file)
+            if not resume:
+                log.writerow(["step", "epoch", "loss", "lr", "samples_per_s", "val_loss", "val_score",
+                              "val_persistence", "wall_s"])  # fmt: skip
+            print(
+                f"{name}: {len(train_split)} training samples {tuple(train_split.frames.shape[1:])}, "
+                f"{sum(p.numel() for p in net.parameters()):,} parameters, {device_note}, "
+                f"global batch {local_batch * ddp.world}",
+                file=sys.stderr,
+            )
+        bar = tqdm(
+            total=tcfg["steps"], initial=step, disable=not (progress and ddp.main), unit="step"
+        )
+        seen, t_window = 0, time.perf_counter()
+        t_train, budget_s = time.perf_counter(), 60.0 * float(tcfg["max_minutes"])
+        objective.train()
+        while step < tcfg["steps"]:
+            epoch = step // batches_per_epoch
+            sampler.set_epoch(epoch)
+            order = list(sampler)
+            first = step % batches_per_epoch
+            for b in range(first, batches_per_epoch):
+                if step >= tcfg["steps"]:
+                    break
+                idx = torch.tensor(order[b * local_batch : (b + 1) * local_batch])
+                x = train_split.frames[idx].to(device_t, non_blocking=True)  # [b, T, C, H, W]
+                v = None if train_split.valid is None else train_split.valid[idx].to(device_t)
+                if tcfg["augment"]:
+                    x, v = augment_batch(x, v)
+                fraction = None
+                if budget_s:
+                    fraction = _elapsed(t_train, ddp) / budget_s
+                    if fraction >= 1.0:  # out of time: this step is the last one
+                        tcfg["steps"] = step + 1
+                lr = lr_at(step, lr=tcfg["lr"], warmup=tcfg["warmup"], steps=tcfg["steps"],
+                           fraction=fraction)  # fmt: skip
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                with torch.autocast(device_t.type, dtype=torch.bfloat16, enabled=autocast):
+                    loss = objective(x, v)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if tcfg["grad_clip"]:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), tcfg["grad_clip"])
+                optimizer.step()
+                step += 1
+                seen += x.shape[0] * ddp.world
+                elapsed = time.perf_counter() - t_window
+                rate = seen / elapsed if elapsed > 0 else 0.0
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4g}", samples_s=f"{rate:.1f}", lr=f"{lr:.2g}")
+                is_val = step % tcfg["val_every"] == 0 or step == tcfg["steps"]
+                if ddp.main:
+                    row = [step, epoch, f"{loss.item():.6g}", f"{lr:.3g}", f"{rate:.2f}", "", "", "",
+                           f"{time.perf_counter() - t_start:.1f}"]  # fmt: skip
+                    if is_val:
+                        scores = validate(net, val_split, normalizer, cfg, device_t, autocast)
+                        key = next(
+                            k
+                            for k in scores
+                            if k.startswith("val_") and "persistence" not in k and k != "val_loss"
+                        )
+                        row[5:8] = [f"{scores['val_loss']:.6g}", f"{scores[key]:.6g}",
+                                    f"{scores[key.replace('val_', 'val_persistence_')]:.6g}"]  # fmt: skip
+                        bar.write(
+                            f"step {step}: val loss {scores['val_loss']:.4g}, {key[4:]} "
+                            f"{scores[key]:.4g} (persistence {row[7]})"
+                        )
+                        meta = _metadata(cfg, train_split.array, normalizer, tcfg, step=step, seed=seed,
+                                         ddp=ddp, device_note=device_note, command=command,
+                                         wall_s=time.perf_counter() - t_start,
+                                         train_s=time.perf_counter() - t_train, val=scores,
+                                         init=init_summary)  # fmt: skip
+                        save_checkpoint(run_dir / "last", net, metadata=meta)
+                        if scores["val_loss"] < best["val_loss"]:
+                            best = dict(scores, step=step)
+                            save_checkpoint(out_dir, net, metadata=dict(meta, best_step=step))
+                        torch.save(
+                            {"optimizer": optimizer.state_dict(), "step": step, "best": best,
+                             "torch_rng": torch.get_rng_state()},
+                            state_file,
+                        )  # fmt: skip
+                    log.writerow(row)
+                    log_file.flush()
+                if is_val and ddp.world > 1:
+                    dist.barrier()
+                if is_val:
+                    seen, t_window = 0, time.perf_counter()
+        bar.close()
+        in_sync = weights_in_sync(net)
+        if ddp.main:
+            log_file.close()
+            if ddp.world > 1:
+                print(f"weights identical on all {ddp.world} ranks: {in_sync}", file=sys.stderr)
+        return TrainResult(
+            model=net,
+            step=step,
+            best=best,
+            checkpoint=out_dir if ddp.main else None,
+            initial_state=initial,
+            in_sync=in_sync,
+            wall_s=time.perf_counter() - t_start,
+        )
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _metadata(
+    cfg,
+    array,
+    normalizer,
+    tcfg,
+    *,
+    step,
+    seed,
+    ddp,
+    device_note,
+    command,
+    wall_s,
+    train_s,
+    val,
+    init=None,
+):
+    """Checkpoint metadata (see DESIGN.md: checkpoint metadata)."""
+    attrs = dict(array.attrs)
+    return {
+        "name": cfg["name"],
+        "description": cfg.get("description", ""),
+        "dataset": cfg["data"]["dataset"],
+        "dataset_options": {k: cfg["data"][k] for k in ("options", "train", "val", "test")},
+        "domain": attrs.get("domain"),
+        "units": attrs.get("units"),
+        "time_step": attrs.get("time_step"),
+        "synthetic": attrs.get("synthetic"),
+        "source": attrs.get("source"),
+        "licence": attrs.get("licence"),
+        "channel_names": [str(c) for c in array.coords["channel"].values]
+        if "channel" in array.coords
+        else None,
+        "normalization": normalizer.to_metadata(),
+        "context": cfg["data"]["context"],
+        "horizon": cfg["data"]["horizon"],
+        "training": {
+            "config": cfg,
+            "steps": step,
+            "seed": seed,
+            "samples_seen": step * tcfg["batch_size"],
+            "train_samples": int(array.sizes["sample"]),
+            "world_size": ddp.world,
+            "wall_time_s": round(wall_s, 1),  # from start, data preparation included
+            "train_time_s": round(train_s, 1),  # the optimisation loop alone
+            "hardware": hardware(device_note),
+            "init_from": init,  # the checkpoint training started from, and how it was made
+        },
+        "command": command or "",
+        "git_revision": git_revision(),
+        "metrics": {"validation": val},
+    }
+
+
+def _lineage(meta: dict, path: Path) -> dict:
+    """How the checkpoint that training starts from was made (its own lineage nested inside)."""
+    training = meta.get("training", {})
+    return {
+        "path": str(path),
+        "dataset": meta.get("dataset"),
+        "command": meta.get("command"),
+        "steps": training.get("steps"),
+        "samples_seen": training.get("samples_seen"),
+        "wall_time_s": training.get("wall_time_s"),
+        "train_time_s": training.get("train_time_s"),
+        "hardware": training.get("hardware"),
+        "git_revision": meta.get("git_revision"),
+        "weights_sha256": meta.get("weights_sha256"),
+        "init_from": training.get("init_from"),
+    }
+
+
+def hardware(device_note: str = "") -> dict:
+    """Where training ran: device, CPU, threads, torch version."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "device": device_note,
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def git_revision() -> str:
+    """``git rev-parse HEAD`` of the repository (``+dirty`` when files differ), or ``"unknown"``."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if len(rev) != 40 or any(c not in "0123456789abcdef" for c in rev):
+        return "unknown"  # not a git checkout (e.g. a copied working tree)
+    return rev + ("+dirty" if dirty else "")
+
+
+# ------------------------------------------------------------------------------------------------
+# command line
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m model.train",
+        description="Train a ConvLSTM on a registered dataset from a config file (configs/*.toml). "
+        "Data-parallel with `torchrun --nproc_per_node N -m model.train CONFIG`.",
+    )
+    parser.add_argument("config", help="training config (.toml or .json)")
+    parser.add_argument("--out", help="checkpoint folder (default checkpoints/NAME)")
+    parser.add_argument("--run-dir", help="log and resume folder (default runs/NAME)")
+    parser.add_argument("--resume", action="store_true", help="continue from --run-dir")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
+    parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--batch-size", type=int, help="override train.batch_size (global)")
+    parser.add_argument("--val-every", type=int, help="override train.val_every")
+    parser.add_argument("--max-minutes", type=float, help="override train.max_minutes")
+    parser.add_argument("--init-from", help="override train.init_from (checkpoint folder)")
+    parser.add_argument("--loss", choices=LOSSES, help="override train.loss")
+    parser.add_argument("--lr", type=float, help="override train.lr")
+    parser.add_argument("--data-root", help="set the dataset option root= (real data folders)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> TrainResult:
+    args = build_parser().parse_args(argv)
+    cfg = load_config(args.config)
+    if args.batch_size:
+        cfg["train"]["batch_size"] = args.batch_size
+    if args.val_every:
+        cfg["train"]["val_every"] = args.val_every
+    if args.max_minutes is not None:
+        cfg["train"]["max_minutes"] = args.max_minutes
+    if args.loss:
+        cfg["train"]["loss"] = args.loss
+    if args.lr:
+        cfg["train"]["lr"] = args.lr
+    if args.init_from is not None:
+        cfg["train"]["init_from"] = args.init_from
+    if args.data_root:
+        cfg["data"]["options"]["root"] = args.data_root
+    launcher = "torchrun" if "WORLD_SIZE" in os.environ else sys.executable
+    command = " ".join(
+        [Path(launcher).name, "-m", "model.train", *map(shlex.quote, argv or sys.argv[1:])]
+    )
+    return train(
+        cfg,
+        out_dir=args.out,
+        run_dir=args.run_dir,
+        resume=args.resume,
+        seed=args.seed,
+        device=args.device,
+        steps=args.steps,
+        progress=not args.no_progress,
+        command=command,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""model.evaluate: per-lead tables for a checkpoint and the baselines, CSV/PNG, model card."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model import evaluate as ev
+from model.checkpoint import load_checkpoint
+from model.metrics import per_lead
+from model.train import train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_helpers import tiny_config, tiny_loader  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """One tiny trained checkpoint per domain."""
+    root = tmp_path_factory.mktemp("ckpts")
+    for name in ("tiny_video", "tiny_radar", "tiny_traffic"):
+        train(tiny_config(name, steps=2, val_every=2), out_dir=root / name, run_dir=root / f"run_{name}",
+              loader=tiny_loader, device="cpu", progress=False)  # fmt: skip
+    return root
+
+
+@pytest.mark.parametrize(
+    ("name", "methods", "metrics"),
+    [
+        ("tiny_video", ["convlstm", "persistence"], ["MSE", "MAE", "SSIM", "PSNR"]),
+        ("tiny_radar", ["convlstm", "persistence", "extrapolation"], ["MSE", "CSI@1", "FAR@5"]),
+        ("tiny_traffic", ["convlstm", "persistence", "historical_mean"], ["RMSE", "MAE"]),
+    ],
+)
+def test_evaluate_scores_model_and_domain_baselines(checkpoints, name, methods, metrics):
+    table, facts = ev.evaluate(checkpoints / name, device="cpu", loader=tiny_loader)
+    assert list(table.method.unique()) == methods
+    assert set(metrics) <= set(table.columns)
+    assert table.groupby("method").size().tolist() == [3] * len(methods)  # horizon 3
+    assert facts["samples"] == 8 and facts["split"] == "test"
+    # The persistence rows equal per_lead on the last context frame repeated (computed here).
+    data = tiny_loader(name, split="test")
+    truth = data.values[:, 3:6]
+    pers = np.repeat(data.values[:, 2:3], 3, axis=1)
+    expected = per_lead(pers, truth, domain=facts["domain"])
+    got = table[table.method == "persistence"].set_index("lead_step")[expected.columns]
+    pd.testing.assert_frame_equal(got, expected, check_names=False)
+
+
+def test_model_forecast_matches_checkpoint_rollout(checkpoints):
+    from model.normalize import Normalizer
+    from model.rollout import rollout
+
+    model, meta = load_checkpoint(checkpoints / "tiny_radar", device="cpu")
+    data = tiny_loader("tiny_radar", split="test", n_samples=2)
+    fc = ev.forecast(model, meta, data.isel(time=slice(0, 3)), horizon=3)
+    single = rollout(model, data.isel(sample=1, time=slice(0, 3)), 3,
+                     normalizer=Normalizer.from_metadata(meta["normalization"]), precision="fp32")  # fmt: skip
+    ref = single.prediction.values
+    got = fc.isel(sample=1).values
+    valid = np.isfinite(got)
+    assert not valid[..., -1].any()  # the invalid column stays invalid
+    np.testing.assert_allclose(got[valid], ref[valid], rtol=1e-5, atol=1e-6)
+
+
+def test_cli_writes_csv_png_and_model_card(checkpoints, tmp_path, monkeypatch):
+    monkeypatch.setattr(ev, "windows", _tiny_windows)
+    out = tmp_path / "eval"
+    table = ev.main([str(checkpoints / "tiny_traffic"), "--out", str(out), "--device", "cpu",
+                     "--update-checkpoint"])  # fmt: skip
+    csv_table = pd.read_csv(out / "evaluation.csv")
+    assert list(csv_table.columns[:3]) == ["method", "lead_step", "lead_time"]
+    assert len(csv_table) == len(table) == 9
+    assert (out / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _, meta = load_checkpoint(checkpoints / "tiny_traffic", device="cpu")
+    test = meta["metrics"]["test"]
+    assert len(test["per_lead"]) == 9
+    assert set(test["skill"]) == {
+        "beats persistence on RMSE at every lead",
+        "beats historical_mean on RMSE at every lead",
+    }
+    card = (checkpoints / "tiny_traffic" / "README.md").read_text()
+    assert "## Evaluation on the test split" in card and "historical_mean" in card
+    assert "parameters: 1,976" in card
+    assert json.loads((out / "evaluation.json").read_text())["domain"] == "traffic"
+
+
+def test_skill_checks_compare_every_lead():
+    table = pd.DataFrame(
+        {
+            "method": ["convlstm"] * 2 + ["persistence"] * 2,
+            "lead_step": [1, 2, 1, 2],
+            "MSE": [1.0, 3.0, 2.0, 2.5],
+        }  # fmt: skip
+    )
+    assert ev.skill_checks(table, "video") == {"beats persistence on MSE at every lead": False}
+    table.loc[1, "MSE"] = 2.4
+    assert ev.skill_checks(table, "video") == {"beats persistence on MSE at every lead": True}
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        ev.main([str(tmp_path / "nope")])
+    assert "not a checkpoint folder" in capsys.readouterr().err
+
+
+_real_windows = ev.windows
+
+
+def _tiny_windows(meta, **kwargs):
+    return _real_windows(meta, **{**kwargs, "loader": tiny_loader})
