@@ -19,6 +19,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -102,7 +103,8 @@ def save_checkpoint(directory: str | Path, model: ConvLSTM, *, metadata: dict) -
         parameters=sum(p.numel() for p in model.parameters()),
         weights_sha256=_sha256(weights),
     )
-    (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    text = json.dumps(meta, indent=2, sort_keys=True, default=_json_default)
+    (directory / META_FILE).write_text(text + "\n")
     return directory
 
 
@@ -275,6 +277,15 @@ def _check_state_dict(model: ConvLSTM, state: dict, path: Path) -> None:
             problems.append(f"{key} holds NaN or infinite values")
     if problems:
         raise CheckpointError(f"{path}: does not match meta.json: " + "; ".join(problems))
+
+
+def _json_default(value):
+    """JSON for the numpy scalars and arrays that dataset attrs and metrics often carry."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"metadata value {value!r} ({type(value).__name__}) is not JSON-serialisable")
 
 
 def _sha256(path: Path) -> str:

@@ -64,6 +64,15 @@ def test_round_trip_reproduces_predictions_exactly(tmp_path, model):
     np.testing.assert_array_equal(r1.prediction.values, r2.prediction.values)
 
 
+def test_numpy_values_in_metadata_are_written_as_json(tmp_path, model):
+    meta = dict(META, n_trips=np.int64(1306704), rmse=np.float32(1.5), shape=np.array([2, 3]))
+    save_checkpoint(tmp_path / "ckpt", model, metadata=meta)
+    _, loaded = load_checkpoint(tmp_path / "ckpt", device="cpu")
+    assert loaded["n_trips"] == 1306704 and loaded["rmse"] == 1.5 and loaded["shape"] == [2, 3]
+    with pytest.raises(TypeError, match="not JSON-serialisable"):
+        save_checkpoint(tmp_path / "bad", model, metadata=dict(META, when=object()))
+
+
 def test_pickle_with_embedded_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
 
