@@ -7,7 +7,6 @@ Pages call these functions (through the caches in :mod:`dashboard.cache`); all m
 
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,30 +40,16 @@ def dataset_catalog() -> list[DatasetEntry]:
 
     entries = []
     for name in datasets.list_datasets():
-        info = _dataset_info(name)
-        domain = info.get("domain")
-        if domain is None:
-            # registered without a domain: read it from a one-sample load
-            try:
-                domain = load_dataset(name, n_samples=1).attrs.get("domain")
-            except Exception:  # noqa: BLE001 - a broken loader must not break the page
-                domain = None
+        info = datasets.dataset_info(name)
         entries.append(
             DatasetEntry(
                 name=name,
-                domain=domain,
-                bundled=bool(info.get("bundled", False)),
-                summary=str(info.get("summary", "")),
+                domain=info["domain"],
+                bundled=bool(info["bundled"]),
+                summary=str(info["summary"]),
             )
         )
     return entries
-
-
-def _dataset_info(name: str) -> dict:
-    import datasets.registry as registry
-
-    info = getattr(registry, "dataset_info", None)
-    return info(name) if info is not None else {"name": name}
 
 
 def load_dataset(
@@ -80,32 +65,10 @@ def load_dataset(
     import datasets
 
     try:
-        loader_kwargs = {"split": split}
-        if _accepts(datasets.get_dataset, name, "n_samples"):
-            loader_kwargs["n_samples"] = n_samples
-        try:
-            data = datasets.get_dataset(name, **loader_kwargs)
-        except TypeError as exc:  # a loader that passes **options on but has no n_samples
-            if "n_samples" not in str(exc):
-                raise
-            loader_kwargs.pop("n_samples")
-            data = datasets.get_dataset(name, **loader_kwargs)
-            data = data.isel(sample=slice(0, n_samples))
+        data = datasets.get_dataset(name, split=split, n_samples=n_samples)
     except (ValueError, datasets.DatasetError) as exc:
         raise DashboardError(f"Dataset {name!r} could not be loaded: {exc}") from exc
     return _check_array(data, source=f"dataset {name!r}")
-
-
-def _accepts(get, name: str, option: str) -> bool:
-    """Whether the loader registered under ``name`` takes keyword ``option`` (or ``**kwargs``)."""
-    import datasets.registry as registry
-
-    registry._import_builtin()
-    loader = registry._REGISTRY.get(str(name).lower())
-    if loader is None:
-        return False
-    params = inspect.signature(loader).parameters
-    return option in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def read_upload(path: str | os.PathLike, *, max_mb: int = UPLOAD_MAX_MB) -> xr.DataArray:

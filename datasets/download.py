@@ -33,7 +33,7 @@ A dataset module declares its files once, at import time, next to its ``@registe
     MCH_FILES = {"radar/mch/20160711/AQC161932100V_00005.801.gif": "3f1c...e9", ...}
     register_files("mch_radar", "pysteps-data", MCH_FILES)
 
-    @register("mch_radar")
+    @register("mch_radar", domain="radar")
     def mch_radar(*, split, download=False, cache_dir=None, base_url=None, **options):
         paths = fetch_dataset("mch_radar", cache_dir=cache_dir, base_url=base_url,
                               download=download)   # {relative_path: Path}

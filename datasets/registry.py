@@ -2,7 +2,8 @@
 
 Contract of every registered loader
 -----------------------------------
-``loader(*, split, **options) -> xarray.DataArray``
+``loader(*, split, n_samples=None, **options) -> xarray.DataArray``; ``n_samples`` caps the number
+of samples (windows) returned, so callers such as the dashboard can ask for a few cheaply.
 
 - dims ``(sample, time, channel, y, x)``, dtype float32, physical units (never model space);
 - coordinates: ``sample``, ``time`` (real timestamps as ``datetime64`` where known, else step index),
@@ -38,9 +39,7 @@ SPLITS = ("train", "val", "test")
 DOMAINS = ("radar", "traffic", "video")
 
 
-def register(
-    name: str, *, bundled: bool = False, domain: str | None = None
-) -> Callable[[Loader], Loader]:
+def register(name: str, *, domain: str, bundled: bool = False) -> Callable[[Loader], Loader]:
     """Decorator that adds a loader to the registry under ``name`` (lower case).
 
     Parameters
@@ -49,10 +48,11 @@ def register(
         Registered name (stored lower case).
     bundled : bool
         True when the dataset works offline right after install (no network, no ``../shared``).
-    domain : {"radar", "traffic", "video"}, optional
-        The domain of the arrays the loader returns (also in their ``attrs``).
+    domain : {"radar", "traffic", "video"}
+        The domain of the arrays the loader returns (also in their ``attrs``); the dashboard
+        groups datasets by it without loading them.
     """
-    if domain is not None and domain not in DOMAINS:
+    if domain not in DOMAINS:
         raise ValueError(f"domain {domain!r} of dataset {name!r}: use one of {', '.join(DOMAINS)}")
 
     def wrap(loader: Loader) -> Loader:

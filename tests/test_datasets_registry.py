@@ -127,7 +127,7 @@ def test_register_defaults_and_rejects_duplicates(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(registry, "_INFO", dict(registry._INFO))
 
-    @registry.register("tmp_plain")
+    @registry.register("tmp_plain", domain="video")
     def tmp_plain(*, split):
         """A loader registered with no extra arguments."""
 
@@ -137,6 +137,8 @@ def test_register_defaults_and_rejects_duplicates(monkeypatch):
         == "A loader registered with no extra arguments."
     )
     with pytest.raises(ValueError, match="registered twice"):
-        registry.register("TMP_PLAIN")(tmp_plain)
+        registry.register("TMP_PLAIN", domain="video")(tmp_plain)
+    with pytest.raises(TypeError, match="domain"):
+        registry.register("tmp_no_domain")  # every dataset names its domain
     with pytest.raises(ValueError, match="domain"):
         registry.register("tmp_other", domain="audio")
