@@ -354,7 +354,7 @@ class ConvLSTM(nn.Module):
     # ----------------------------------------------------------------------------------------
     # running
     def _encode(
-        self, frames: Tensor, state: ConvLSTMState, hook: GateHook | None, step0: int
+        self, frames: Tensor, state: ConvLSTMState, hook: GateHook | None
     ) -> tuple[list[Tensor], ConvLSTMState]:
         """Run the observed frames layer by layer; returns each layer's hidden sequence ``[B, T, hid, h, w]``."""
         x = self.patch(frames)  # [B, T, C*p*p, h, w]
@@ -368,7 +368,7 @@ class ConvLSTM(nn.Module):
             for k in range(t):
                 h, c, gates = cell.step(zx[:, k], (h, c), want_gates=hook is not None)
                 if hook is not None:
-                    hook(layer, step0 + k, gates)
+                    hook(layer, k, gates)
                 outputs.append(h)
             x = torch.stack(outputs, dim=1)  # [B, T, hid, h, w]
             sequences.append(x)
@@ -438,7 +438,7 @@ class ConvLSTM(nn.Module):
         b, t = frames.shape[:2]
         if state is None:
             state = self.initial_state(b, like=frames)
-        sequences, state = self._encode(frames, state, gate_hook, step0=0)
+        sequences, state = self._encode(frames, state, gate_hook)
         last = self._readout([s[:, -1] for s in sequences])  # [B, C*p*p, h, w]
         frame = self.unpatch(last[:, None])[:, 0]  # [B, C, H, W]
         forecast = [frame]
@@ -474,7 +474,7 @@ class ConvLSTM(nn.Module):
         b, t = frames.shape[:2]
         if state is None:
             state = self.initial_state(b, like=frames)
-        sequences, state = self._encode(frames, state, gate_hook, step0=0)
+        sequences, state = self._encode(frames, state, gate_hook)
         hidden = torch.cat(sequences, dim=2).flatten(0, 1)  # [B*T, sum(hid), h, w]
         y = self._readout([hidden])  # [B*T, C*p*p, h, w]
         return self.unpatch(y.unflatten(0, (b, t))), state  # [B, T, C, H, W]
