@@ -2,7 +2,8 @@
 
 Usage::
 
-    python -m bench.rollout [--configs radar video traffic] [--rounds 4] [--compile] [--device cpu]
+    python -m bench.rollout [--configs radar video traffic] [--rounds 6] [--cold-runs 3]
+                            [--compile] [--device cpu]
 
 The reference is written the way most public ConvLSTM code is: per layer and step, one fp32 eager
 convolution over ``cat([x, h])``, gates split i, f, o, g, no peepholes. It gets the same
@@ -12,22 +13,27 @@ first line of each configuration checks that both compute the same forecast.
 Variants (timed interleaved, round by round, so machine noise hits all alike):
 
 - ``reference``: the community-style fp32 loop;
-- ``ours fp32``: our engine, fp32 (batched input convolutions while encoding, fused while forecasting);
+- ``ours fp32``: our engine in float32 (channels-last, one fused convolution per layer and step);
 - ``ours default``: what the dashboard runs, ``model.rollout.rollout`` with ``precision="auto"``
   (bfloat16 autocast where the CPU/GPU supports it); for batch > 1 the same engine call batched;
 - ``ours default + capture``: the same, recording all six gates/states of every layer;
-- ``ours compiled`` (with ``--compile``): ``torch.compile`` of the network, compile time reported;
-- ``ours channels-last`` (CUDA only): bf16 with channels-last weights so cuDNN picks NHWC kernels.
+- ``ours compiled`` (with ``--compile``): ``torch.compile`` of the network, compile time reported.
 
-"cold" is the first call (no warm-up); "warm" the median of the later rounds. frames/s counts
-frames read plus frames forecast per second (batch included).
+"cold" is the first call in a fresh Python process (no warm-up at all: oneDNN builds its kernels
+and the process faults its memory in during that call), measured ``--cold-runs`` times per variant
+in alternating subprocesses; the reference runs there as community code would, with glibc's
+default allocator, ours with its default path (which tunes the allocator, see ``model/runtime.py``).
+"warm" is the median of interleaved rounds in one process, where every variant, the reference
+included, shares the tuned allocator. frames/s counts frames read plus frames forecast per second
+(batch included).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -43,6 +49,7 @@ from model.rollout import (
     resolve_precision,
     rollout,
 )
+from model.runtime import tune_cpu_allocator
 
 
 @dataclass(frozen=True)
@@ -141,7 +148,8 @@ def _time(fn) -> float:
     return time.perf_counter() - start
 
 
-def bench_config(cfg: BenchConfig, *, rounds: int, compile_: bool, device: torch.device) -> None:
+def build(cfg: BenchConfig, device: torch.device) -> tuple[ConvLSTM, ReferenceNet, torch.Tensor]:
+    """Our network (random weights, peepholes zeroed), the reference with the same weights, input."""
     torch.manual_seed(0)
     ours = ConvLSTM(
         in_channels=cfg.channels, hidden_channels=cfg.hidden, kernel_size=cfg.kernel,
@@ -152,7 +160,14 @@ def bench_config(cfg: BenchConfig, *, rounds: int, compile_: bool, device: torch
             cell.peephole_weight.zero_()  # so the reference (no peepholes) computes the same
     ref = ReferenceNet(ours).eval().to(device)
     frames = torch.rand(cfg.batch, cfg.context, cfg.channels, *cfg.frame_size, device=device)
+    return ours, ref, frames  # frames [B, T, C, H, W]
+
+
+def runners(cfg: BenchConfig, ours, ref, frames, device: torch.device) -> dict:
+    """The timed variants, keyed ``reference``, ``fp32``, ``default``, ``capture``."""
     precision = resolve_precision("auto", device)
+    spec = CaptureSpec.parse(True, len(ours.cells))
+    steps = cfg.context + cfg.horizon - 1
 
     def run_ref():
         with torch.no_grad():
@@ -162,44 +177,75 @@ def bench_config(cfg: BenchConfig, *, rounds: int, compile_: bool, device: torch
         with torch.no_grad():
             return ours(frames, horizon=cfg.horizon)[0]
 
-    spec = CaptureSpec.parse(True, len(ours.cells))
-    steps = cfg.context + cfg.horizon - 1
-
     def run_default(capture=False):
         if cfg.batch == 1:  # what the dashboard runs, xarray result included
             rollout(ours, frames[0].cpu().numpy(), cfg.horizon, capture=capture)
             return
         # rollout() takes one sequence; for batches time the same engine path directly
-        rec = GateRecorder(ours, spec, steps=steps, batch=cfg.batch, device=device)
+        if device.type == "cpu":
+            tune_cpu_allocator()  # as rollout() does
+        hook = None
+        if capture:
+            hook = GateRecorder(ours, spec, steps=steps, batch=cfg.batch, device=device).hook
         with (
             torch.no_grad(),
             torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"),
         ):
-            ours(frames, horizon=cfg.horizon, gate_hook=rec.hook if capture else None)
+            ours(frames, horizon=cfg.horizon, gate_hook=hook)
 
+    return {
+        "reference": run_ref,
+        "fp32": run_fp32,
+        "default": run_default,
+        "capture": lambda: run_default(True),
+    }
+
+
+def cold_probe(config: str, variant: str, device: str) -> None:
+    """Print the seconds of the first call of one variant (run in a fresh process)."""
+    dev = torch.device(device)
+    ours, ref, frames = build(CONFIGS[config], dev)
+    print(f"{_time(runners(CONFIGS[config], ours, ref, frames, dev)[variant]):.6f}")
+
+
+def cold_times(config: str, variants: list[str], runs: int, device: torch.device) -> dict:
+    """First-call seconds of each variant, each run in its own fresh process, alternating."""
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(runs):
+        for variant in variants:
+            cmd = [sys.executable, "-m", "bench.rollout", "--cold-probe", config, variant,
+                   "--device", str(device), "--threads", str(torch.get_num_threads())]  # fmt: skip
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            times[variant].append(float(out.split()[-1]))
+    return {v: statistics.median(ts) for v, ts in times.items()}
+
+
+def bench_config(
+    cfg: BenchConfig, *, rounds: int, cold_runs: int, compile_: bool, device: torch.device
+) -> None:
+    precision = resolve_precision("auto", device)
+    label = {
+        "reference": "reference (fp32, cat-conv)",
+        "fp32": "ours fp32",
+        "default": f"ours default ({precision})",
+        "capture": f"ours default ({precision}) + capture all",
+        "compiled": f"ours compiled ({precision})",
+    }
+    cold = cold_times(cfg.name, ["reference", "default", "capture"], cold_runs, device)
+
+    if device.type == "cpu":
+        tune_cpu_allocator()  # warm rounds: every variant, the reference too, shares it
+    ours, ref, frames = build(cfg, device)
+    variants = runners(cfg, ours, ref, frames, device)
     with torch.no_grad():
-        same = (run_ref() - run_fp32()).abs().max().item()
+        same = (variants["reference"]() - variants["fp32"]()).abs().max().item()
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
         with autocast:
             low = ours(frames, horizon=cfg.horizon)[0].float()
-        full = run_fp32()
+        full = variants["fp32"]()
         diff = (low - full).abs()
         rel_rms = (diff.pow(2).mean().sqrt() / full.pow(2).mean().sqrt()).item()
 
-    variants = {
-        "reference (fp32, cat-conv)": run_ref,
-        "ours fp32": run_fp32,
-        f"ours default ({precision})": run_default,
-        f"ours default ({precision}) + capture all": lambda: run_default(True),
-    }
-    if device.type == "cuda":  # cuDNN NHWC kernels: channels-last weights, bf16 autocast
-        ours_cl = copy.deepcopy(ours).to(memory_format=torch.channels_last)
-
-        def run_channels_last():
-            with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
-                return ours_cl(frames, horizon=cfg.horizon)[0]
-
-        variants[f"ours {precision} channels-last"] = run_channels_last
     compile_seconds = None
     if compile_:
         compiled = compile_network(ours)
@@ -212,17 +258,18 @@ def bench_config(cfg: BenchConfig, *, rounds: int, compile_: bool, device: torch
                 return compiled(frames, horizon=cfg.horizon)[0]
 
         compile_seconds = _time(run_compiled)  # first call compiles
-        variants[f"ours compiled ({precision})"] = run_compiled
+        variants["compiled"] = run_compiled
 
+    for fn in variants.values():  # warm-up round, not timed
+        fn()
     times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(rounds):
         for name, fn in variants.items():
             times[name].append(_time(fn))
+    warm = {k: statistics.median(ts) for k, ts in times.items()}
 
     frames_per_run = cfg.batch * (cfg.context + cfg.horizon)
     flops = gflop(cfg)
-    ref_key = next(iter(variants))
-    ref_cold, ref_warm = times[ref_key][0], statistics.median(times[ref_key][1:] or times[ref_key])
     print(f"\n== {cfg.name}: {cfg.frame_size[0]}x{cfg.frame_size[1]}x{cfg.channels}, patch "
           f"{cfg.patch}, hidden {'-'.join(map(str, cfg.hidden))}, kernel {cfg.kernel}, "
           f"{cfg.context}->{cfg.horizon}, batch {cfg.batch}  ({flops:.1f} GFLOP per rollout)")  # fmt: skip
@@ -231,14 +278,15 @@ def bench_config(cfg: BenchConfig, *, rounds: int, compile_: bool, device: torch
           f"relative RMS {rel_rms:.3e}")  # fmt: skip
     print(f"   {'variant':42s} {'cold s':>8s} {'warm s':>8s} {'frames/s':>9s} {'GFLOP/s':>8s}"
           f" {'x ref cold':>10s} {'x ref warm':>10s}")  # fmt: skip
-    for name, ts in times.items():
-        cold, warm = ts[0], statistics.median(ts[1:] or ts)
-        print(f"   {name:42s} {cold:8.3f} {warm:8.3f} {frames_per_run / warm:9.1f} "
-              f"{flops / warm:8.1f} {ref_cold / cold:10.2f} {ref_warm / warm:10.2f}")  # fmt: skip
-    cap_key = [k for k in times if k.endswith("capture all")][0]
-    def_key = [k for k in times if k.startswith("ours default") and k != cap_key][0]
-    overhead = statistics.median(times[cap_key]) / statistics.median(times[def_key]) - 1
-    print(f"   gate capture overhead (median over rounds): {100 * overhead:+.1f}%")
+    for key, w in warm.items():
+        c = cold.get(key)
+        cold_s = f"{c:8.3f}" if c else f"{'-':>8s}"
+        cold_x = f"{cold['reference'] / c:10.2f}" if c else f"{'-':>10s}"
+        print(f"   {label[key]:42s} {cold_s} {w:8.3f} {frames_per_run / w:9.1f} "
+              f"{flops / w:8.1f} {cold_x} {warm['reference'] / w:10.2f}")  # fmt: skip
+    print(f"   gate capture overhead: warm {100 * (warm['capture'] / warm['default'] - 1):+.1f}%, "
+          f"cold {100 * (cold['capture'] / cold['default'] - 1):+.1f}% "
+          f"(medians: {rounds} rounds, {cold_runs} fresh processes)")  # fmt: skip
     if compile_seconds is not None:
         print(f"   compile time (first compiled call): {compile_seconds:.1f} s")
 
@@ -247,20 +295,27 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=["radar", "video", "traffic"],
                         choices=sorted(CONFIGS))  # fmt: skip
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--cold-runs", type=int, default=3, help="fresh processes per variant")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--cold-probe", nargs=2, metavar=("CONFIG", "VARIANT"),
+                        help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    if args.cold_probe:
+        cold_probe(*args.cold_probe, args.device)
+        return
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
           f"numpy {np.__version__}")  # fmt: skip
     for name in args.configs:
-        bench_config(CONFIGS[name], rounds=args.rounds, compile_=args.compile, device=device)
+        bench_config(CONFIGS[name], rounds=args.rounds, cold_runs=args.cold_runs,
+                     compile_=args.compile, device=device)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import xarray as xr
 
 from model.convlstm import GATES, ConvLSTM
 from model.normalize import Normalizer
+from model.runtime import tune_cpu_allocator
 
 DEFAULT_BYTE_BUDGET = 512 * 2**20  # 512 MiB of float16 gates (a 12+12 radar rollout needs ~150 MiB)
 MODES = ("free", "teacher")
@@ -77,8 +78,10 @@ def capture_bytes(model: ConvLSTM, spec: CaptureSpec, steps: int, batch: int = 1
 class GateRecorder:
     """Records gates into one preallocated float16 block while the network runs.
 
-    ``block`` is ``[B, layer, gate, step, hidden, h, w]`` (layers and gates as in ``spec``);
-    narrower layers are padded with NaN along ``hidden``. Pass :attr:`hook` as ``gate_hook``.
+    :attr:`gates` is ``[B, layer, gate, step, hidden, h, w]`` (layers and gates as in ``spec``), a
+    view of a block stored hidden-last (``[..., h, w, hidden]``), the channels-last layout the
+    network computes in, so each copy is a straight cast. Narrower layers are padded with NaN
+    along ``hidden``. Pass :attr:`hook` as ``gate_hook``.
     """
 
     def __init__(
@@ -86,14 +89,13 @@ class GateRecorder:
     ) -> None:
         h, w = model.config.grid_size
         widths = [model.config.hidden_channels[i] for i in spec.layers]
-        self.block = torch.empty(
-            batch, len(spec.layers), len(spec.gates), steps, max(widths), h, w,
-            dtype=torch.float16, device=device,
-        )  # fmt: skip
+        shape = (batch, len(spec.layers), len(spec.gates), steps, h, w, max(widths))
+        block = torch.empty(shape, dtype=torch.float16, device=device)
         if min(widths) != max(widths):
-            self.block.fill_(float("nan"))
-        self._views = {  # layer -> [B, gate, step, hid, h, w] view into block
-            layer: self.block[:, k, :, :, :hid]
+            block.fill_(float("nan"))
+        self.gates = block.permute(0, 1, 2, 3, 6, 4, 5)  # [B, layer, gate, step, hidden, h, w]
+        self._views = {  # layer -> [B, gate, step, hid, h, w] view into the block
+            layer: self.gates[:, k, :, :, :hid]
             for k, (layer, hid) in enumerate(zip(spec.layers, widths, strict=True))
         }
         self._gate_index = [GATES.index(g) for g in spec.gates]
@@ -202,6 +204,8 @@ def rollout(
 
     device = next(model.parameters()).device
     precision = resolve_precision(precision, device)
+    if device.type == "cpu":
+        tune_cpu_allocator()
     n_ctx = ctx.shape[0]
     steps = n_ctx + horizon - 1
     spec = CaptureSpec.parse(capture, len(model.cells))
@@ -250,7 +254,7 @@ def rollout(
         "x": xc,
     }
     if spec is not None:
-        gates = recorder.block[0].cpu().numpy()  # [layer, gate, step, hidden, gy, gx] float16
+        gates = recorder.gates[0].cpu().numpy()  # [layer, gate, step, hidden, gy, gx] float16
         widest, gh, gw = gates.shape[3:]
         data_vars["gates"] = (("layer", "gate", "step", "hidden", "gy", "gx"), gates)
         coords.update(
