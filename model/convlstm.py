@@ -184,6 +184,84 @@ def _tanh_(x: Tensor) -> Tensor:
     return x.mul_(2).sigmoid_().mul_(2).sub_(1)
 
 
+def conv_step(
+    x: Tensor,
+    h: Tensor,
+    c: Tensor,
+    weight: Tensor,
+    bias: Tensor,
+    peephole: Tensor | None,
+    *,
+    padding: int,
+    memory_format: torch.memory_format,
+    want_gates: bool = False,
+    in_place: bool = False,
+) -> tuple[Tensor, Tensor, tuple[Tensor, ...] | None]:
+    """One ConvLSTM step: one convolution over ``cat([X_t, H_{t-1}])``, then the cell equations.
+
+    Parameters
+    ----------
+    x, h, c : Tensor
+        ``X_t`` ``[B, C_in, h, w]``; ``H_{t-1}``, ``C_{t-1}`` ``[B, hid, h, w]`` float32.
+    weight, bias : Tensor
+        ``[4*hid, C_in + hid, k, k]`` and ``[4*hid]`` (see :meth:`ConvLSTMCell.step_weights`).
+    peephole : Tensor or None
+        ``[3, hid, h, w]``: ``W_ci``, ``W_cf``, ``W_co``.
+    padding : int
+        ``k // 2``.
+    memory_format : torch.memory_format
+        Layout of the convolution input.
+    want_gates : bool
+        Also return ``(i, f, o, g, C_t, H_t)``.
+    in_place : bool
+        Update the gates in place in the convolution output (inference; no autograd).
+
+    Returns
+    -------
+    (Tensor, Tensor, tuple or None)
+        ``H_t``, ``C_t`` ``[B, hid, h, w]`` float32, and the gates when asked.
+    """
+    xh = torch.cat([x, h.to(x.dtype)], dim=1).contiguous(memory_format=memory_format)
+    z = F.conv2d(xh, weight, bias, padding=padding)  # [B, 4*hid, h, w]
+    z = z.float()  # bfloat16 under autocast; the gate math runs in float32
+    update = gate_update_ if in_place else gate_update
+    gates = update(z, c, peephole)  # (i, f, o, g, C_t, H_t)
+    return gates[5], gates[4], gates if want_gates else None
+
+
+def gate_update(z: Tensor, c: Tensor, peephole: Tensor | None) -> tuple[Tensor, ...]:
+    """The cell equations from the pre-activation ``z`` ``[B, 4*hid, h, w]`` (:data:`CONV_GATES` order).
+
+    ``c`` is ``C_{t-1}`` ``[B, hid, h, w]``, ``peephole`` ``[3, hid, h, w]`` or None. Returns
+    ``(i, f, o, g, C_t, H_t)``, each ``[B, hid, h, w]``. Out of place: for autograd and
+    ``torch.compile`` (which fuses it into one loop).
+    """
+    zi, zf, zo, zg = z.unflatten(1, (4, -1)).unbind(1)  # each [B, hid, h, w]
+    if peephole is not None:
+        zi = zi + peephole[0] * c  # + W_ci ∘ C_{t-1}
+        zf = zf + peephole[1] * c  # + W_cf ∘ C_{t-1}
+    i, f, g = torch.sigmoid(zi), torch.sigmoid(zf), torch.tanh(zg)
+    c_next = f * c + i * g  # [B, hid, h, w]
+    if peephole is not None:
+        zo = zo + peephole[2] * c_next  # + W_co ∘ C_t
+    o = torch.sigmoid(zo)
+    return i, f, o, g, c_next, o * torch.tanh(c_next)
+
+
+def gate_update_(z: Tensor, c: Tensor, peephole: Tensor | None) -> tuple[Tensor, ...]:
+    """:func:`gate_update` computed in place in ``z`` (eager inference: fewer fresh buffers)."""
+    zi, zf, zo, zg = z.chunk(4, dim=1)  # each [B, hid, h, w], views into z
+    if peephole is not None:
+        zi.addcmul_(peephole[0], c)
+        zf.addcmul_(peephole[1], c)
+    i, f, g = zi.sigmoid_(), zf.sigmoid_(), _tanh_(zg)
+    c_next = (f * c).addcmul_(i, g)  # [B, hid, h, w]
+    if peephole is not None:
+        zo.addcmul_(peephole[2], c_next)
+    o = zo.sigmoid_()
+    return i, f, o, g, c_next, _tanh_(c_next * 1).mul_(o)
+
+
 class ConvLSTMCell(nn.Module):
     """One ConvLSTM layer.
 
@@ -239,6 +317,7 @@ class ConvLSTMCell(nn.Module):
         with torch.no_grad():
             self.input_conv.bias.zero_()
             self.input_conv.bias[hidden_channels : 2 * hidden_channels] = forget_bias
+        self.compiled_step: Callable | None = None  # set by model.rollout.compile_network
 
     def fused_weight(self) -> Tensor:
         """``cat([W_x, W_h])`` along input channels, for one convolution over ``cat([X, H])``."""
@@ -282,55 +361,12 @@ class ConvLSTMCell(nn.Module):
             ``H_t``, ``C_t`` ``[B, hidden, h, w]`` and the gates when asked.
         """
         h, c = state
-        xh = torch.cat([x, h.to(x.dtype)], dim=1).contiguous(memory_format=weights.memory_format)
-        z = F.conv2d(xh, weights.weight, weights.bias, padding=self.padding)  # [B, 4*hid, h, w]
-        return self.activate(z, c, peephole=weights.peephole, want_gates=want_gates)
-
-    def activate(
-        self,
-        z: Tensor,
-        c: Tensor,
-        *,
-        peephole: Tensor | None = None,
-        want_gates: bool = False,
-    ) -> tuple[Tensor, Tensor, tuple[Tensor, ...] | None]:
-        """Gate non-linearities and state update from the full pre-activation.
-
-        Parameters
-        ----------
-        z : Tensor
-            ``W * cat([X_t, H_{t-1}]) + b`` ``[B, 4*hid, h, w]`` in :data:`CONV_GATES` order.
-        c : Tensor
-            ``C_{t-1}`` ``[B, hid, h, w]`` float32.
-        peephole : Tensor, optional
-            ``[3, hid, h, w]`` (e.g. from :meth:`step_weights`); the cell's own when omitted.
-        """
-        z = z.float()  # [B, 4*hid, h, w]; bfloat16 under autocast, the gate math runs in float32
-        zi, zf, zo, zg = z.chunk(4, dim=1)  # each [B, hid, h, w], CONV_GATES order
-        if peephole is None:
-            peephole = self.peephole_weight
-        if torch.is_grad_enabled():  # autograd: out-of-place ops
-            if peephole is not None:
-                zi = torch.addcmul(zi, peephole[0], c)  # + W_ci ∘ C_{t-1}
-                zf = torch.addcmul(zf, peephole[1], c)  # + W_cf ∘ C_{t-1}
-            i, f, g = torch.sigmoid(zi), torch.sigmoid(zf), torch.tanh(zg)
-            c_next = torch.addcmul(f * c, i, g)  # [B, hid, h, w]
-            if peephole is not None:
-                zo = torch.addcmul(zo, peephole[2], c_next)  # + W_co ∘ C_t
-            o = torch.sigmoid(zo)
-            h_next = o * torch.tanh(c_next)  # [B, hid, h, w]
-        else:  # inference: the same equations in place in z, this step's own buffer
-            if peephole is not None:
-                zi.addcmul_(peephole[0], c)
-                zf.addcmul_(peephole[1], c)
-            i, f, g = zi.sigmoid_(), zf.sigmoid_(), _tanh_(zg)
-            c_next = (f * c).addcmul_(i, g)  # [B, hid, h, w]
-            if peephole is not None:
-                zo.addcmul_(peephole[2], c_next)
-            o = zo.sigmoid_()
-            h_next = _tanh_(c_next * 1).mul_(o)  # [B, hid, h, w]
-        gates = (i, f, o, g, c_next, h_next) if want_gates else None
-        return h_next, c_next, gates
+        step = self.compiled_step or conv_step
+        return step(
+            x, h, c, weights.weight, weights.bias, weights.peephole,
+            padding=self.padding, memory_format=weights.memory_format, want_gates=want_gates,
+            in_place=self.compiled_step is None and not torch.is_grad_enabled(),
+        )  # fmt: skip
 
     def forward(
         self,

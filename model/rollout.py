@@ -19,6 +19,7 @@ saying how many bytes it needs and how to ask for less (fewer layers, gates or s
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from model.convlstm import GATES, ConvLSTM
+from model.convlstm import GATES, ConvLSTM, conv_step
 from model.normalize import Normalizer
 from model.runtime import tune_cpu_allocator
 
@@ -109,13 +110,29 @@ class GateRecorder:
 
 
 def compile_network(model: ConvLSTM) -> ConvLSTM:
-    """An optional compiled copy of ``model`` (``torch.compile``, static shapes) for batch work.
+    """An optional compiled copy of ``model``: each cell step is a ``torch.compile`` graph.
 
-    The first call per input shape compiles (minutes on a small CPU; see ``bench/rollout.py``);
-    later calls run faster than eager. :func:`rollout` accepts the result in place of ``model``.
-    The dashboard does not use it, so no page load ever pays the compile time.
+    The step (concatenation, convolution and the cell equations) is compiled once per layer
+    shape, a few seconds each on a small CPU (see ``bench/rollout.py``), and the gate math is then
+    fused into one loop; the rollout loop itself stays in Python. Compiling the whole unrolled
+    network instead took 81 s and ran slower here. :func:`rollout` accepts the result in place
+    of ``model``. The dashboard does not use it, so no page load ever pays the compile time.
+
+    Parameters
+    ----------
+    model : ConvLSTM
+        The network; it is copied (weights included), not changed.
+
+    Returns
+    -------
+    ConvLSTM
+        The copy, for inference (``torch.no_grad``).
     """
-    return torch.compile(model, dynamic=False)
+    compiled = copy.deepcopy(model)
+    step = torch.compile(conv_step, dynamic=False)
+    for cell in compiled.cells:
+        cell.compiled_step = step
+    return compiled
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
-from model.convlstm import CONV_GATES, GATES, ConvLSTM, ConvLSTMConfig, reorder_gates
-from model.rollout import rollout
+from model.convlstm import (
+    CONV_GATES,
+    GATES,
+    ConvLSTM,
+    ConvLSTMConfig,
+    memory_format_for,
+    reorder_gates,
+)
+from model.rollout import compile_network, rollout
 
 
 def _conv_same(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -59,15 +68,16 @@ def _hand_gates(model: ConvLSTM, inputs: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("peephole", [True, False])
-def test_captured_gates_equal_hand_computation(peephole):
+@pytest.mark.parametrize("frame_size", [(5, 6), (32, 32)], ids=["nchw-grid", "channels-last-grid"])
+def test_captured_gates_equal_hand_computation(peephole, frame_size):
     torch.manual_seed(0)
     model = ConvLSTM(
-        in_channels=2, hidden_channels=(3,), kernel_size=3, frame_size=(5, 6), peephole=peephole
+        in_channels=2, hidden_channels=(3,), kernel_size=3, frame_size=frame_size, peephole=peephole
     ).eval()
     if peephole:
         with torch.no_grad():
             model.cells[0].peephole_weight.normal_(0.0, 0.5)  # non-zero so the terms matter
-    context = np.random.default_rng(1).normal(size=(4, 2, 5, 6)).astype(np.float32)
+    context = np.random.default_rng(1).normal(size=(4, 2, *frame_size)).astype(np.float32)
     ds = rollout(model, context, 3, capture=True, precision="fp32")
     assert tuple(ds.gate.values) == GATES
     # The cell read the 4 context frames, then the first 2 predictions fed back.
@@ -203,3 +213,45 @@ def test_config_round_trip_and_unknown_fields():
     assert cfg.grid_size == (8, 4)
     with pytest.raises(ValueError, match="unknown ConvLSTMConfig fields.*'layers'"):
         ConvLSTMConfig.from_dict({**cfg.to_dict(), "layers": 3})
+
+
+@pytest.mark.parametrize("frame_size", [(8, 8), (64, 64)], ids=["nchw-grid", "channels-last-grid"])
+def test_in_place_inference_equals_autograd_path(frame_size):
+    """Inference updates the gates in place; training runs out of place: same numbers."""
+    torch.manual_seed(0)
+    model = ConvLSTM(
+        in_channels=1, hidden_channels=(5, 4), patch_size=2, frame_size=frame_size
+    ).eval()
+    with torch.no_grad():
+        for cell in model.cells:
+            cell.peephole_weight.normal_(0.0, 0.3)
+    frames = torch.rand(2, 3, 1, *frame_size)
+    trained, state_grad = model(frames, horizon=3)  # autograd on: out-of-place equations
+    with torch.no_grad():
+        inferred, state = model(frames, horizon=3)
+    torch.testing.assert_close(inferred, trained.detach(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(state.cell[1], state_grad.cell[1].detach(), rtol=0, atol=1e-6)
+    expected = memory_format_for(model.config.grid_size)
+    assert state.hidden[0].is_contiguous(memory_format=expected)
+    assert (expected == torch.channels_last) == (frame_size == (64, 64))
+
+
+@pytest.mark.skipif(
+    not (shutil.which("c++") or shutil.which("g++")),
+    reason="torch.compile on the CPU needs a C++ compiler (c++/g++), not found",
+)
+def test_compiled_network_matches_eager():
+    torch.manual_seed(0)
+    model = ConvLSTM(in_channels=1, hidden_channels=(6, 4), frame_size=(32, 32)).eval()
+    with torch.no_grad():
+        for cell in model.cells:
+            cell.peephole_weight.normal_(0.0, 0.3)
+    compiled = compile_network(model)
+    assert all(cell.compiled_step is None for cell in model.cells)  # the original is untouched
+    context = np.random.default_rng(0).random((4, 1, 32, 32), dtype=np.float32)
+    eager = rollout(model, context, 3, capture=True, precision="fp32")
+    fast = rollout(compiled, context, 3, capture=True, precision="fp32")
+    np.testing.assert_allclose(fast.prediction, eager.prediction, atol=1e-5)
+    np.testing.assert_allclose(
+        fast.gates.values.astype(np.float32), eager.gates.values.astype(np.float32), atol=2e-3
+    )
