@@ -191,7 +191,7 @@ def _tanh_(x: Tensor) -> Tensor:
 
 def conv_step(
     x: Tensor,
-    h: Tensor,
+    h: Tensor | None,
     c: Tensor,
     weight: Tensor,
     bias: Tensor,
@@ -208,6 +208,7 @@ def conv_step(
     ----------
     x, h, c : Tensor
         ``X_t`` ``[B, C_in, h, w]``; ``H_{t-1}``, ``C_{t-1}`` ``[B, hid, h, w]`` float32.
+        ``h=None`` stands for a zero ``H_{t-1}``: only the input part is convolved.
     weight, bias : Tensor
         ``[4*hid, C_in + hid, k, k]`` and ``[4*hid]`` (see :meth:`ConvLSTMCell.step_weights`).
     peephole : Tensor or None
@@ -226,7 +227,10 @@ def conv_step(
     (Tensor, Tensor, tuple or None)
         ``H_t``, ``C_t`` ``[B, hid, h, w]`` float32, and the gates when asked.
     """
-    xh = torch.cat([x, h.to(x.dtype)], dim=1).contiguous(memory_format=memory_format)
+    if h is None:  # W_h * 0 = 0: the input part of the weight alone
+        xh, weight = x.contiguous(memory_format=memory_format), weight[:, : x.shape[1]]
+    else:
+        xh = torch.cat([x, h.to(x.dtype)], dim=1).contiguous(memory_format=memory_format)
     z = F.conv2d(xh, weight, bias, padding=padding)  # [B, 4*hid, h, w]
     z = z.float()  # bfloat16 under autocast; the gate math runs in float32
     update = gate_update_ if in_place else gate_update
@@ -358,7 +362,7 @@ class ConvLSTMCell(nn.Module):
         x : Tensor
             ``X_t`` ``[B, C_in, h, w]``.
         state : (Tensor, Tensor)
-            ``(H_{t-1}, C_{t-1})``, each ``[B, hidden, h, w]``.
+            ``(H_{t-1}, C_{t-1})``, each ``[B, hidden, h, w]``; ``H_{t-1} = None`` means zeros.
         weights : StepWeights
             From :meth:`step_weights`.
         want_gates : bool
@@ -498,11 +502,14 @@ class ConvLSTM(nn.Module):
         state: ConvLSTMState,
         weights: list[StepWeights],
         hook: GateHook | None,
+        *,
+        zero_start: bool = False,
     ) -> tuple[list[list[Tensor]], ConvLSTMState]:
         """Read the observed frames ``[B, T, C, H, W]`` layer by layer.
 
         Returns each layer's hidden states (a list over layers of ``T`` tensors
-        ``[B, hid, h, w]``) and the state after the last frame.
+        ``[B, hid, h, w]``) and the state after the last frame. ``zero_start``: ``state`` is the
+        zero state, so the first step convolves the input part only (``W_h * 0 = 0``).
         """
         x = self.patch(frames)  # [B, T, C*p*p, h, w]
         fmt = memory_format_for(self.config.grid_size)
@@ -513,7 +520,8 @@ class ConvLSTM(nn.Module):
             h, c = state.hidden[layer], state.cell[layer]
             outputs = []
             for k, x_t in enumerate(inputs):
-                h, c, gates = cell.fused_step(x_t, (h, c), weight, want_gates=hook is not None)
+                h_prev = None if zero_start and k == 0 else h
+                h, c, gates = cell.fused_step(x_t, (h_prev, c), weight, want_gates=hook is not None)
                 if hook is not None:
                     hook(layer, k, gates)
                 outputs.append(h)  # [B, hid, h, w]
@@ -578,10 +586,11 @@ class ConvLSTM(nn.Module):
         if horizon < 1:
             raise ValueError(f"horizon={horizon} must be at least 1")
         b, t = frames.shape[:2]
-        if state is None:
+        zero_start = state is None
+        if zero_start:
             state = self.initial_state(b, like=frames)
         weights = self._step_weights(frames)  # cast once per call
-        sequences, state = self._encode(frames, state, weights, gate_hook)
+        sequences, state = self._encode(frames, state, weights, gate_hook, zero_start=zero_start)
         latents = [self._readout([seq[-1] for seq in sequences])]  # [B, C*p*p, h, w]
         for k in range(horizon - 1):
             # the prediction is fed back on the latent grid: patch(unpatch(y)) == y
@@ -614,10 +623,11 @@ class ConvLSTM(nn.Module):
         """
         self.check_frames(frames)
         b, t = frames.shape[:2]
-        if state is None:
+        zero_start = state is None
+        if zero_start:
             state = self.initial_state(b, like=frames)
         weights = self._step_weights(frames)
-        sequences, state = self._encode(frames, state, weights, gate_hook)
+        sequences, state = self._encode(frames, state, weights, gate_hook, zero_start=zero_start)
         hidden = [torch.stack(seq, dim=1).flatten(0, 1) for seq in sequences]  # [B*T, hid, h, w]
         y = self._readout(hidden)  # [B*T, C*p*p, h, w]
         return self.unpatch(y.unflatten(0, (b, t))).contiguous(), state  # [B, T, C, H, W]

@@ -135,9 +135,11 @@ def compile_network(model: ConvLSTM) -> ConvLSTM:
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, limit)
     # Keep the layout the network chose (memory_format_for); inductor would force channels-last,
     # 20-35% slower for the video model's 16x16 grid with 5x5 kernels here.
-    step = torch.compile(conv_step, dynamic=False, options={"layout_optimization": False})
+    options = {"layout_optimization": False}
+    step = torch.compile(conv_step, dynamic=False, options=options)
     for cell in compiled.cells:
         cell.compiled_step = step
+    compiled._readout = torch.compile(compiled._readout, dynamic=False, options=options)
     return compiled
 
 

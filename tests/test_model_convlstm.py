@@ -158,6 +158,10 @@ def test_continuing_from_returned_state_equals_one_long_rollout():
         first, state = model(frames, horizon=3)
         rest, _ = model(first[:, -1:], horizon=4, state=state)
     torch.testing.assert_close(torch.cat([first, rest], dim=1), long, rtol=0, atol=1e-6)
+    # an explicit zero state equals the default start (which skips W_h * 0 on the first step)
+    with torch.no_grad():
+        explicit, _ = model(frames, horizon=7, state=model.initial_state(2, like=frames))
+    torch.testing.assert_close(explicit, long, rtol=0, atol=1e-6)
     # and a different state really changes the continuation
     with torch.no_grad():
         fresh, _ = model(first[:, -1:], horizon=4)
