@@ -92,8 +92,8 @@ class GateRecorder:
         widths = [model.config.hidden_channels[i] for i in spec.layers]
         shape = (batch, len(spec.layers), len(spec.gates), steps, h, w, max(widths))
         block = torch.empty(shape, dtype=torch.float16, device=device)
-        if min(widths) != max(widths):
-            block.fill_(float("nan"))
+        for k, hid in enumerate(widths):
+            block[:, k, ..., hid:].fill_(float("nan"))  # padding of narrower layers only
         self.gates = block.permute(0, 1, 2, 3, 6, 4, 5)  # [B, layer, gate, step, hidden, h, w]
         self._views = {  # layer -> [B, gate, step, hid, h, w] view into the block
             layer: self.gates[:, k, :, :, :hid]
