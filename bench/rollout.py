@@ -203,11 +203,20 @@ def runners(cfg: BenchConfig, ours, ref, frames, device: torch.device) -> dict:
     }
 
 
-def cold_probe(config: str, variant: str, device: str) -> None:
-    """Print the seconds of the first call of one variant (run in a fresh process)."""
+def cold_probe(config: str, variant: str, device: str, rounds: int = 1) -> None:
+    """Print the seconds of the first call of one variant (run in a fresh process), then the
+    median of ``rounds - 1`` further calls when ``rounds > 1``."""
     dev = torch.device(device)
     ours, ref, frames = build(CONFIGS[config], dev)
-    print(f"{_time(runners(CONFIGS[config], ours, ref, frames, dev)[variant]):.6f}")
+    fn = runners(CONFIGS[config], ours, ref, frames, dev)[variant]
+    times = [_time(fn) for _ in range(rounds)]
+    print(f"{times[0]:.6f}", f"{statistics.median(times[1:]):.6f}" if rounds > 1 else "")
+
+
+def _probe_command(config: str, variant: str, device: torch.device, rounds: int = 1) -> list:
+    return [sys.executable, "-m", "bench.rollout", "--cold-probe", config, variant,
+            "--probe-rounds", str(rounds), "--device", str(device),
+            "--threads", str(torch.get_num_threads())]  # fmt: skip
 
 
 def cold_times(config: str, variants: list[str], runs: int, device: torch.device) -> dict:
@@ -215,10 +224,9 @@ def cold_times(config: str, variants: list[str], runs: int, device: torch.device
     times: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(runs):
         for variant in variants:
-            cmd = [sys.executable, "-m", "bench.rollout", "--cold-probe", config, variant,
-                   "--device", str(device), "--threads", str(torch.get_num_threads())]  # fmt: skip
+            cmd = _probe_command(config, variant, device)
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            times[variant].append(float(out.split()[-1]))
+            times[variant].append(float(out.split()[0]))
     return {v: statistics.median(ts) for v, ts in times.items()}
 
 
@@ -293,6 +301,14 @@ def bench_config(
         print(
             f"   compile time (first compiled call, empty inductor cache): {compile_seconds:.1f} s"
         )
+    # The warm rounds above let the reference share our tuned allocator (the strict comparison);
+    # community code runs in its own process with glibc's defaults:
+    cmd = _probe_command(cfg.name, "reference", device, rounds=rounds + 1)
+    alone = float(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()[1])
+    ratios = ", ".join(
+        f"{label[k]} {alone / warm[k]:.2f}x" for k in ("default", "compiled") if k in warm
+    )
+    print(f"   reference alone in its own process (glibc defaults), warm {alone:.3f} s: {ratios}")
 
 
 def main(argv=None) -> None:
@@ -306,6 +322,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--cold-probe", nargs=2, metavar=("CONFIG", "VARIANT"),
                         help=argparse.SUPPRESS)  # fmt: skip
+    parser.add_argument("--probe-rounds", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -313,7 +330,7 @@ def main(argv=None) -> None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     if args.cold_probe:
-        cold_probe(*args.cold_probe, args.device)
+        cold_probe(*args.cold_probe, args.device, rounds=args.probe_rounds)
         return
     if args.compile and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
         # an empty inductor cache, so the compile time printed is what a first run pays

@@ -271,7 +271,7 @@ def gate_update_(z: Tensor, c: Tensor, peephole: Tensor | None) -> tuple[Tensor,
     if peephole is not None:
         zo.addcmul_(peephole[2], c_next)
     o = zo.sigmoid_()
-    return i, f, o, g, c_next, _tanh_(c_next * 1).mul_(o)
+    return i, f, o, g, c_next, _tanh_(c_next.clone()).mul_(o)
 
 
 class ConvLSTMCell(nn.Module):
@@ -496,6 +496,34 @@ class ConvLSTM(nn.Module):
         dtype = _autocast_dtype(like)
         return [cell.step_weights(dtype) for cell in self.cells]
 
+    def _step(
+        self,
+        x: Tensor,
+        state: ConvLSTMState,
+        weights: list[StepWeights],
+        hook: GateHook | None,
+        step: int,
+        *,
+        zero_start: bool = False,
+    ) -> ConvLSTMState:
+        """Advance every layer by one step on input ``x`` ``[B, C*p*p, h, w]`` (latent grid).
+
+        ``zero_start``: ``state`` is the zero state, so each layer convolves its input part only
+        (``W_h * 0 = 0``).
+        """
+        new_state = ConvLSTMState()
+        for layer, (cell, weight) in enumerate(zip(self.cells, weights, strict=True)):
+            h = None if zero_start else state.hidden[layer]
+            h, c, gates = cell.fused_step(
+                x, (h, state.cell[layer]), weight, want_gates=hook is not None
+            )
+            if hook is not None:
+                hook(layer, step, gates)
+            new_state.hidden.append(h)  # [B, hid, h, w]
+            new_state.cell.append(c)
+            x = h
+        return new_state
+
     def _encode(
         self,
         frames: Tensor,
@@ -504,53 +532,23 @@ class ConvLSTM(nn.Module):
         hook: GateHook | None,
         *,
         zero_start: bool = False,
+        keep_hidden: bool = False,
     ) -> tuple[list[list[Tensor]], ConvLSTMState]:
-        """Read the observed frames ``[B, T, C, H, W]`` layer by layer.
+        """Read the observed frames ``[B, T, C, H, W]`` step by step.
 
-        Returns each layer's hidden states (a list over layers of ``T`` tensors
-        ``[B, hid, h, w]``) and the state after the last frame. ``zero_start``: ``state`` is the
-        zero state, so the first step convolves the input part only (``W_h * 0 = 0``).
+        Returns the hidden states of every layer at every step (a list over ``T`` of lists over
+        layers of ``[B, hid, h, w]``) when ``keep_hidden``, else an empty list, and the state after
+        the last frame. Step by step, only one step's activations are alive at a time.
         """
         x = self.patch(frames)  # [B, T, C*p*p, h, w]
         fmt = memory_format_for(self.config.grid_size)
-        inputs = [x[:, k].contiguous(memory_format=fmt) for k in range(x.shape[1])]
-        sequences = []
-        new_state = ConvLSTMState()
-        for layer, (cell, weight) in enumerate(zip(self.cells, weights, strict=True)):
-            h, c = state.hidden[layer], state.cell[layer]
-            outputs = []
-            for k, x_t in enumerate(inputs):
-                h_prev = None if zero_start and k == 0 else h
-                h, c, gates = cell.fused_step(x_t, (h_prev, c), weight, want_gates=hook is not None)
-                if hook is not None:
-                    hook(layer, k, gates)
-                outputs.append(h)  # [B, hid, h, w]
-            inputs = outputs
-            sequences.append(outputs)
-            new_state.hidden.append(h)
-            new_state.cell.append(c)
-        return sequences, new_state
-
-    def _forecast_step(
-        self,
-        latent: Tensor,
-        state: ConvLSTMState,
-        weights: list[StepWeights],
-        hook: GateHook | None,
-        step: int,
-    ) -> tuple[Tensor, ConvLSTMState]:
-        """One autoregressive step on the latent grid: ``[B, C*p*p, h, w]`` in, the next one out."""
-        x = latent
-        new_state = ConvLSTMState()
-        for layer, (cell, weight) in enumerate(zip(self.cells, weights, strict=True)):
-            h, c = state.hidden[layer], state.cell[layer]
-            h, c, gates = cell.fused_step(x, (h, c), weight, want_gates=hook is not None)
-            if hook is not None:
-                hook(layer, step, gates)
-            new_state.hidden.append(h)
-            new_state.cell.append(c)
-            x = h
-        return self._readout(new_state.hidden), new_state  # [B, C*p*p, h, w]
+        kept = []
+        for k in range(x.shape[1]):
+            x_t = x[:, k].contiguous(memory_format=fmt)  # [B, C*p*p, h, w]
+            state = self._step(x_t, state, weights, hook, k, zero_start=zero_start and k == 0)
+            if keep_hidden:
+                kept.append(state.hidden)
+        return kept, state
 
     def forward(
         self,
@@ -590,12 +588,12 @@ class ConvLSTM(nn.Module):
         if zero_start:
             state = self.initial_state(b, like=frames)
         weights = self._step_weights(frames)  # cast once per call
-        sequences, state = self._encode(frames, state, weights, gate_hook, zero_start=zero_start)
-        latents = [self._readout([seq[-1] for seq in sequences])]  # [B, C*p*p, h, w]
+        _, state = self._encode(frames, state, weights, gate_hook, zero_start=zero_start)
+        latents = [self._readout(state.hidden)]  # [B, C*p*p, h, w]
         for k in range(horizon - 1):
             # the prediction is fed back on the latent grid: patch(unpatch(y)) == y
-            latent, state = self._forecast_step(latents[-1], state, weights, gate_hook, t + k)
-            latents.append(latent)
+            state = self._step(latents[-1], state, weights, gate_hook, t + k)
+            latents.append(self._readout(state.hidden))
         forecast = self.unpatch(torch.stack(latents, dim=1))  # [B, horizon, C, H, W]
         return forecast.contiguous(), state
 
@@ -627,8 +625,11 @@ class ConvLSTM(nn.Module):
         if zero_start:
             state = self.initial_state(b, like=frames)
         weights = self._step_weights(frames)
-        sequences, state = self._encode(frames, state, weights, gate_hook, zero_start=zero_start)
-        hidden = [torch.stack(seq, dim=1).flatten(0, 1) for seq in sequences]  # [B*T, hid, h, w]
+        kept, state = self._encode(
+            frames, state, weights, gate_hook, zero_start=zero_start, keep_hidden=True
+        )
+        per_layer = zip(*kept, strict=True)  # layer -> its T states [B, hid, h, w]
+        hidden = [torch.stack(seq, dim=1).flatten(0, 1) for seq in per_layer]  # [B*T, hid, h, w]
         y = self._readout(hidden)  # [B*T, C*p*p, h, w]
         return self.unpatch(y.unflatten(0, (b, t))).contiguous(), state  # [B, T, C, H, W]
 
