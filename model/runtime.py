@@ -10,6 +10,9 @@ reason; those need a ``LD_PRELOAD`` and a system package, this needs neither).
 
 The cost: up to :data:`TRIM_THRESHOLD` bytes of freed memory may stay with the process instead of
 going back to the operating system. Set ``CONVLSTM_LAB_KEEP_MALLOC=1`` to leave glibc as it is.
+glibc marks ``mallopt`` MT-unsafe only because it writes two word-sized parameters that other
+threads' ``malloc`` read unlocked; a thread seeing the old value for a moment just uses the old
+threshold.
 """
 
 from __future__ import annotations
