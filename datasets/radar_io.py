@@ -56,6 +56,7 @@ import numpy as np
 import xarray as xr
 
 from datasets.errors import DatasetError
+from datasets.files import check_netcdf3_header
 
 MAX_BYTES = 200 * 1024 * 1024  # refuse radar files larger than this (a composite is ~1 MB)
 MAX_PIXELS = 25_000_000  # refuse fields with more pixels than this (5000 x 5000)
@@ -215,6 +216,8 @@ def _check_netcdf(path: Path, max_pixels: int) -> None:
     head = _head(path, 8)
     if not (head.startswith(_NETCDF3_MAGIC) or head.startswith(_HDF5_MAGIC)):
         raise DatasetError(f"{path}: not a netCDF file (starts with {head[:8]!r})")
+    if head.startswith(_NETCDF3_MAGIC):
+        check_netcdf3_header(path)  # before the netCDF library allocates what the header says
     try:
         import netCDF4
 

@@ -300,3 +300,42 @@ def test_single_frame_netcdf_names_its_variables(shared_data):
         DatasetError, match=r"no numeric variable with \(time, y, x\).*precipitation"
     ):
         read_any(path)
+
+
+@pytest.mark.parametrize("fmt", ["NETCDF3_CLASSIC", "NETCDF3_64BIT", "NETCDF3_64BIT_DATA"])
+def test_netcdf3_header_check_accepts_valid_files(tmp_path, fmt):
+    netCDF4 = pytest.importorskip("netCDF4")
+    path = tmp_path / "ok.nc"
+    with netCDF4.Dataset(path, "w", format=fmt) as ds:
+        ds.title = "header walk"
+        ds.createDimension("time", None)
+        ds.createDimension("y", 3)
+        ds.createDimension("x", 5)
+        var = ds.createVariable("precipitation", "f4", ("time", "y", "x"))
+        var.units = "mm/h"
+        var.valid_range = np.array([0.0, 500.0], dtype="f4")
+        var[0:2] = np.ones((2, 3, 5), dtype="f4")
+        ds.createVariable("crs", "i4")
+    F.check_netcdf3_header(path)  # no error
+    assert path.read_bytes()[3] == {"NETCDF3_CLASSIC": 1, "NETCDF3_64BIT": 2}.get(fmt, 5)
+
+
+def test_netcdf3_header_declaring_more_than_the_file_holds_is_refused(tmp_path):
+    """A 100-byte corrupted header declared 570 million variables; netCDF-C took 4.5 GB to fail."""
+    good = tmp_path / "good.nc"
+    xr.Dataset({"p": (("time", "y", "x"), np.zeros((4, 6, 6), "f4"))}).to_netcdf(
+        good, engine="scipy"
+    )
+    blob = bytearray(good.read_bytes())
+    var_list = blob.index(b"\x00\x00\x00\x0b")  # NC_VARIABLE tag, then the variable count
+    blob[var_list + 4 : var_list + 8] = (570_425_346).to_bytes(4, "big")
+    bad = tmp_path / "bad.nc"
+    bad.write_bytes(bytes(blob[:100]))
+    with pytest.raises(DatasetError, match="declares 570425346 variables"):
+        F.check_netcdf3_header(bad)
+    with pytest.raises(DatasetError, match="declares 570425346 variables"):
+        F.open_netcdf_or_zarr(bad)
+    from datasets.radar_io import read_radar_file
+
+    with pytest.raises(DatasetError, match="declares 570425346 variables"):
+        read_radar_file(bad, source="bom")  # checked before the netCDF library opens it
