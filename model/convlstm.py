@@ -163,13 +163,12 @@ class StepWeights:
 
     ``weight`` is ``cat([W_x, W_h])`` ``[4*hid, C_in + hid, k, k]`` and ``bias`` ``[4*hid]``, both in
     the compute dtype (bfloat16 under bfloat16 autocast); ``peephole`` is ``[3, hid, h, w]`` float32
-    (or None), laid out in ``memory_format`` like the states.
+    (or None), laid out like the states (:attr:`ConvLSTMCell.memory_format`).
     """
 
     weight: Tensor
     bias: Tensor
     peephole: Tensor | None
-    memory_format: torch.memory_format
 
 
 def _tanh_by_sigmoid(x: Tensor) -> Tensor:
@@ -345,7 +344,7 @@ class ConvLSTMCell(nn.Module):
         peephole = self.peephole_weight  # [3, hid, h, w]
         if peephole is not None:
             peephole = peephole.contiguous(memory_format=self.memory_format)
-        return StepWeights(weight, bias, peephole, self.memory_format)
+        return StepWeights(weight, bias, peephole)
 
     def fused_step(
         self,
@@ -377,7 +376,7 @@ class ConvLSTMCell(nn.Module):
         step = self.compiled_step or conv_step
         return step(
             x, h, c, weights.weight, weights.bias, weights.peephole,
-            padding=self.padding, memory_format=weights.memory_format, want_gates=want_gates,
+            padding=self.padding, memory_format=self.memory_format, want_gates=want_gates,
             in_place=self.compiled_step is None and not torch.is_grad_enabled(),
         )  # fmt: skip
 
@@ -527,19 +526,22 @@ class ConvLSTM(nn.Module):
     def _encode(
         self,
         frames: Tensor,
-        state: ConvLSTMState,
-        weights: list[StepWeights],
+        state: ConvLSTMState | None,
         hook: GateHook | None,
         *,
-        zero_start: bool = False,
         keep_hidden: bool = False,
-    ) -> tuple[list[list[Tensor]], ConvLSTMState]:
-        """Read the observed frames ``[B, T, C, H, W]`` step by step.
+    ) -> tuple[list[list[Tensor]], ConvLSTMState, list[StepWeights]]:
+        """Read the observed frames ``[B, T, C, H, W]`` step by step, from ``state`` or zeros.
 
         Returns the hidden states of every layer at every step (a list over ``T`` of lists over
-        layers of ``[B, hid, h, w]``) when ``keep_hidden``, else an empty list, and the state after
-        the last frame. Step by step, only one step's activations are alive at a time.
+        layers of ``[B, hid, h, w]``) when ``keep_hidden``, else an empty list; the state after
+        the last frame; and the step weights, cast once per call, for the steps that follow.
+        Step by step, only one step's activations are alive at a time.
         """
+        zero_start = state is None
+        if zero_start:
+            state = self.initial_state(frames.shape[0], like=frames)
+        weights = self._step_weights(frames)
         x = self.patch(frames)  # [B, T, C*p*p, h, w]
         fmt = memory_format_for(self.config.grid_size)
         kept = []
@@ -548,7 +550,7 @@ class ConvLSTM(nn.Module):
             state = self._step(x_t, state, weights, hook, k, zero_start=zero_start and k == 0)
             if keep_hidden:
                 kept.append(state.hidden)
-        return kept, state
+        return kept, state, weights
 
     def forward(
         self,
@@ -583,12 +585,8 @@ class ConvLSTM(nn.Module):
         self.check_frames(frames)
         if horizon < 1:
             raise ValueError(f"horizon={horizon} must be at least 1")
-        b, t = frames.shape[:2]
-        zero_start = state is None
-        if zero_start:
-            state = self.initial_state(b, like=frames)
-        weights = self._step_weights(frames)  # cast once per call
-        _, state = self._encode(frames, state, weights, gate_hook, zero_start=zero_start)
+        t = frames.shape[1]
+        _, state, weights = self._encode(frames, state, gate_hook)
         latents = [self._readout(state.hidden)]  # [B, C*p*p, h, w]
         for k in range(horizon - 1):
             # the prediction is fed back on the latent grid: patch(unpatch(y)) == y
@@ -621,13 +619,7 @@ class ConvLSTM(nn.Module):
         """
         self.check_frames(frames)
         b, t = frames.shape[:2]
-        zero_start = state is None
-        if zero_start:
-            state = self.initial_state(b, like=frames)
-        weights = self._step_weights(frames)
-        kept, state = self._encode(
-            frames, state, weights, gate_hook, zero_start=zero_start, keep_hidden=True
-        )
+        kept, state, _ = self._encode(frames, state, gate_hook, keep_hidden=True)
         per_layer = zip(*kept, strict=True)  # layer -> its T states [B, hid, h, w]
         hidden = [torch.stack(seq, dim=1).flatten(0, 1) for seq in per_layer]  # [B*T, hid, h, w]
         y = self._readout(hidden)  # [B*T, C*p*p, h, w]
