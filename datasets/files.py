@@ -369,51 +369,55 @@ def check_netcdf3_header(path: Path) -> None:
         pos += n
         return value
 
+    def check_fits(nbytes: int, what: str) -> None:
+        if nbytes > size - pos:
+            raise DatasetError(f"{path}: netCDF header declares {what} at byte {pos} of a "
+                               f"{size}-byte file; the file is corrupt")  # fmt: skip
+
     def skip(n: int, what: str) -> None:
         nonlocal pos
         padded = n + (-n) % 4
-        if pos + padded > size:
-            raise DatasetError(f"{path}: netCDF header declares a {n}-byte {what} at byte {pos} "
-                               f"of a {size}-byte file; the file is corrupt")  # fmt: skip
+        check_fits(padded, f"a {n}-byte {what}")
         pos += padded
+
+    def skip_name() -> None:
+        skip(number(width), "name")
 
     def count(tag: int, what: str, min_bytes: int) -> int:
         found, n = number(4), number(width)
         if found == 0 and n == 0:  # ABSENT
             return 0
-        if found != tag or n * min_bytes > size - pos:
-            raise DatasetError(f"{path}: netCDF header declares {n} {what} at byte {pos} of a "
-                               f"{size}-byte file; the file is corrupt")  # fmt: skip
+        if found != tag:
+            raise DatasetError(f"{path}: netCDF header has tag {found} where {what} should be")
+        check_fits(n * min_bytes, f"{n} {what}")
         return n
+
+    def type_bytes(what: str) -> int:
+        nc_type = number(4)
+        if nc_type not in _NC_TYPE_BYTES:
+            raise DatasetError(f"{path}: netCDF {what} type {nc_type} is unknown")
+        return _NC_TYPE_BYTES[nc_type]
 
     def attributes() -> None:
         for _ in range(count(_NC_ATTRIBUTE, "attributes", 2 * width + 4)):
-            skip(number(width), "name")
-            nc_type, n = number(4), number(width)
-            if nc_type not in _NC_TYPE_BYTES:
-                raise DatasetError(f"{path}: netCDF attribute type {nc_type} is unknown")
-            skip(n * _NC_TYPE_BYTES[nc_type], "attribute")
+            skip_name()
+            item_bytes = type_bytes("attribute")
+            skip(number(width) * item_bytes, "attribute")
 
     number(width)  # numrecs
     n_dims = count(_NC_DIMENSION, "dimensions", 2 * width)
     for _ in range(n_dims):
-        skip(number(width), "name")
-        number(width)
+        skip_name()
+        number(width)  # length
     attributes()
     for _ in range(count(_NC_VARIABLE, "variables", 4 * width + 4)):
-        skip(number(width), "name")
+        skip_name()
         n_var_dims = number(width)
-        if n_var_dims * width > size - pos:
-            raise DatasetError(f"{path}: netCDF variable declares {n_var_dims} dimensions at byte "
-                               f"{pos} of a {size}-byte file; the file is corrupt")  # fmt: skip
-        for _ in range(n_var_dims):
-            if number(width) >= n_dims:
-                raise DatasetError(
-                    f"{path}: netCDF variable refers to a dimension that is not there"
-                )
+        check_fits(n_var_dims * width, f"a variable with {n_var_dims} dimensions")
+        if any(number(width) >= n_dims for _ in range(n_var_dims)):
+            raise DatasetError(f"{path}: netCDF variable refers to a dimension that is not there")
         attributes()
-        if number(4) not in _NC_TYPE_BYTES:
-            raise DatasetError(f"{path}: netCDF variable type is unknown")
+        type_bytes("variable")
         number(width)  # vsize
         number(offset_width)  # begin
 
