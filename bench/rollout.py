@@ -184,8 +184,6 @@ def runners(cfg: BenchConfig, ours, ref, frames, device: torch.device) -> dict:
             rollout(ours, frames[0].cpu().numpy(), cfg.horizon, capture=capture)
             return
         # rollout() takes one sequence; for batches time the same engine path directly
-        if device.type == "cpu":
-            tune_cpu_allocator()  # as rollout() does
         hook = None
         if capture:
             hook = GateRecorder(ours, spec, steps=steps, batch=cfg.batch, device=device).hook

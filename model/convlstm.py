@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from model.runtime import tune_cpu_allocator
+
 GATES: tuple[str, ...] = ("input", "forget", "output", "candidate", "cell", "hidden")
 """Names (and capture order) of the gates and states users see. Written once, used everywhere."""
 
@@ -492,6 +494,8 @@ class ConvLSTM(nn.Module):
     # running
     def _step_weights(self, like: Tensor) -> list[StepWeights]:
         """Every cell's :class:`StepWeights`, cast to the autocast dtype active for ``like``."""
+        if like.device.type == "cpu":
+            tune_cpu_allocator()  # once per process: reuse freed activations (model/runtime.py)
         dtype = _autocast_dtype(like)
         return [cell.step_weights(dtype) for cell in self.cells]
 

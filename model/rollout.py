@@ -30,7 +30,6 @@ import xarray as xr
 
 from model.convlstm import GATES, ConvLSTM, conv_step
 from model.normalize import Normalizer
-from model.runtime import tune_cpu_allocator
 
 DEFAULT_BYTE_BUDGET = 512 * 2**20  # 512 MiB of float16 gates (a 12+12 radar rollout needs ~150 MiB)
 MODES = ("free", "teacher")
@@ -229,8 +228,6 @@ def rollout(
 
     device = next(model.parameters()).device
     precision = resolve_precision(precision, device)
-    if device.type == "cpu":
-        tune_cpu_allocator()
     n_ctx = ctx.shape[0]
     steps = n_ctx + horizon - 1
     spec = CaptureSpec.parse(capture, len(model.cells))

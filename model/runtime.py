@@ -1,4 +1,4 @@
-"""Host-memory settings that make CPU inference fast, used by :func:`model.rollout.rollout`.
+"""Host-memory settings that make CPU rollouts fast, applied by the first CPU call of a ConvLSTM.
 
 A rollout allocates and frees a few MiB of activations per layer and step (convolution outputs,
 gate pre-activations, new states). glibc serves every allocation over 128 KiB with fresh pages from
