@@ -8,6 +8,7 @@ Deep links (``?dataset=...&checkpoint=...&step=...``) restore a view; see :mod:`
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,13 +20,14 @@ if __package__ in (None, ""):  # `streamlit run dashboard/app.py` runs this file
 
 from dashboard import cache, exports, figures, services  # noqa: E402
 from dashboard.state import DeepLink, to_query  # noqa: E402
+from dashboard.text import plain, safe  # noqa: E402
 
 VIEWS = ("Gates", "Pixel probe", "Metrics", "Export")
 # theme=None on every chart: the Streamlit theme rewrites the whole spec in the browser, which took
 # ~1.5 s for a 24-frame 128x128 animation; figures carry their own light template instead.
 CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 UPLOAD = "upload"
-UPLOAD_TYPES = ["nc", "nc4", "zip", "h5", "hdf5", "npy", "mp4", "gif", "avi", "mov", "webm"]
+UPLOAD_TYPES = [s.lstrip(".") for s in services.UPLOAD_SUFFIXES]
 COLOUR_NOTES = {
     "radar": "Rain rate in mm/h on a logarithmic scale; white = no rain (below 0.1 mm/h), "
     "grey = no data (outside radar coverage).",
@@ -56,12 +58,12 @@ def main() -> None:
     try:
         explore(link, query)
     except services.DashboardError as exc:
-        st.error(str(exc))
+        st.error(safe(exc))
     except Exception as exc:  # noqa: BLE001 - the page must stay usable; never show a traceback
-        st.error(f"Something went wrong: {type(exc).__name__}: {exc}. Try other settings.")
+        st.error(safe(f"Something went wrong ({type(exc).__name__}: {exc}). Try other settings."))
     with messages:
         for msg in link.messages:
-            st.warning(msg)
+            st.warning(safe(msg))
     st.query_params.from_dict(to_query(query))
 
 
@@ -146,10 +148,12 @@ def explore(link: DeepLink, query: dict) -> None:
     if not ckpt_names:
         c, h, w = (int(data.sizes[d]) for d in ("channel", "y", "x"))
         st.error(
-            f"No checkpoint fits {data_label} ({c} channel(s), {h}x{w} grid, domain "
-            f"{data.attrs.get('domain', '?')}). Checkpoints in {root}: "
-            f"{', '.join(n for n, _ in cache.checkpoints(root)) or 'none'}. Pick other data or "
-            "train a checkpoint for this grid (python -m model.train)."
+            safe(
+                f"No checkpoint fits {data_label} ({c} channel(s), {h}x{w} grid, domain "
+                f"{data.attrs.get('domain', '?')}). Checkpoints available: "
+                f"{', '.join(n for n, _ in cache.checkpoints(root)) or 'none'}. Pick other data or "
+                "train a checkpoint for this grid (python -m model.train)."
+            )
         )
         _preview(data, data_label)
         return
@@ -289,20 +293,36 @@ def _upload_data(side):
         f"NetCDF / Zarr (zip), TaxiBJ-style HDF5, .npy, mp4 or gif; at most "
         f"{services.UPLOAD_MAX_MB} MB."
     )
-    up = side.file_uploader("Your data", type=UPLOAD_TYPES, key="upload_file")
+    generation = int(st.session_state.get("_upload_generation", 0))
+    rejected = st.session_state.pop("_upload_rejected", None)
+    if rejected:
+        st.error(safe(rejected))
+    up = side.file_uploader("Your data", type=UPLOAD_TYPES, key=f"upload_file_{generation}")
     if up is None:
         return None, None, None
+    shown = services.display_name(up.name)
     if up.size > services.UPLOAD_MAX_MB * 1024**2:
-        st.error(
-            f"{up.name} is {up.size / 1e6:.1f} MB, over the {services.UPLOAD_MAX_MB} MB limit. "
+        _reject_upload(
+            f"{shown} is {up.size / 1e6:.1f} MB, over the {services.UPLOAD_MAX_MB} MB limit. "
             "Crop it in time or space first."
         )
-        return None, None, None
     content = up.getvalue()
-    with st.status(f"Reading {up.name}…", expanded=False) as status:
-        data = cache.upload(content, up.name)
-        status.update(label=f"Read {up.name}: {dict(data.sizes)}", state="complete")
-    return data, cache.upload_key(content, up.name), up.name
+    with st.status(f"Reading {plain(shown)}…", expanded=False) as status:
+        try:
+            data = cache.upload(content, up.name)
+        except services.DashboardError as exc:
+            status.update(label=f"Could not read {plain(shown)}", state="error")
+            del content
+            _reject_upload(str(exc))
+        status.update(label=f"Read {plain(shown)}: {plain(dict(data.sizes))}", state="complete")
+    return data, cache.upload_key(content, up.name), shown
+
+
+def _reject_upload(message: str) -> None:
+    """Show ``message`` and let go of the rejected file at once (a new uploader widget)."""
+    st.session_state["_upload_rejected"] = message
+    st.session_state["_upload_generation"] = int(st.session_state.get("_upload_generation", 0)) + 1
+    st.rerun()
 
 
 def _preview(data, label: str) -> None:
@@ -313,7 +333,9 @@ def _preview(data, label: str) -> None:
         255 * (frame - min(0.0, float(finite.min()) if finite.size else 0.0)) / (top or 1.0)
     ).clip(0, 255)
     st.image(
-        img.astype("uint8"), caption=f"{label}: first frame of sample 0 (no forecast)", width=320
+        img.astype("uint8"),
+        caption=f"{plain(label)}: first frame of sample 0 (no forecast)",
+        width=320,
     )
 
 
@@ -321,10 +343,10 @@ def _summary(ds, data, label, ckpt, meta, context, horizon, train_h) -> None:
     units = figures.units_of(ds) or "no units"
     step = data.attrs.get("time_step", "?")
     bits = [
-        f"**{label}** ({figures.domain_of(ds)}, {units}, step {step})",
+        f"**{plain(label)}** ({figures.domain_of(ds)}, {plain(units)}, step {plain(step)})",
         f"checkpoint **{ckpt}**"
         + (
-            f" trained on {meta.get('dataset')} for {meta.get('context')}→{train_h} frames"
+            f" trained on {plain(meta.get('dataset'))} for {meta.get('context')}→{train_h} frames"
             if train_h
             else ""
         ),
@@ -422,7 +444,7 @@ def _probe_view(ds, step: int, channel: int) -> None:
         x = int(a.number_input(f"x: column (0–{nx - 1})", 0, nx - 1, step=1, key="probe_x"))
         y = int(b.number_input(f"y: row from top (0–{ny - 1})", 0, ny - 1, step=1, key="probe_y"))
         if st.session_state.get("_probe_error"):
-            st.warning(st.session_state.pop("_probe_error"))
+            st.warning(safe(st.session_state.pop("_probe_error")))
         probe_map = figures.probe_map_figure(ds, step=step, channel=channel, marker=(x, y))
         st.session_state["_probe_grid"] = probe_map.layout.meta["grid"]
         st.plotly_chart(
@@ -468,7 +490,7 @@ def _metrics_view(ds, rollout_key: tuple, axis) -> None:
 
 
 def _export_view(ds, rollout_key: tuple, axis, channel: int, label: str) -> None:
-    stem = f"{label}_s{rollout_key[2]}_{rollout_key[0]}".replace("/", "_").replace(" ", "_")
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", f"{label}_s{rollout_key[2]}_{rollout_key[0]}")[:120]
     st.markdown("Downloads are built when you click (GIF/MP4 take a few seconds).")
     a, b, c, d = st.columns(4)
     a.download_button(
@@ -504,7 +526,7 @@ def _export_view(ds, rollout_key: tuple, axis, channel: int, label: str) -> None
             key="dl_csv", on_click="ignore",
         )  # fmt: skip
     except services.DashboardError as exc:
-        d.caption(str(exc))
+        d.caption(safe(exc))
 
 
 main()

@@ -1,14 +1,16 @@
-"""Streamlit caches around :mod:`dashboard.services`, keyed by every setting that changes a result.
+"""Shared caches around :mod:`dashboard.services`, keyed by every setting that changes a result.
 
-- ``st.cache_resource``: loaded models (one per checkpoint and device; not copied per rerun);
-- ``st.cache_data``: dataset arrays, uploaded files (keyed by their bytes), rollouts and scores.
-Arguments starting with ``_`` are not hashed; the named keys before them identify the result.
+- loaded models: ``st.cache_resource`` (at most :data:`dashboard.budget.MAX_MODELS`);
+- dataset arrays, uploaded files (keyed by a hash of their bytes), rollouts, scores and figures:
+  :class:`dashboard.budget.ByteLRU` caches bounded in bytes (:data:`dashboard.budget.BUDGETS`),
+  shared by all sessions and never copied, so callers only read what they get.
+Arguments starting with ``_`` are the inputs behind a key; the named keys before them identify the
+result.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import tempfile
 from pathlib import Path
 
@@ -16,6 +18,33 @@ import streamlit as st
 import xarray as xr
 
 from dashboard import figures, services
+from dashboard.budget import BUDGETS, MAX_MODELS, ByteLRU
+
+
+def _release() -> None:
+    from model.runtime import release_memory
+
+    release_memory()
+
+
+_DATASETS = ByteLRU("datasets", BUDGETS["datasets"], on_evict=_release)
+_UPLOADS = ByteLRU("uploads", BUDGETS["uploads"], on_evict=_release)
+_ROLLOUTS = ByteLRU("rollouts", BUDGETS["rollouts"], on_evict=_release)
+_SCORES = ByteLRU("scores", BUDGETS["scores"], on_evict=_release)
+_FIGURES = ByteLRU("figures", BUDGETS["figures"], on_evict=_release)
+CACHES = (_DATASETS, _UPLOADS, _ROLLOUTS, _SCORES, _FIGURES)
+
+
+def stats() -> list[dict]:
+    """Entries and bytes of every shared cache (for tests and the load benchmark)."""
+    return [c.stats() for c in CACHES]
+
+
+def clear() -> None:
+    """Drop every cached result and loaded model (tests; a server keeps its caches)."""
+    for c in CACHES:
+        c.clear()
+    model.clear()
 
 
 @st.cache_data(show_spinner=False, ttl=600)
@@ -28,33 +57,48 @@ def checkpoints(root: str) -> list[tuple[str, dict]]:
     return services.list_checkpoints(root)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
 def dataset(
     name: str, split: str = "test", n_samples: int = services.DEFAULT_N_SAMPLES
 ) -> xr.DataArray:
-    return services.load_dataset(name, split=split, n_samples=n_samples)
+    key = (name, split, n_samples)
+    return _DATASETS.get_or_compute(
+        key, lambda: services.load_dataset(name, split=split, n_samples=n_samples)
+    )
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
 def upload(content: bytes, filename: str, max_mb: int = services.UPLOAD_MAX_MB) -> xr.DataArray:
-    """Read an uploaded file (written to a temporary file with its own suffix)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name)[-100:] or "upload.bin"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / safe  # keep the user's name and suffix for the readers' messages
-        path.write_bytes(content)
-        return services.read_upload(path, max_mb=max_mb)
+    """Read an uploaded file in a child process (see :func:`dashboard.services.read_upload`).
+
+    The file is written to a fresh temporary folder under a fixed name; only its suffix comes from
+    ``filename`` (when it is one the readers know), never a path.
+    """
+    key = (upload_key(content, filename), max_mb)
+    shown = services.display_name(filename)
+
+    def read() -> xr.DataArray:
+        with tempfile.TemporaryDirectory(prefix="convlstm-upload-") as tmp:
+            path = Path(tmp) / f"upload{services.upload_suffix(filename)}"
+            path.write_bytes(content)
+            try:
+                data = services.read_upload(path, max_mb=max_mb)
+            except services.DashboardError as exc:  # name the user's file, not ours
+                raise services.DashboardError(str(exc).replace(path.name, shown)) from None
+        return data.assign_attrs(source=shown)
+
+    return _UPLOADS.get_or_compute(key, read)
 
 
 def upload_key(content: bytes, filename: str) -> str:
-    return f"upload:{hashlib.sha256(content).hexdigest()[:12]}:{filename}"
+    """A key naming an upload by the hash of its bytes and its (displayed) name."""
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    return f"upload:{digest}:{services.display_name(filename)}"
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=MAX_MODELS)
 def model(name: str, root: str, device: str = "auto"):
     return services.load_model(name, root=root, device=device)
 
 
-@st.cache_data(show_spinner=False, max_entries=6)
 def rollout(
     checkpoint: str,
     root: str,
@@ -65,27 +109,38 @@ def rollout(
     horizon: int,
     _data: xr.DataArray,
 ) -> xr.Dataset:
-    net, meta = model(checkpoint, root)
-    window = services.Window(sample=sample, start=start, context=context, horizon=horizon)
-    ds = services.run_rollout(net, meta, _data, window, capture=True)
-    ds.attrs["dataset"] = data_key
-    return ds
+    key = (checkpoint, root, data_key, sample, start, context, horizon)
+
+    def compute() -> xr.Dataset:
+        net, meta = model(checkpoint, root)
+        window = services.Window(sample=sample, start=start, context=context, horizon=horizon)
+        ds = services.run_rollout(net, meta, _data, window, capture=True)
+        ds.attrs["dataset"] = data_key
+        _release()  # the rollout's scratch memory goes back to the OS; its result is kept
+        return ds
+
+    return _ROLLOUTS.get_or_compute(key, compute)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
 def scores(rollout_key: tuple, threshold: float, _ds: xr.Dataset):
-    return services.score(_ds, threshold=threshold)
+    return _SCORES.get_or_compute(
+        ("scores", rollout_key, threshold), lambda: services.score(_ds, threshold=threshold)
+    )
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
 def forecast_figure(
     rollout_key: tuple, channel: int, step: int, beyond: int | None, _ds: xr.Dataset
 ):
     """The animated forecast figure (building 24 frames of 3 heatmaps takes ~0.2 s)."""
-    return figures.forecast_figure(_ds, channel=channel, step=step, beyond_training=beyond)
+    return _FIGURES.get_or_compute(
+        ("forecast", rollout_key, channel, step, beyond),
+        lambda: figures.forecast_figure(_ds, channel=channel, step=step, beyond_training=beyond),
+    )
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
 def gates_figure(rollout_key: tuple, layer: int, reduction, step: int, gate: str, _ds: xr.Dataset):
     """The animated gates figure (reductions over all hidden channels and steps)."""
-    return figures.gates_figure(_ds, layer=layer, reduction=reduction, step=step, gate=gate)
+    return _FIGURES.get_or_compute(
+        ("gates", rollout_key, layer, reduction, step, gate),
+        lambda: figures.gates_figure(_ds, layer=layer, reduction=reduction, step=step, gate=gate),
+    )

@@ -18,7 +18,9 @@ import xarray as xr
 CHECKPOINT_ROOT_ENV = "CONVLSTM_CHECKPOINTS"
 DOMAINS = ("radar", "traffic", "video")
 DEFAULT_N_SAMPLES = 8
-UPLOAD_MAX_MB = 100  # the uploader's size limit (Streamlit's server.maxUploadSize is larger)
+UPLOAD_MAX_MB = (
+    100  # the uploader's size limit; .streamlit/config.toml server.maxUploadSize is the same
+)
 
 
 class DashboardError(Exception):
@@ -71,13 +73,55 @@ def load_dataset(
     return _check_array(data, source=f"dataset {name!r}")
 
 
+UPLOAD_SUFFIXES = (
+    ".nc",
+    ".nc4",
+    ".zip",
+    ".h5",
+    ".hdf5",
+    ".hdf",
+    ".npy",
+    ".mp4",
+    ".gif",
+    ".avi",
+    ".mov",
+    ".webm",
+)
+"""File endings an upload may keep (they tell some readers the format); anything else is dropped."""
+
+
+def upload_suffix(filename: str) -> str:
+    """The suffix of an uploaded file's name if the readers know it, else ``""``."""
+    suffix = Path(str(filename)).suffix.lower()
+    if suffix == ".zip" and str(filename).lower().endswith(".zarr.zip"):
+        return ".zarr.zip"
+    return suffix if suffix in UPLOAD_SUFFIXES else ""
+
+
+def display_name(filename: str, *, max_chars: int = 80) -> str:
+    """An uploaded file's name for messages: the last part only, printable, at most ``max_chars``."""
+    name = Path(str(filename).replace("\\", "/")).name
+    name = "".join(ch for ch in name if ch.isprintable()).strip() or "upload"
+    return name if len(name) <= max_chars else name[: max_chars - 1] + "…"
+
+
 def read_upload(path: str | os.PathLike, *, max_mb: int = UPLOAD_MAX_MB) -> xr.DataArray:
-    """Read a user's file with the datasets readers (format chosen by content), size-limited."""
+    """Read a user's file with the datasets readers, in a limited child process.
+
+    The format is chosen by content; the file may be at most ``max_mb`` MB; the reader runs in a
+    child process with a memory limit and a timeout (:func:`datasets.sandbox.read_isolated`), so a
+    hostile or broken file cannot take the server's memory or time.
+
+    Raises
+    ------
+    DashboardError
+        The reader's message (one sentence naming the file, never a server path).
+    """
     from datasets import DatasetError
-    from datasets.files import read_any
+    from datasets.sandbox import read_isolated
 
     try:
-        data = read_any(path, max_bytes=max_mb * 1024**2)
+        data = read_isolated(path, max_bytes=max_mb * 1024**2)
     except DatasetError as exc:
         raise DashboardError(str(exc)) from exc
     return _check_array(data, source=Path(path).name)

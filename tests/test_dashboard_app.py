@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,11 @@ def run_app(query: dict | None = None) -> AppTest:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def shown(markdown: str) -> str:
+    """The text a Markdown message displays: escapes of :func:`dashboard.text.plain` resolved."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u200b", "")
 
 
 def charts(at: AppTest) -> dict[str, dict]:
@@ -251,7 +257,7 @@ def test_deep_link_restores_the_same_view():
 
 def test_bad_deep_link_shows_a_message_and_defaults():
     at = run_app({"dataset": "nope", "sample": "999", "gate": "bogus", "checkpoint": "x"})
-    text = " ".join(w.value for w in at.warning)
+    text = " ".join(shown(w.value) for w in at.warning)
     assert "'nope' is not a known dataset" in text
     assert "'999' is not a valid sample index" in text
     assert "'bogus' is not a known gate" in text
@@ -271,7 +277,7 @@ def test_upload_npy_goes_through_the_same_views():
     np.save(buf, frames)
     at.sidebar.file_uploader[0].set_value(("mine.npy", buf.getvalue(), "application/octet-stream"))
     at.run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [shown(e.value) for e in at.error]
     fc = charts(at)["forecast"]
     assert len(fc["frames"]) == 10 + 2 or len(fc["frames"]) >= 11
     observed = decode(fc, fc["frames"][0]["data"][1])
@@ -286,7 +292,7 @@ def test_bad_upload_gives_a_message_not_a_traceback():
     )
     at.run()
     assert not at.exception
-    assert at.error and "broken.npy" in at.error[0].value
+    assert at.error and "broken.npy" in shown(at.error[0].value)
     # the page stays usable: switch back to a bundled dataset
     at.sidebar.radio(key="domain").set_value("video").run()
     assert not at.error and "forecast" in charts(at)
@@ -300,8 +306,8 @@ def test_upload_without_a_compatible_checkpoint_says_why():
     at.sidebar.file_uploader[0].set_value(("small.npy", buf.getvalue(), "application/octet-stream"))
     at.run()
     assert not at.exception
-    assert "No checkpoint fits small.npy" in at.error[0].value
-    assert "32x32" in at.error[0].value
+    assert "No checkpoint fits small.npy" in shown(at.error[0].value)
+    assert "32x32" in shown(at.error[0].value)
 
 
 def test_broken_checkpoint_is_an_error_message(tmp_path, monkeypatch):
@@ -309,8 +315,8 @@ def test_broken_checkpoint_is_an_error_message(tmp_path, monkeypatch):
     (tmp_path / "tiny_mnist" / "model.safetensors").write_bytes(b"garbage")
     monkeypatch.setenv(services.CHECKPOINT_ROOT_ENV, str(tmp_path))
     at = run_app()
-    assert at.error and "tiny_mnist" in at.error[0].value
-    assert "sha256" in at.error[0].value or "safetensors" in at.error[0].value
+    assert at.error and "tiny_mnist" in shown(at.error[0].value)
+    assert "sha256" in shown(at.error[0].value) or "safetensors" in shown(at.error[0].value)
 
 
 @pytest.fixture(scope="module")
@@ -380,14 +386,14 @@ def test_upload_over_the_size_limit_is_refused(monkeypatch):
     at.sidebar.file_uploader[0].set_value(("big.npy", buf.getvalue(), "application/octet-stream"))
     at.run()
     assert not at.exception
-    assert "over the 0.001 MB limit" in at.error[0].value
+    assert "over the 0.001 MB limit" in shown(at.error[0].value)
 
 
 def test_no_checkpoints_at_all_is_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv(services.CHECKPOINT_ROOT_ENV, str(tmp_path))
     at = run_app()
-    assert at.error and "No checkpoint fits" in at.error[0].value
-    assert "none" in at.error[0].value  # lists what the folder holds
+    assert at.error and "No checkpoint fits" in shown(at.error[0].value)
+    assert "none" in shown(at.error[0].value)  # lists what the folder holds
     assert not at.get("plotly_chart")
     assert at.get("imgs") or at.get("image")  # a preview of the data instead
 
