@@ -578,7 +578,11 @@ def _open_checked(folder: Path, filename: str, limit: int):
         if info.st_size > limit:
             raise CheckpointError(
                 f"{where}: {info.st_size:,} bytes, more than the {limit:,} accepted; "
-                "not a checkpoint file (or a model beyond this dashboard's limits)",
+                + (
+                    "not checkpoint metadata"
+                    if filename == META_FILE
+                    else "larger than any model within the limits of model.checkpoint"
+                ),
                 path=path,
             )
     except BaseException:
