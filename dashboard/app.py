@@ -145,6 +145,8 @@ def explore(link: DeepLink, query: dict) -> None:
     if linked_ckpt:
         st.session_state["checkpoint"] = linked_ckpt
     side.header("Model")
+    for bad, reason in cache.unavailable_checkpoints(root):
+        side.caption(safe(f"Unavailable: {bad}: {reason}"))
     if not ckpt_names:
         c, h, w = (int(data.sizes[d]) for d in ("channel", "y", "x"))
         st.error(
@@ -228,7 +230,7 @@ def explore(link: DeepLink, query: dict) -> None:
             expanded=False,
         )
     side.header("Device")
-    side.caption(f"{loaded_meta.get('device_note', loaded_meta.get('device', '?'))}")
+    side.caption(safe(ds.attrs.get("device_note") or loaded_meta.get("device_note", "?")))
     _summary(ds, data, data_label, ckpt, meta, context, horizon, train_h)
     rollout_key = (ckpt, data_key, sample, start, context, horizon)
 
@@ -293,6 +295,7 @@ def _upload_data(side):
         f"NetCDF / Zarr (zip), TaxiBJ-style HDF5, .npy, mp4 or gif; at most "
         f"{services.UPLOAD_MAX_MB} MB."
     )
+    cache.upload_reader()
     generation = int(st.session_state.get("_upload_generation", 0))
     rejected = st.session_state.pop("_upload_rejected", None)
     if rejected:

@@ -57,6 +57,11 @@ def checkpoints(root: str) -> list[tuple[str, dict]]:
     return services.list_checkpoints(root)
 
 
+@st.cache_data(show_spinner=False, ttl=30)
+def unavailable_checkpoints(root: str) -> list[tuple[str, str]]:
+    return services.unavailable_checkpoints(root)
+
+
 def dataset(
     name: str, split: str = "test", n_samples: int = services.DEFAULT_N_SAMPLES
 ) -> xr.DataArray:
@@ -64,6 +69,15 @@ def dataset(
     return _DATASETS.get_or_compute(
         key, lambda: services.load_dataset(name, split=split, n_samples=n_samples)
     )
+
+
+@st.cache_resource(show_spinner=False)
+def upload_reader() -> bool:
+    """Start the upload sandbox's forkserver once (it imports the readers while a user picks a file)."""
+    from datasets.sandbox import warm_up
+
+    warm_up()
+    return True
 
 
 def upload(content: bytes, filename: str, max_mb: int = services.UPLOAD_MAX_MB) -> xr.DataArray:

@@ -157,6 +157,15 @@ def list_checkpoints(root: str | os.PathLike | None = None) -> list[tuple[str, d
     return _list(root or checkpoint_root())
 
 
+def unavailable_checkpoints(root: str | os.PathLike | None = None) -> list[tuple[str, str]]:
+    """``[(name, reason), ...]`` of checkpoint folders that failed validation (never raises)."""
+    from model.checkpoint import scan_checkpoints
+
+    return [
+        (e.name, str(e.problem)) for e in scan_checkpoints(root or checkpoint_root()) if e.problem
+    ]
+
+
 def compatible_checkpoints(data: xr.DataArray, root=None) -> list[tuple[str, dict]]:
     """Checkpoints whose channels, grid and domain fit ``data`` (per :func:`model.checkpoint.compatible`)."""
     from model.checkpoint import compatible
@@ -227,6 +236,7 @@ def run_rollout(
     Returns the rollout dataset with attrs ``checkpoint``, ``training_horizon``, ``dataset``,
     ``sample``, ``start`` added.
     """
+    from model.devices import run_with_cpu_fallback
     from model.normalize import Normalizer
     from model.rollout import rollout
 
@@ -234,12 +244,18 @@ def run_rollout(
     normalizer = (
         Normalizer.from_metadata(meta["normalization"]) if meta.get("normalization") else None
     )
-    try:
-        ds = rollout(
-            model, context, window.horizon, truth=truth, capture=capture, normalizer=normalizer
+
+    def forecast(net):
+        return rollout(
+            net, context, window.horizon, truth=truth, capture=capture, normalizer=normalizer
         )
+
+    try:
+        ds, fallback = run_with_cpu_fallback(forecast, model)
     except (ValueError, RuntimeError) as exc:
         raise DashboardError(f"The rollout failed: {exc}") from exc
+    if fallback:
+        ds.attrs["device_note"] = fallback
     ds.attrs.update(
         checkpoint=str(meta.get("name", "")),
         training_horizon=int(meta.get("horizon") or 0),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import threading
 import tomllib
@@ -192,3 +193,44 @@ def test_an_upload_is_read_in_a_child_process(page, monkeypatch):
     at.run()
     assert not at.exception and not at.error
     assert seen == [1]
+
+
+def test_a_broken_checkpoint_folder_is_listed_not_fatal(page, tmp_path):
+    bad = Path(os.environ[services.CHECKPOINT_ROOT_ENV]) / "broken"
+    bad.mkdir()
+    (bad / "meta.json").write_text("[" * 100_000)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception and not at.error
+    captions = " ".join(rendered(c.value) for c in at.sidebar.caption)
+    assert "Unavailable: broken:" in captions
+    assert at.selectbox(key="checkpoint").value == "tiny_mnist"
+    assert str(tmp_path) not in captions
+
+
+def test_gpu_out_of_memory_in_a_rollout_falls_back_to_the_cpu(monkeypatch, tmp_path):
+    import torch
+
+    from model.rollout import rollout as real_rollout
+    from tests.dashboard_synthetic import make_checkpoint as make
+
+    calls = []
+
+    def flaky(net, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_rollout(net, *args, **kwargs)
+
+    import model.rollout
+
+    monkeypatch.setattr(model.rollout, "rollout", flaky)
+    root = tmp_path
+    make(root, "tiny_mnist")
+    net, meta = services.load_model("tiny_mnist", root=root, device="cpu")
+    data = services.load_dataset("moving_mnist", n_samples=1)
+    window = services.Window(sample=0, start=0, context=10, horizon=2)
+    ds = services.run_rollout(net, meta, data, window, capture=False)
+    assert len(calls) == 2
+    assert "GPU out of memory" in ds.attrs["device_note"]
+    assert np.isfinite(ds["prediction"].values).all()
