@@ -363,7 +363,7 @@ def _summary(ds, data, label, ckpt, meta, context, horizon, train_h) -> None:
 # -- views -------------------------------------------------------------------------------------
 def _gates_view(ds, link: DeepLink, query: dict, step: int, rollout_key: tuple) -> None:
     if "gates" not in ds:
-        st.info("This rollout has no gates.")
+        st.info(safe(ds.attrs.get("capture_note", "This rollout has no gates.")))
         for key in ("layer", "gate", "channel"):
             link.drop(key, "the rollout has no captured gates")
         return

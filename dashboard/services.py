@@ -18,6 +18,9 @@ import xarray as xr
 CHECKPOINT_ROOT_ENV = "CONVLSTM_CHECKPOINTS"
 DOMAINS = ("radar", "traffic", "video")
 DEFAULT_N_SAMPLES = 8
+CAPTURE_MAX_BYTES = 256 * 2**20
+"""Most float16 gate memory one dashboard rollout records (a 12+12 radar rollout needs ~150 MiB);
+kept well inside the rollout cache's budget (:data:`dashboard.budget.BUDGETS`)."""
 UPLOAD_MAX_MB = (
     100  # the uploader's size limit; .streamlit/config.toml server.maxUploadSize is the same
 )
@@ -238,22 +241,38 @@ def run_rollout(
     """
     from model.devices import run_with_cpu_fallback
     from model.normalize import Normalizer
-    from model.rollout import rollout
+    from model.rollout import CaptureBudgetError, rollout
 
     context, truth = select_window(data, window)
     normalizer = (
         Normalizer.from_metadata(meta["normalization"]) if meta.get("normalization") else None
     )
 
-    def forecast(net):
+    def forecast(net, capture=capture):
         return rollout(
-            net, context, window.horizon, truth=truth, capture=capture, normalizer=normalizer
+            net,
+            context,
+            window.horizon,
+            truth=truth,
+            capture=capture,
+            normalizer=normalizer,
+            byte_budget=CAPTURE_MAX_BYTES,
         )
 
+    capture_note = None
     try:
-        ds, fallback = run_with_cpu_fallback(forecast, model)
+        try:
+            ds, fallback = run_with_cpu_fallback(forecast, model)
+        except CaptureBudgetError:  # too many gates to keep: forecast without them
+            ds, fallback = run_with_cpu_fallback(lambda net: forecast(net, False), model)
+            capture_note = (
+                "Gates were not recorded: this rollout's gates need more than the page's "
+                f"{CAPTURE_MAX_BYTES / 2**20:.0f} MiB. Shorten the context or the horizon to see them."
+            )
     except (ValueError, RuntimeError) as exc:
         raise DashboardError(f"The rollout failed: {exc}") from exc
+    if capture_note:
+        ds.attrs["capture_note"] = capture_note
     if fallback:
         ds.attrs["device_note"] = fallback
     ds.attrs.update(

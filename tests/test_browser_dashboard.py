@@ -309,3 +309,38 @@ def test_dashboard_in_chromium(server):
         page.wait_for_timeout(1000)
         page.screenshot(path=str(ARTIFACTS / "browser_6_other_dataset.png"))
         browser.close()
+
+
+def test_hostile_link_values_render_as_text_in_chromium(server):
+    """A rejected link value is shown character for character: no link, no image, no HTML."""
+    from urllib.parse import urlencode
+
+    from playwright.sync_api import sync_playwright
+
+    values = {
+        "dataset": "[Session expired - log in](http://127.0.0.1:9/login)",
+        "gate": "![x](http://127.0.0.1:9/p.png)",
+        "view": "<img src=http://127.0.0.1:9/q.png> www.evil.example",
+    }
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(server["url"] + "/?" + urlencode(values))
+        _wait_chart(page, "forecast", lambda c: c["n"] == 3, timeout=120)
+        alerts = page.locator('[data-testid="stAlert"]')
+        alerts.first.wait_for(timeout=30000)
+        text = " ".join(alerts.all_inner_texts()).replace("\u200b", "")
+        links = page.eval_on_selector_all(
+            '[data-testid="stAlert"] a', "els => els.map(e => e.href)"
+        )
+        images = page.eval_on_selector_all(
+            '[data-testid="stAlert"] img', "els => els.map(e => e.src)"
+        )
+        page.screenshot(path=str(ARTIFACTS / "hostile_link.png"))
+        browser.close()
+    for value in values.values():
+        assert value in text
+    assert links == [] and images == []
+    assert not [u for u in requests if "127.0.0.1:9" in u]

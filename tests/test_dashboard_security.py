@@ -234,3 +234,14 @@ def test_gpu_out_of_memory_in_a_rollout_falls_back_to_the_cpu(monkeypatch, tmp_p
     assert len(calls) == 2
     assert "GPU out of memory" in ds.attrs["device_note"]
     assert np.isfinite(ds["prediction"].values).all()
+
+
+def test_a_rollout_too_large_to_record_keeps_its_forecast(monkeypatch, tmp_path):
+    make_checkpoint(tmp_path, "tiny_mnist")
+    monkeypatch.setattr(services, "CAPTURE_MAX_BYTES", 1024)
+    net, meta = services.load_model("tiny_mnist", root=tmp_path, device="cpu")
+    data = services.load_dataset("moving_mnist", n_samples=1)
+    window = services.Window(sample=0, start=0, context=10, horizon=3)
+    ds = services.run_rollout(net, meta, data, window, capture=True)
+    assert "gates" not in ds and ds.sizes["time"] == 3
+    assert "Gates were not recorded" in ds.attrs["capture_note"]
