@@ -829,11 +829,11 @@ def _check_file(path: Path, max_bytes: int) -> None:
 
 def _check_size(path: Path, height: int, width: int, max_pixels: int) -> None:
     if height < 2 or width < 2:
-        raise DatasetError(f"{path.name}: field of {height} x {width} pixels is too small")
+        raise DatasetError(f"{path.name}: field of {height} x {width} pixels is too small.")
     if height * width > max_pixels:
         raise DatasetError(
             f"{path.name}: field of {height} x {width} pixels is larger than the limit of "
-            f"{max_pixels:,}; raise max_pixels if the file is genuine"
+            f"{max_pixels:,}; raise max_pixels if the file is genuine."
         )
 
 
