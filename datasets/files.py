@@ -50,6 +50,18 @@ import numpy as np
 import xarray as xr
 
 from datasets.errors import DatasetError
+from datasets.untrusted import (
+    DEFAULT_MAX_DECODED_BYTES,
+    NETCDF3_HEADER_MAX_BYTES,  # noqa: F401  (re-exported: its home was here)
+    check_decoded,
+    check_gif,
+    check_hdf5,
+    check_netcdf3_header,
+    check_npy,
+    check_video,
+    check_zarr,
+    public_message,
+)
 
 DEFAULT_MAX_BYTES = 200 * 1024**2  # 200 MiB: large enough for an upload, small enough for RAM
 DEFAULT_MAX_FRAMES = 300  # frames read from a video before stopping (10 s at 30 fps)
@@ -162,41 +174,50 @@ def check_file(path: str | os.PathLike, *, max_bytes: int | None, folder_ok: boo
     """
     path = Path(path).expanduser()
     if not path.exists():
-        raise DatasetError(f"{path}: no such file. Check the path (or upload the file again).")
+        raise DatasetError(f"{path.name}: no such file. Check the path (or upload the file again).")
     if path.is_dir():
         if not folder_ok:
-            raise DatasetError(f"{path}: is a folder; give a file.")
+            raise DatasetError(f"{path.name}: is a folder; give a file.")
         size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     else:
         size = path.stat().st_size
     if size == 0:
-        raise DatasetError(f"{path}: is empty (0 bytes); the file is truncated or not written yet.")
+        raise DatasetError(
+            f"{path.name}: is empty (0 bytes); the file is truncated or not written yet."
+        )
     if max_bytes is not None and size > max_bytes:
         raise DatasetError(
-            f"{path}: {size / 1e6:.1f} MB is larger than the limit of {max_bytes / 1e6:.1f} MB. "
+            f"{path.name}: {size / 1e6:.1f} MB is larger than the limit of {max_bytes / 1e6:.1f} MB. "
             "Crop or subsample it first, or pass a larger max_bytes."
         )
     return path
 
 
+def _head(path: Path, n: int) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(n)
+
+
 def _reader(kind: str) -> Callable:
-    """Decorator: any exception other than DatasetError becomes one naming the file and ``kind``."""
+    """Decorator: any exception becomes a DatasetError naming the file (base name) and ``kind``."""
 
     def wrap(func: Callable) -> Callable:
         @functools.wraps(func)
         def inner(path, *args, **kwargs):
+            name = Path(path).name
             try:
                 return func(path, *args, **kwargs)
-            except DatasetError:
-                raise
+            except DatasetError as exc:
+                raise DatasetError(public_message(str(exc), path)) from exc.__cause__
             except (MemoryError, RecursionError) as exc:
                 raise DatasetError(
-                    f"{path}: too large or malformed to read as {kind} ({exc!r})"
+                    f"{name}: too large or malformed to read as {kind} ({type(exc).__name__})."
                 ) from None
             except Exception as exc:  # third-party readers raise anything on malformed input
+                detail = public_message(f"{type(exc).__name__}: {exc}", path)
                 raise DatasetError(
-                    f"{path}: could not be read as {kind} ({type(exc).__name__}: {exc}). "
-                    "Check that the file is complete and in that format."
+                    f"{name}: could not be read as {kind} ({detail}); check that the file is "
+                    "complete and in that format."
                 ) from exc
 
         return inner
@@ -207,12 +228,16 @@ def _reader(kind: str) -> Callable:
 def _check_values(values: np.ndarray, *, path) -> None:
     """Refuse empty, all-NaN or infinite data (NaN alone is a mask and is kept)."""
     if values.size == 0 or 0 in values.shape:
-        raise DatasetError(f"{path}: holds no data (shape {values.shape}).")
+        raise DatasetError(f"{path.name}: holds no data (shape {values.shape}).")
     finite = np.isfinite(values)
     if np.isinf(values).any():
-        raise DatasetError(f"{path}: contains infinite values; replace them by NaN (masked) first.")
+        raise DatasetError(
+            f"{path.name}: contains infinite values; replace them by NaN (masked) first."
+        )
     if not finite.any():
-        raise DatasetError(f"{path}: every value is NaN; there is nothing to show or forecast.")
+        raise DatasetError(
+            f"{path.name}: every value is NaN; there is nothing to show or forecast."
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -265,6 +290,7 @@ def open_npy(
     units: str | None = None,
     domain: str | None = None,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
+    max_decoded_bytes: int | None = DEFAULT_MAX_DECODED_BYTES,
 ) -> xr.DataArray:
     """Read a ``.npy`` array of frames.
 
@@ -281,6 +307,8 @@ def open_npy(
         Default: ``"video"`` for uint8, ``"unknown"`` otherwise.
     max_bytes : int or None
         Size limit (None: no limit).
+    max_decoded_bytes : int or None
+        Limit on the float32 array returned, checked from the header before any data is read.
 
     Returns
     -------
@@ -288,13 +316,20 @@ def open_npy(
         float32 ``(sample, time, channel, y, x)``.
     """
     path = check_file(path, max_bytes=max_bytes)
+    if _head(path, 6) == NPY_MAGIC:
+        shape, _ = check_npy(path)  # the header only: a shape the file does not hold is refused
+        check_decoded(path, shape, max_bytes=max_decoded_bytes)
     raw = np.load(path, allow_pickle=False, mmap_mode="r")
     if not isinstance(raw, np.ndarray):
-        raise DatasetError(f"{path}: holds several arrays (.npz); save one array with np.save.")
+        raise DatasetError(
+            f"{path.name}: holds several arrays (.npz); save one array with np.save."
+        )
     if layout is not None and layout not in NPY_LAYOUTS:
-        raise DatasetError(f"layout {layout!r} for {path}: use one of {', '.join(NPY_LAYOUTS)}")
+        raise DatasetError(
+            f"layout {layout!r} for {path.name}: use one of {', '.join(NPY_LAYOUTS)}"
+        )
     if not (np.issubdtype(raw.dtype, np.number) or raw.dtype == np.bool_) or np.iscomplexobj(raw):
-        raise DatasetError(f"{path}: dtype {raw.dtype} is not a real number type.")
+        raise DatasetError(f"{path.name}: dtype {raw.dtype} is not a real number type.")
     if layout is None:
         layout = {3: "thw", 5: "ntchw"}.get(raw.ndim)
         if raw.ndim == 4:
@@ -302,12 +337,14 @@ def open_npy(
     expected = {"thw": 3, "tchw": 4, "ntchw": 5, "mnist_test_seq": 4}
     if layout is None or raw.ndim != expected[layout]:
         raise DatasetError(
-            f"{path}: array of shape {raw.shape} does not fit layout {layout or '(none)'}: expected "
+            f"{path.name}: array of shape {raw.shape} does not fit layout {layout or '(none)'}: expected "
             "(T, H, W), (T, C, H, W), (N, T, C, H, W) or mnist_test_seq (T, N, H, W)."
         )
     if layout == "mnist_test_seq":
         if raw.dtype != np.uint8:
-            raise DatasetError(f"{path}: mnist_test_seq layout must be uint8, got {raw.dtype}.")
+            raise DatasetError(
+                f"{path.name}: mnist_test_seq layout must be uint8, got {raw.dtype}."
+            )
         out = mnist_seq_to_array(raw, source=path.name)
         _check_values(out.values, path=path)
         return out
@@ -335,93 +372,6 @@ def _is_zarr_folder(path: Path) -> bool:
     )
 
 
-_NC_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 4, 11: 8, 12: 8}
-_NC_DIMENSION, _NC_VARIABLE, _NC_ATTRIBUTE = 0x0A, 0x0B, 0x0C
-NETCDF3_HEADER_MAX_BYTES = 16 * 2**20  # headers of real files are a few KiB
-
-
-def check_netcdf3_header(path: Path) -> None:
-    """Walk a classic netCDF header (CDF-1, -2 or -5); raise ``DatasetError`` if it cannot fit.
-
-    The netCDF C library allocates whatever a header declares before reading it: a 100-byte
-    corrupted file declaring 570 million variables took 4.5 GB of memory and 9 s to fail. Here every
-    declared count and length is checked against the bytes left in the file first.
-
-    Parameters
-    ----------
-    path : Path
-        A file starting with ``CDF\x01``, ``CDF\x02`` or ``CDF\x05``.
-    """
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        data = fh.read(min(size, NETCDF3_HEADER_MAX_BYTES))
-    if not data.startswith(NETCDF3_MAGIC):
-        raise DatasetError(f"{path}: not a classic netCDF file (starts {data[:4]!r})")
-    width = 8 if data[3] == 5 else 4  # NON_NEG counts and lengths: 64-bit in CDF-5
-    offset_width = 4 if data[3] == 1 else 8
-    pos = 4
-
-    def number(n: int) -> int:
-        nonlocal pos
-        if pos + n > len(data):
-            raise DatasetError(f"{path}: netCDF header is truncated at byte {pos}")
-        value = int.from_bytes(data[pos : pos + n], "big")
-        pos += n
-        return value
-
-    def check_fits(nbytes: int, what: str) -> None:
-        if nbytes > size - pos:
-            raise DatasetError(f"{path}: netCDF header declares {what} at byte {pos} of a "
-                               f"{size}-byte file; the file is corrupt")  # fmt: skip
-
-    def skip(n: int, what: str) -> None:
-        nonlocal pos
-        padded = n + (-n) % 4
-        check_fits(padded, f"a {n}-byte {what}")
-        pos += padded
-
-    def skip_name() -> None:
-        skip(number(width), "name")
-
-    def count(tag: int, what: str, min_bytes: int) -> int:
-        found, n = number(4), number(width)
-        if found == 0 and n == 0:  # ABSENT
-            return 0
-        if found != tag:
-            raise DatasetError(f"{path}: netCDF header has tag {found} where {what} should be")
-        check_fits(n * min_bytes, f"{n} {what}")
-        return n
-
-    def type_bytes(what: str) -> int:
-        nc_type = number(4)
-        if nc_type not in _NC_TYPE_BYTES:
-            raise DatasetError(f"{path}: netCDF {what} type {nc_type} is unknown")
-        return _NC_TYPE_BYTES[nc_type]
-
-    def attributes() -> None:
-        for _ in range(count(_NC_ATTRIBUTE, "attributes", 2 * width + 4)):
-            skip_name()
-            item_bytes = type_bytes("attribute")
-            skip(number(width) * item_bytes, "attribute")
-
-    number(width)  # numrecs
-    n_dims = count(_NC_DIMENSION, "dimensions", 2 * width)
-    for _ in range(n_dims):
-        skip_name()
-        number(width)  # length
-    attributes()
-    for _ in range(count(_NC_VARIABLE, "variables", 4 * width + 4)):
-        skip_name()
-        n_var_dims = number(width)
-        check_fits(n_var_dims * width, f"a variable with {n_var_dims} dimensions")
-        if any(number(width) >= n_dims for _ in range(n_var_dims)):
-            raise DatasetError(f"{path}: netCDF variable refers to a dimension that is not there")
-        attributes()
-        type_bytes("variable")
-        number(width)  # vsize
-        number(offset_width)  # begin
-
-
 def _open_zarr(store) -> xr.Dataset:
     """Open a Zarr store, with or without consolidated metadata, without warning about which."""
     import warnings
@@ -431,24 +381,30 @@ def _open_zarr(store) -> xr.Dataset:
         return xr.open_zarr(store, consolidated=None, chunks=None)
 
 
-def _open_xarray(path: Path) -> xr.Dataset:
-    """Open NetCDF, a Zarr folder, or a zipped Zarr store as an ``xarray.Dataset``."""
+def _open_xarray(path: Path, *, max_declared: int | None) -> xr.Dataset:
+    """Open NetCDF, a Zarr folder, or a zipped Zarr store as an ``xarray.Dataset``.
+
+    The checks of :mod:`datasets.untrusted` run first (``max_declared`` bounds the declared size
+    of all stored arrays): no other file is named, and nothing declared is too large.
+    """
     if path.is_dir():
         if not _is_zarr_folder(path):
-            raise DatasetError(f"{path}: folder is not a Zarr store (no .zgroup or zarr.json).")
+            raise DatasetError(
+                f"{path.name}: folder is not a Zarr store (no .zgroup or zarr.json)."
+            )
+        check_zarr(path, max_bytes=max_declared)
         return _open_zarr(path)
-    with open(path, "rb") as handle:
-        head = handle.read(8)
+    head = _head(path, 8)
     if head.startswith(ZIP_MAGIC):
         import zarr
 
-        with zipfile.ZipFile(path) as archive:  # refuse zip bombs and bad CRCs before zarr
-            total = sum(info.file_size for info in archive.infolist())
-            if total > 4 * DEFAULT_MAX_BYTES:
-                raise DatasetError(f"{path}: unpacks to {total / 1e6:.0f} MB; too large to load.")
+        check_zarr(path, max_bytes=max_declared)  # zip members, then every array's metadata
+        with zipfile.ZipFile(path) as archive:  # bad CRCs before zarr
             broken = archive.testzip()
         if broken is not None:
-            raise DatasetError(f"{path}: zip member {broken!r} is corrupt (bad CRC); zip it again.")
+            raise DatasetError(
+                f"{path.name}: zip member {broken!r} is corrupt (bad CRC); zip it again."
+            )
         store = zarr.storage.ZipStore(path, mode="r")
         try:
             ds = _open_zarr(store)
@@ -458,15 +414,14 @@ def _open_xarray(path: Path) -> xr.Dataset:
         ds.set_close(store.close)
         return ds
     if head.startswith(HDF5_MAGIC):
-        import h5py
-
-        with h5py.File(path, "r"):  # a clear error for broken HDF5 before the NetCDF library
-            pass
+        check_hdf5(path, max_bytes=max_declared)  # links, external storage, filters, sizes
         return xr.open_dataset(path, engine="netcdf4")
     if head.startswith(NETCDF3_MAGIC):
-        check_netcdf3_header(path)
+        check_netcdf3_header(path, max_bytes=max_declared)
         return xr.open_dataset(path, engine="scipy")
-    raise DatasetError(f"{path}: not NetCDF, HDF5 or a (zipped) Zarr store (starts {head[:4]!r}).")
+    raise DatasetError(
+        f"{path.name}: not NetCDF, HDF5 or a (zipped) Zarr store (starts {head[:4]!r})."
+    )
 
 
 def _find_dim(dims: Iterable[str], names: tuple[str, ...]) -> str | None:
@@ -478,7 +433,7 @@ def _pick_variable(ds: xr.Dataset, variable: str | None, path: Path) -> xr.DataA
     if variable is not None:
         if variable not in ds.data_vars:
             raise DatasetError(
-                f"{path}: no variable {variable!r}; variables: {', '.join(map(str, ds.data_vars))}"
+                f"{path.name}: no variable {variable!r}; variables: {', '.join(map(str, ds.data_vars))}"
             )
         return ds[variable]
     candidates = [
@@ -490,12 +445,12 @@ def _pick_variable(ds: xr.Dataset, variable: str | None, path: Path) -> xr.DataA
     ]
     if not candidates:
         raise DatasetError(
-            f"{path}: no numeric variable with (time, y, x) dims; variables and dims: "
+            f"{path.name}: no numeric variable with (time, y, x) dims; variables and dims: "
             + "; ".join(f"{n} {tuple(v.dims)}" for n, v in ds.data_vars.items())
         )
     if len(candidates) > 1:
         raise DatasetError(
-            f"{path}: several variables have (time, y, x) dims: {', '.join(map(str, candidates))}."
+            f"{path.name}: several variables have (time, y, x) dims: {', '.join(map(str, candidates))}."
             " Pass variable= to choose one."
         )
     return ds[candidates[0]]
@@ -515,6 +470,7 @@ def open_netcdf_or_zarr(
     variable: str | None = None,
     domain: str | None = None,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
+    max_decoded_bytes: int | None = DEFAULT_MAX_DECODED_BYTES,
 ) -> xr.DataArray:
     """Read a variable with ``(time, y, x)`` dims from NetCDF, a Zarr folder or a zipped Zarr.
 
@@ -529,6 +485,9 @@ def open_netcdf_or_zarr(
         (mm/h, mm, dBZ), else ``"unknown"``.
     max_bytes : int or None
         Size limit of the file or folder.
+    max_decoded_bytes : int or None
+        Limit on the declared size of all arrays stored in the file and on the float32 array
+        returned, checked from the metadata before any data is read.
 
     Returns
     -------
@@ -539,11 +498,11 @@ def open_netcdf_or_zarr(
         one ``sample``. Fill values become NaN (a mask, see :func:`datasets.valid_mask`).
     """
     path = check_file(path, max_bytes=max_bytes, folder_ok=True)
-    with _open_xarray(path) as ds:
+    with _open_xarray(path, max_declared=max_decoded_bytes) as ds:
         var = _pick_variable(ds, variable, path)
         time_dim = _datetime_dim(var) or _find_dim(var.dims, TIME_NAMES)
         if time_dim is None:
-            raise DatasetError(f"{path}: variable {var.name!r} {var.dims} has no time dim.")
+            raise DatasetError(f"{path.name}: variable {var.name!r} {var.dims} has no time dim.")
         rest = [d for d in var.dims if d != time_dim]
         y_dim, x_dim = _find_dim(rest, Y_NAMES), _find_dim(rest, X_NAMES)
         if y_dim is None or x_dim is None:
@@ -551,13 +510,15 @@ def open_netcdf_or_zarr(
         extra = [d for d in rest if d not in (y_dim, x_dim)]
         if len(extra) > 2:
             raise DatasetError(
-                f"{path}: variable {var.name!r} has dims {var.dims}; at most (sample, time, "
+                f"{path.name}: variable {var.name!r} has dims {var.dims}; at most (sample, time, "
                 "channel, y, x) can be read. Select the extra dims first."
             )
         channel_dim = extra[-1] if extra else None
         sample_dim = extra[0] if len(extra) == 2 else None
         order = [d for d in (sample_dim, time_dim, channel_dim, y_dim, x_dim) if d is not None]
         data = var.transpose(*order)
+        shape = [data.sizes[d] for d in order]
+        check_decoded(path, [1] * (5 - len(shape)) + shape, max_bytes=max_decoded_bytes)
         values = np.asarray(data.values, dtype=np.float32)  # loads into memory
         if sample_dim is None:
             values = values[None]
@@ -669,26 +630,31 @@ def open_video(
 
     path = check_file(path, max_bytes=max_bytes)
     if not (isinstance(size, int) and 4 <= size <= 1024):
-        raise DatasetError(f"size={size!r} for {path}: use an int between 4 and 1024.")
+        raise DatasetError(f"size={size!r} for {path.name}: use an int between 4 and 1024.")
     if not (isinstance(max_frames, int) and max_frames >= 1):
-        raise DatasetError(f"max_frames={max_frames!r} for {path}: use a positive int.")
+        raise DatasetError(f"max_frames={max_frames!r} for {path.name}: use a positive int.")
     ext = extension or (path.suffix.lower() if path.suffix.lower() in VIDEO_SUFFIXES else None)
     if ext is None:
         with open(path, "rb") as handle:
             ext = ".gif" if handle.read(6) in GIF_MAGIC else ".mp4"
+    check_decoded(path, (1, max_frames, 1, size, size), max_bytes=DEFAULT_MAX_DECODED_BYTES)
     frames = []
     plugin = "pillow" if ext == ".gif" else "FFMPEG"  # explicit: no fallback to other plugins
+    if plugin == "pillow":
+        check_gif(path, max_frames=max_frames)  # canvas and frames from the GIF blocks
     with iio.imopen(path, "r", extension=ext, plugin=plugin) as video:
         try:
-            meta = video.metadata()
-        except Exception:  # metadata is optional; frames are what matter
+            meta = video.metadata()  # GIF: global metadata, no frame is decoded
+        except Exception:  # metadata is optional for GIF; frames are what matter
             meta = {}
+        if plugin == "FFMPEG":
+            check_video(path, meta, max_frames=max_frames)  # ffmpeg's frame size, then decode
         for frame in video.iter():
             frames.append(_square_resize(_to_gray(frame), size))
             if len(frames) >= max_frames:
                 break
     if not frames:
-        raise DatasetError(f"{path}: the video has no frames.")
+        raise DatasetError(f"{path.name}: the video has no frames.")
     values = np.stack(frames)[None, :, None] / 255.0  # (1, T, 1, size, size)
     _check_values(values, path=path)
     extra = {"original_format": ext.lstrip(".")}
@@ -838,10 +804,13 @@ def read_any(
             head = handle.read(512)
     for entry in READERS:
         if entry.match(path, head):
-            return entry.reader(path, max_bytes=max_bytes, **options)
+            try:
+                return entry.reader(path, max_bytes=max_bytes, **options)
+            except DatasetError as exc:  # registered readers too: no server folder in messages
+                raise DatasetError(public_message(str(exc), path)) from exc.__cause__
     known = sorted({s for e in READERS for s in e.suffixes})
     raise DatasetError(
-        f"{path}: unknown format (starts {head[:8]!r}). Known: {', '.join(known)}; give the file "
+        f"{path.name}: unknown format (starts {head[:8]!r}). Known: {', '.join(known)}; give the file "
         "its usual suffix, or convert it to .npy (T, H, W) or NetCDF with (time, y, x) dims."
     )
 
@@ -875,8 +844,12 @@ def read_bytes(
     with tempfile.TemporaryDirectory(prefix="convlstm-upload-") as folder:
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)
-        arr = read_any(path, max_bytes=max_bytes, **options)
-        arr.load()
+        try:
+            arr = read_any(path, max_bytes=max_bytes, **options)
+            arr.load()
+        except DatasetError as exc:  # name the upload, never the temporary folder
+            text = public_message(str(exc), path)
+            raise DatasetError(text.replace(path.name, name)) from exc.__cause__
     messages = {"source": name}
     if str(path.name) in arr.attrs.get("description", ""):
         messages["description"] = arr.attrs["description"].replace(path.name, name)

@@ -56,7 +56,14 @@ import numpy as np
 import xarray as xr
 
 from datasets.errors import DatasetError
-from datasets.files import check_netcdf3_header
+from datasets.untrusted import (
+    DEFAULT_MAX_DECODED_BYTES,
+    check_gzip,
+    check_hdf5,
+    check_netcdf3_header,
+    gif_info,
+    public_message,
+)
 
 MAX_BYTES = 200 * 1024 * 1024  # refuse radar files larger than this (a composite is ~1 MB)
 MAX_PIXELS = 25_000_000  # refuse fields with more pixels than this (5000 x 5000)
@@ -175,13 +182,12 @@ def _check_gif(path: Path, max_pixels: int) -> None:
     head = _head(path, 10)
     if head[:6] not in (b"GIF87a", b"GIF89a"):
         raise DatasetError(
-            f"{path}: not a GIF file (starts with {head[:6]!r}); expected MeteoSwiss AQC GIF"
+            f"{path.name}: not a GIF file (starts with {head[:6]!r}); expected MeteoSwiss AQC GIF"
         )
     if len(head) < 10:
-        raise DatasetError(f"{path}: truncated GIF header ({len(head)} bytes)")
-    width = int.from_bytes(head[6:8], "little")
-    height = int.from_bytes(head[8:10], "little")
-    _check_size(path, height, width, max_pixels)
+        raise DatasetError(f"{path.name}: truncated GIF header ({len(head)} bytes)")
+    canvas = gif_info(path, max_frames=1)  # pillow grows the screen to the first frame's extent
+    _check_size(path, canvas.height, canvas.width, max_pixels)
 
 
 def _check_pgm(path: Path, max_pixels: int) -> None:
@@ -190,12 +196,14 @@ def _check_pgm(path: Path, max_pixels: int) -> None:
         with opener(path, "rb") as handle:
             head = handle.read(65536)
     except (OSError, EOFError, zlib.error) as exc:
-        raise DatasetError(f"{path}: cannot decompress/read the PGM file ({exc})") from exc
+        raise DatasetError(f"{path.name}: cannot decompress/read the PGM file ({exc})") from exc
     if not head.startswith(b"P5"):
-        raise DatasetError(f"{path}: not a binary PGM (P5) file (starts with {head[:8]!r})")
+        raise DatasetError(f"{path.name}: not a binary PGM (P5) file (starts with {head[:8]!r})")
     lines = head.split(b"\n")
     if not any(line.startswith(b"#") for line in lines[:-1]):
-        raise DatasetError(f"{path}: PGM header has no '#' metadata lines; not an FMI composite")
+        raise DatasetError(
+            f"{path.name}: PGM header has no '#' metadata lines; not an FMI composite"
+        )
     tokens = []
     for line in lines[1:-1]:
         if line.startswith(b"#"):
@@ -206,41 +214,52 @@ def _check_pgm(path: Path, max_pixels: int) -> None:
     try:
         width, height, maxval = (int(t) for t in tokens[:3])
     except ValueError as exc:
-        raise DatasetError(f"{path}: PGM header has no valid 'width height maxval' line") from exc
+        raise DatasetError(
+            f"{path.name}: PGM header has no valid 'width height maxval' line"
+        ) from exc
     if maxval > 255:
-        raise DatasetError(f"{path}: PGM maxval {maxval} is not 8-bit; not an FMI composite")
+        raise DatasetError(f"{path.name}: PGM maxval {maxval} is not 8-bit; not an FMI composite")
     _check_size(path, height, width, max_pixels)
+    if _is_gzip(path):  # pysteps reads header lines and the pixels: no more than that may unpack
+        check_gzip(path, max_bytes=len(head) + width * height + 4096)
 
 
 def _check_netcdf(path: Path, max_pixels: int) -> None:
     head = _head(path, 8)
     if not (head.startswith(_NETCDF3_MAGIC) or head.startswith(_HDF5_MAGIC)):
-        raise DatasetError(f"{path}: not a netCDF file (starts with {head[:8]!r})")
-    if head.startswith(_NETCDF3_MAGIC):
-        check_netcdf3_header(path)  # before the netCDF library allocates what the header says
+        raise DatasetError(f"{path.name}: not a netCDF file (starts with {head[:8]!r})")
+    if head.startswith(_NETCDF3_MAGIC):  # before the netCDF library allocates what it declares
+        check_netcdf3_header(path, max_bytes=DEFAULT_MAX_DECODED_BYTES)
+    else:  # netCDF-4: no links to other files, no plugin filters, declared sizes bounded
+        check_hdf5(path, max_bytes=DEFAULT_MAX_DECODED_BYTES)
     try:
         import netCDF4
 
         with netCDF4.Dataset(path) as ds:
             if "precipitation" not in ds.variables:
                 raise DatasetError(
-                    f"{path}: no 'precipitation' variable (has {', '.join(ds.variables)}); "
+                    f"{path.name}: no 'precipitation' variable (has {', '.join(ds.variables)}); "
                     "not a BoM Rainfields3 file"
                 )
             shape = ds.variables["precipitation"].shape
     except DatasetError:
         raise
     except Exception as exc:  # netCDF4 raises OSError, RuntimeError, ... on damaged files
-        raise DatasetError(f"{path}: cannot open as netCDF ({type(exc).__name__}: {exc})") from exc
+        raise DatasetError(
+            f"{path.name}: cannot open as netCDF ({type(exc).__name__}: {exc})"
+        ) from exc
     if len(shape) != 2:
-        raise DatasetError(f"{path}: 'precipitation' has shape {shape}; expected 2 dims (y, x)")
+        raise DatasetError(
+            f"{path.name}: 'precipitation' has shape {shape}; expected 2 dims (y, x)"
+        )
     _check_size(path, shape[0], shape[1], max_pixels)
 
 
 def _hdf5_shapes(path: Path, kind: str) -> list[tuple[int, ...]]:
     head = _head(path, 8)
     if not head.startswith(_HDF5_MAGIC):
-        raise DatasetError(f"{path}: not an HDF5 file (starts with {head[:8]!r})")
+        raise DatasetError(f"{path.name}: not an HDF5 file (starts with {head[:8]!r})")
+    check_hdf5(path, max_bytes=DEFAULT_MAX_DECODED_BYTES)  # before any link is followed
     try:
         import h5py
 
@@ -248,7 +267,7 @@ def _hdf5_shapes(path: Path, kind: str) -> list[tuple[int, ...]]:
             if kind == "knmi":
                 if "image1/image_data" not in f or "geographic" not in f:
                     raise DatasetError(
-                        f"{path}: no 'image1/image_data' or 'geographic' group; not a KNMI HDF5 "
+                        f"{path.name}: no 'image1/image_data' or 'geographic' group; not a KNMI HDF5 "
                         "radar file"
                     )
                 return [f["image1/image_data"].shape]
@@ -263,27 +282,31 @@ def _hdf5_shapes(path: Path, kind: str) -> list[tuple[int, ...]]:
             ]
             if not shapes or "where" not in f:
                 raise DatasetError(
-                    f"{path}: no 'datasetN/dataN/data' arrays or no 'where' group; not an ODIM "
+                    f"{path.name}: no 'datasetN/dataN/data' arrays or no 'where' group; not an ODIM "
                     "HDF5 composite"
                 )
             return shapes
     except DatasetError:
         raise
     except Exception as exc:  # h5py raises OSError, KeyError, ... on damaged files
-        raise DatasetError(f"{path}: cannot open as HDF5 ({type(exc).__name__}: {exc})") from exc
+        raise DatasetError(
+            f"{path.name}: cannot open as HDF5 ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _check_knmi(path: Path, max_pixels: int) -> None:
     for shape in _hdf5_shapes(path, "knmi"):
         if len(shape) != 2:
-            raise DatasetError(f"{path}: image_data has shape {shape}; expected 2 dims (y, x)")
+            raise DatasetError(f"{path.name}: image_data has shape {shape}; expected 2 dims (y, x)")
         _check_size(path, shape[0], shape[1], max_pixels)
 
 
 def _check_odim(path: Path, max_pixels: int) -> None:
     for shape in _hdf5_shapes(path, "odim"):
         if len(shape) != 2:
-            raise DatasetError(f"{path}: an ODIM data array has shape {shape}; expected 2 dims")
+            raise DatasetError(
+                f"{path.name}: an ODIM data array has shape {shape}; expected 2 dims"
+            )
         _check_size(path, shape[0], shape[1], max_pixels)
 
 
@@ -365,12 +388,13 @@ def guess_radar_source(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -
             with gzip.open(path, "rb") as handle:
                 inner = handle.read(2)
         except (OSError, EOFError, zlib.error) as exc:
-            raise DatasetError(f"{path}: damaged gzip file ({exc})") from exc
+            raise DatasetError(f"{path.name}: damaged gzip file ({exc})") from exc
         if inner == b"P5":
             return "fmi"
     if head.startswith(_NETCDF3_MAGIC):
         return "bom"
     if head.startswith(_HDF5_MAGIC):
+        check_hdf5(path, max_bytes=DEFAULT_MAX_DECODED_BYTES)
         try:
             import h5py
 
@@ -384,10 +408,10 @@ def guess_radar_source(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -
                     return "bom"  # netCDF4 files are HDF5 inside
         except Exception as exc:  # h5py raises OSError, KeyError, ... on damaged files
             raise DatasetError(
-                f"{path}: cannot open as HDF5 ({type(exc).__name__}: {exc})"
+                f"{path.name}: cannot open as HDF5 ({type(exc).__name__}: {exc})"
             ) from exc
     raise DatasetError(
-        f"{path}: cannot tell which radar format this is (starts with {head!r}); pass source= one "
+        f"{path.name}: cannot tell which radar format this is (starts with {head!r}); pass source= one "
         f"of {', '.join(RADAR_SOURCES)}"
     )
 
@@ -430,6 +454,15 @@ def read_radar_file(
         negative rain rates; missing georeferencing. The message names the file.
     """
     path = Path(path)
+    try:
+        return _read_radar_file(path, source=source, max_bytes=max_bytes, max_pixels=max_pixels)
+    except DatasetError as exc:  # library messages quote full paths: keep the base name only
+        raise DatasetError(public_message(str(exc), path)) from exc.__cause__
+
+
+def _read_radar_file(
+    path: Path, *, source: str, max_bytes: int, max_pixels: int
+) -> tuple[np.ndarray, dict]:
     if str(source).lower() == "auto":
         source = guess_radar_source(path, max_bytes=max_bytes)
     spec = _source(source)
@@ -443,28 +476,30 @@ def read_radar_file(
 
             field = np.ma.filled(np.ma.asarray(field, dtype=np.float64), np.nan)
             if field.ndim != 2:
-                raise DatasetError(f"{path}: field has shape {field.shape}; expected 2 dims (y, x)")
+                raise DatasetError(
+                    f"{path.name}: field has shape {field.shape}; expected 2 dims (y, x)"
+                )
             rain, meta = to_rainrate(field, dict(metadata))
     except DatasetError:
         raise
     except MemoryError as exc:
-        raise DatasetError(f"{path}: too large to read into memory") from exc
+        raise DatasetError(f"{path.name}: too large to read into memory") from exc
     except Exception as exc:  # any importer failure on a damaged or foreign file
         raise DatasetError(
-            f"{path}: could not be read as {spec.description} with pysteps.io.importers."
+            f"{path.name}: could not be read as {spec.description} with pysteps.io.importers."
             f"{spec.importer_name} ({type(exc).__name__}: {exc}). Check the file and source=."
         ) from exc
     rain = np.asarray(rain, dtype=np.float64)
     rain[~np.isfinite(rain)] = np.nan
     if np.isnan(rain).all():
-        raise DatasetError(f"{path}: every pixel is NaN (no radar coverage); nothing to read")
+        raise DatasetError(f"{path.name}: every pixel is NaN (no radar coverage); nothing to read")
     zero = meta.get("zerovalue")
     if zero is not None and np.isfinite(zero):
         rain[rain <= float(zero) + 1e-9] = 0.0
     low = float(np.nanmin(rain))
     if low < -1e-3:
         raise DatasetError(
-            f"{path}: negative rain rates (min {low:.3g} mm/h) after conversion; the file is not "
+            f"{path.name}: negative rain rates (min {low:.3g} mm/h) after conversion; the file is not "
             f"a {spec.description} or its scaling is wrong"
         )
     rain = np.clip(rain, 0.0, None)
@@ -485,18 +520,20 @@ def _geometry(path: Path, meta: dict, shape: tuple[int, int]) -> dict:
         x1, x2, y1, y2 = (float(meta[k]) for k in ("x1", "x2", "y1", "y2"))
     except (KeyError, TypeError, ValueError) as exc:
         raise DatasetError(
-            f"{path}: no georeferencing (x1, x2, y1, y2) in the file's metadata; cannot place it "
+            f"{path.name}: no georeferencing (x1, x2, y1, y2) in the file's metadata; cannot place it "
             "on a km grid"
         ) from exc
     unit = str(meta.get("cartesian_unit", "m"))
     to_km = {"m": 1e-3, "km": 1.0}.get(unit)
     if to_km is None:
-        raise DatasetError(f"{path}: coordinates in {unit!r}; only projected m or km are supported")
+        raise DatasetError(
+            f"{path.name}: coordinates in {unit!r}; only projected m or km are supported"
+        )
     height, width = shape
     dx = _float_or_none(meta.get("xpixelsize")) or (x2 - x1) / width
     dy = _float_or_none(meta.get("ypixelsize")) or (y2 - y1) / height
     if not (np.isfinite(dx) and np.isfinite(dy) and dx > 0 and dy > 0):
-        raise DatasetError(f"{path}: invalid pixel size ({dx}, {dy}) in the metadata")
+        raise DatasetError(f"{path.name}: invalid pixel size ({dx}, {dy}) in the metadata")
     x_km = (x1 + (np.arange(width) + 0.5) * dx) * to_km
     y_km = (y2 - (np.arange(height) + 0.5) * dy) * to_km  # north at row 0
     return {
@@ -649,7 +686,7 @@ def read_radar_sequence(
             factor = _block_factor(path, geo["pixel_km"], resolution_km)
         elif rain.shape != (len(geometry["y_km"]), len(geometry["x_km"])):
             raise DatasetError(
-                f"{path}: grid {rain.shape} differs from {paths[0].name} "
+                f"{path.name}: grid {rain.shape} differs from {paths[0].name} "
                 f"({len(geometry['y_km'])}, {len(geometry['x_km'])}); read one grid at a time"
             )
         frames.append(_block_mean(rain, factor))  # (H', W')
@@ -777,26 +814,26 @@ def _source(source: str) -> RadarSource:
 
 def _check_file(path: Path, max_bytes: int) -> None:
     if not path.exists():
-        raise DatasetError(f"radar file {path} does not exist")
+        raise DatasetError(f"radar file {path.name} does not exist")
     if not path.is_file():
-        raise DatasetError(f"{path} is not a regular file")
+        raise DatasetError(f"{path.name} is not a regular file")
     size = path.stat().st_size
     if size == 0:
-        raise DatasetError(f"{path} is empty (0 bytes)")
+        raise DatasetError(f"{path.name} is empty (0 bytes)")
     if size > max_bytes:
         raise DatasetError(
-            f"{path} is {size:,} bytes, larger than the limit of {max_bytes:,}; a radar composite "
+            f"{path.name} is {size:,} bytes, larger than the limit of {max_bytes:,}; a radar composite "
             "is a few MB. Raise max_bytes if the file is genuine."
         )
 
 
 def _check_size(path: Path, height: int, width: int, max_pixels: int) -> None:
     if height < 2 or width < 2:
-        raise DatasetError(f"{path}: field of {height} x {width} pixels is too small")
+        raise DatasetError(f"{path.name}: field of {height} x {width} pixels is too small.")
     if height * width > max_pixels:
         raise DatasetError(
-            f"{path}: field of {height} x {width} pixels is larger than the limit of "
-            f"{max_pixels:,}; raise max_pixels if the file is genuine"
+            f"{path.name}: field of {height} x {width} pixels is larger than the limit of "
+            f"{max_pixels:,}; raise max_pixels if the file is genuine."
         )
 
 
@@ -805,7 +842,7 @@ def _head(path: Path, n: int) -> bytes:
         with open(path, "rb") as handle:
             return handle.read(n)
     except OSError as exc:
-        raise DatasetError(f"{path}: cannot be read ({exc})") from exc
+        raise DatasetError(f"{path.name}: cannot be read ({exc})") from exc
 
 
 def _is_gzip(path: Path) -> bool:
@@ -866,7 +903,7 @@ def _block_factor(path: Path, native_km: float, resolution_km: float | None) -> 
     if factor < 1 or abs(ratio - factor) > 0.05 * factor:
         allowed = ", ".join(f"{native_km * k:.3g}" for k in (1, 2, 3, 4))
         raise DatasetError(
-            f"{path}: resolution_km={resolution_km} is not an integer multiple of the native "
+            f"{path.name}: resolution_km={resolution_km} is not an integer multiple of the native "
             f"{native_km:.3g} km; use one of {allowed}, ... or None"
         )
     return factor

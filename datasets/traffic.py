@@ -63,6 +63,9 @@ from datasets.download import cached_path, fetch, register_files
 from datasets.errors import DatasetError
 from datasets.files import HDF5_MAGIC, iso_duration, register_reader
 from datasets.registry import register
+from datasets.untrusted import DEFAULT_MAX_DECODED_BYTES, check_hdf5, public_message
+
+DECLARED_BYTES = DEFAULT_MAX_DECODED_BYTES  # all arrays an HDF5 file declares (TaxiBJ16: 120 MB)
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SUMO_PATH = DATA_DIR / "traffic_sumo.nc"
@@ -317,16 +320,18 @@ def read_taxibj(
             units=units,
             duplicates=duplicates,
         )
-    except DatasetError:
-        raise
+    except DatasetError as exc:  # library messages quote full paths: keep the base name only
+        raise DatasetError(public_message(str(exc), path)) from exc.__cause__
     except (MemoryError, RecursionError) as exc:
         raise DatasetError(
-            f"{path}: too large or malformed to read as TaxiBJ HDF5 ({exc!r})."
+            f"{Path(path).name}: too large or malformed to read as TaxiBJ HDF5 "
+            f"({type(exc).__name__})."
         ) from None
     except Exception as exc:  # h5py and numpy raise many types on malformed files
+        detail = public_message(f"{type(exc).__name__}: {exc}", path)
         raise DatasetError(
-            f"{path}: could not be read as a TaxiBJ-layout HDF5 file ({type(exc).__name__}: "
-            f"{exc}). Check that the file is complete and has 'date' and 'data' datasets."
+            f"{Path(path).name}: could not be read as a TaxiBJ-layout HDF5 file ({detail}); check "
+            "that the file is complete and has 'date' and 'data' datasets."
         ) from exc
 
 
@@ -341,25 +346,27 @@ def _read_taxibj(
     import h5py
 
     if not path.is_file():
-        raise DatasetError(f"{path}: no such file. Check the path, or use download=True.")
+        raise DatasetError(f"{path.name}: no such file. Check the path, or use download=True.")
     size = path.stat().st_size
     if max_bytes is not None and size > max_bytes:
         raise DatasetError(
-            f"{path}: {size / 1e6:.1f} MB is larger than the limit of {max_bytes / 1e6:.1f} MB; "
+            f"{path.name}: {size / 1e6:.1f} MB is larger than the limit of {max_bytes / 1e6:.1f} MB; "
             "pass a larger max_bytes if you mean it."
         )
     with open(path, "rb") as handle:
         head = handle.read(8)
     if head != HDF5_MAGIC:
         raise DatasetError(
-            f"{path}: not an HDF5 file (starts {head!r}); expected the TaxiBJ layout "
+            f"{path.name}: not an HDF5 file (starts {head!r}); expected the TaxiBJ layout "
             "(HDF5 with 'date' and 'data')."
         )
+    # No links to other files, no plugin filters, declared sizes bounded: before any data is read.
+    check_hdf5(path, max_bytes=None if max_bytes is None else max(max_bytes, DECLARED_BYTES))
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:
         raise DatasetError(
-            f"{path}: HDF5 file cannot be opened ({exc}); it is probably truncated or corrupted. "
+            f"{path.name}: HDF5 file cannot be opened ({exc}); it is probably truncated or corrupted. "
             "Download it again."
         ) from exc
     with h5:
@@ -367,26 +374,26 @@ def _read_taxibj(
         missing = [k for k in ("date", "data") if not isinstance(h5.get(k), h5py.Dataset)]
         if missing:
             raise DatasetError(
-                f"{path}: missing dataset(s) {missing} (found {keys or 'nothing'}); the TaxiBJ "
+                f"{path.name}: missing dataset(s) {missing} (found {keys or 'nothing'}); the TaxiBJ "
                 "layout needs 'date' (T,) and 'data' (T, C, H, W)."
             )
         date_ds, data_ds = h5["date"], h5["data"]
         if data_ds.ndim != 4 or min(data_ds.shape) < 1:
             raise DatasetError(
-                f"{path}: 'data' has shape {data_ds.shape}; expected (T, C, H, W) with no empty "
+                f"{path.name}: 'data' has shape {data_ds.shape}; expected (T, C, H, W) with no empty "
                 "dimension (e.g. (T, 2, 16, 8))."
             )
         if date_ds.ndim != 1 or date_ds.shape[0] != data_ds.shape[0]:
             raise DatasetError(
-                f"{path}: 'date' has shape {date_ds.shape} but 'data' has {data_ds.shape[0]} rows; "
+                f"{path.name}: 'date' has shape {date_ds.shape} but 'data' has {data_ds.shape[0]} rows; "
                 "they must match one date per row."
             )
         if data_ds.dtype.kind not in "iuf":
-            raise DatasetError(f"{path}: 'data' has dtype {data_ds.dtype}; expected numbers.")
+            raise DatasetError(f"{path.name}: 'data' has dtype {data_ds.dtype}; expected numbers.")
         need = int(np.prod(data_ds.shape, dtype=np.int64)) * 4
         if max_bytes is not None and need > max_bytes:
             raise DatasetError(
-                f"{path}: 'data' {data_ds.shape} needs {need / 1e6:.1f} MB as float32, over the "
+                f"{path.name}: 'data' {data_ds.shape} needs {need / 1e6:.1f} MB as float32, over the "
                 f"limit of {max_bytes / 1e6:.1f} MB; pass a larger max_bytes if you mean it."
             )
         raw_dates = date_ds[()]
@@ -880,15 +887,25 @@ def open_taxibj(
 
 
 def _looks_like_taxibj(path: Path, head: bytes) -> bool:
-    """HDF5 with top-level ``date`` and ``data`` datasets (content, not suffix)."""
+    """HDF5 with top-level ``date`` and ``data`` links (content, not suffix).
+
+    Hard links must be datasets; other links (soft, external) match without being followed, so
+    that :func:`read_taxibj` refuses the file with a message instead of another reader guessing.
+    """
     if not head.startswith(HDF5_MAGIC):
         return False
     try:
         import h5py
 
-        with h5py.File(path, "r") as h5:
-            return isinstance(h5.get("date"), h5py.Dataset) and isinstance(
-                h5.get("data"), h5py.Dataset
+        with h5py.File(path, "r") as h5:  # links only: an external link is never followed here
+            links = [h5.get(name, getlink=True) for name in ("date", "data")]
+            return all(
+                link is not None
+                and (
+                    not isinstance(link, h5py.HardLink)
+                    or h5.get(name, getclass=True) is h5py.Dataset
+                )
+                for name, link in zip(("date", "data"), links, strict=True)
             )
     except Exception:  # unreadable: let the other readers (or read_any's error) handle it
         return False

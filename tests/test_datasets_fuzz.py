@@ -3,8 +3,9 @@ reader. A reader may return a valid dataset array or raise ``DatasetError``; not
 escape, and nothing may hang (per-test timeouts; hypothesis ``deadline`` per example).
 
 The readers under test are :data:`datasets.files.READERS` (so every reader a dataset module adds
-with ``register_reader`` is fuzzed too), the named readers below, and any optional ones that exist
-in ``datasets.radar`` / ``datasets.traffic`` (``OPTIONAL_READERS``; extend the list).
+with ``register_reader`` is fuzzed too), the named readers below, and the readers of other modules
+listed in ``MODULE_READERS`` (extend the list). Every listed reader must import: an ImportError or
+a missing function fails the run instead of dropping the reader silently.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ MAGICS = [
     b"",
 ]
 
-# (module, function, keyword arguments) of readers written in other modules; missing ones are
-# skipped. Each is called as reader(path, **kwargs) and must raise only DatasetError on bad files
-# (what it returns on success is checked only when it is a DataArray).
-OPTIONAL_READERS = [
+# (module, function, keyword arguments) of readers written in other modules. Each is called as
+# reader(path, **kwargs) and must raise only DatasetError on bad files (what it returns on success
+# is checked only when it is a DataArray).
+MODULE_READERS = [
     ("datasets.traffic", "read_taxibj", {}),
     *[
         ("datasets.radar_io", "read_radar_file", {"source": source})
@@ -57,18 +58,16 @@ OPTIONAL_READERS = [
 ]
 
 
-def _optional_readers():
+def _module_readers():
+    """The readers of :data:`MODULE_READERS`; an ImportError or AttributeError propagates."""
     found = []
-    for module_name, attr, kwargs in OPTIONAL_READERS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        func = getattr(module, attr, None)
-        if callable(func):
-            label = ",".join(f"{k}={v}" for k, v in kwargs.items())
-            reader = functools.partial(func, **kwargs)
-            found.append(pytest.param(reader, id=f"{module_name}.{attr}({label})"))
+    for module_name, attr, kwargs in MODULE_READERS:
+        func = getattr(importlib.import_module(module_name), attr)
+        assert callable(func), f"{module_name}.{attr} is not callable"
+        label = ",".join(f"{k}={v}" for k, v in kwargs.items())
+        found.append(
+            pytest.param(functools.partial(func, **kwargs), id=f"{module_name}.{attr}({label})")
+        )
     return found
 
 
@@ -91,10 +90,20 @@ def _all_readers():
     registered = [
         pytest.param(e.reader, id=f"READERS:{e.name}") for e in F.READERS if e.reader not in generic
     ]
-    return named + registered + _optional_readers()
+    return named + registered + _module_readers()
 
 
 READERS_UNDER_TEST = _all_readers()
+
+
+def test_every_listed_reader_is_under_test():
+    ids = {param.id for param in READERS_UNDER_TEST}
+    listed = {
+        f"{m}.{a}({','.join(f'{k}={v}' for k, v in kw.items())})" for m, a, kw in MODULE_READERS
+    }
+    assert listed <= ids, sorted(listed - ids)
+    assert {"read_any", "open_npy", "open_netcdf_or_zarr", "open_video", "read_bytes"} <= ids
+    assert len(MODULE_READERS) == 6  # read_taxibj and the five radar sources
 
 
 def _check_outcome(reader, path: Path) -> None:
