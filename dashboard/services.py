@@ -18,6 +18,8 @@ import xarray as xr
 CHECKPOINT_ROOT_ENV = "CONVLSTM_CHECKPOINTS"
 DOMAINS = ("radar", "traffic", "video")
 DEFAULT_N_SAMPLES = 8
+UPLOAD_DECODED_MAX_BYTES = 256 * 2**20
+"""Largest array an upload may decode to (float32 bytes): the upload cache's whole budget."""
 CAPTURE_MAX_BYTES = 256 * 2**20
 """Most float16 gate memory one dashboard rollout records (a 12+12 radar rollout needs ~150 MiB);
 kept well inside the rollout cache's budget (:data:`dashboard.budget.BUDGETS`)."""
@@ -124,7 +126,9 @@ def read_upload(path: str | os.PathLike, *, max_mb: int = UPLOAD_MAX_MB) -> xr.D
     from datasets.sandbox import read_isolated
 
     try:
-        data = read_isolated(path, max_bytes=max_mb * 1024**2)
+        data = read_isolated(
+            path, max_bytes=max_mb * 1024**2, max_result_bytes=UPLOAD_DECODED_MAX_BYTES
+        )
     except DatasetError as exc:
         raise DashboardError(str(exc)) from exc
     return _check_array(data, source=Path(path).name)

@@ -122,7 +122,14 @@ def _child(
         _limit_child(memory_bytes, cpu_s)
         module, _, function = reader.partition(":")
         read = getattr(importlib.import_module(module), function)
+        result_limit = options.pop("_max_result_bytes", None)
         data = read(path, max_bytes=max_bytes, **options)
+        if result_limit is not None and data.nbytes > result_limit:
+            raise DatasetError(
+                f"{Path(path).name}: decodes to {data.nbytes / 2**20:.0f} MiB "
+                f"({' x '.join(map(str, data.shape))} float32), over the limit of "
+                f"{result_limit / 2**20:.0f} MiB; crop it in time or space first."
+            )
         header, payload = _pack(data.load())
         conn.send_bytes(json.dumps(["ok", header]).encode())
         conn.send_bytes(payload)
@@ -181,6 +188,7 @@ def read_isolated(
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     reader: str = DEFAULT_READER,
+    max_result_bytes: int | None = None,
     **options,
 ) -> xr.DataArray:
     """:func:`datasets.files.read_any` in a limited child process.
@@ -198,6 +206,8 @@ def read_isolated(
     reader : str
         ``"module:function"`` called as ``function(path, max_bytes=..., **options)`` in the child
         (default :func:`datasets.files.read_any`; a name, so nothing is pickled into the child).
+    max_result_bytes : int, optional
+        Largest array (bytes) accepted back; a file that decodes to more is refused.
     **options
         Passed to the reader.
 
@@ -219,7 +229,15 @@ def read_isolated(
     cpu_s = max(1, int(timeout_s) + 1)
     proc = ctx.Process(
         target=_child,
-        args=(send, reader, str(path), max_bytes, int(memory_bytes), cpu_s, dict(options)),
+        args=(
+            send,
+            reader,
+            str(path),
+            max_bytes,
+            int(memory_bytes),
+            cpu_s,
+            dict(options, _max_result_bytes=max_result_bytes),
+        ),
         daemon=True,
     )
     proc.start()

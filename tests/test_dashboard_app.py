@@ -315,8 +315,11 @@ def test_broken_checkpoint_is_an_error_message(tmp_path, monkeypatch):
     (tmp_path / "tiny_mnist" / "model.safetensors").write_bytes(b"garbage")
     monkeypatch.setenv(services.CHECKPOINT_ROOT_ENV, str(tmp_path))
     at = run_app()
-    assert at.error and "tiny_mnist" in shown(at.error[0].value)
-    assert "sha256" in shown(at.error[0].value) or "safetensors" in shown(at.error[0].value)
+    # listed as unavailable with its reason; the page says no checkpoint fits instead of failing
+    captions = " ".join(shown(c.value) for c in at.sidebar.caption)
+    assert "Unavailable: tiny_mnist:" in captions
+    assert "safetensors" in captions or "sha256" in captions
+    assert at.error and "No checkpoint fits" in shown(at.error[0].value)
 
 
 @pytest.fixture(scope="module")

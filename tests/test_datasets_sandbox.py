@@ -118,3 +118,13 @@ def test_real_file_is_read_like_read_any(tmp_path):
     direct = read_any(path, max_bytes=10**6)
     np.testing.assert_array_equal(isolated.values, direct.values)
     assert isolated.attrs == direct.attrs
+
+
+def test_a_result_over_the_limit_is_refused(tmp_path):
+    with pytest.raises(DatasetError, match=r"decodes to 0 MiB \(2 x 3 x 1 x 4 x 5 float32\)"):
+        sandbox.read_isolated(
+            _file(tmp_path),
+            max_bytes=10**6,
+            max_result_bytes=100,
+            reader="tests.sandbox_readers:small_array",
+        )
