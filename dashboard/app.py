@@ -49,8 +49,11 @@ def main() -> None:
         "h1{font-size:1.9rem !important; margin-bottom:0 !important;}</style>",
         unsafe_allow_html=True,
     )
-    if "_link" not in st.session_state:
-        st.session_state["_link"] = DeepLink.from_query(st.query_params.to_dict())
+    current = st.query_params.to_dict()
+    written = st.session_state.get("_written_query")
+    if "_link" not in st.session_state or (written is not None and current != written):
+        # a new session, or the browser's Back/Forward brought another link: apply it
+        st.session_state["_link"] = DeepLink.from_query(current)
     link: DeepLink = st.session_state["_link"]
     query: dict[str, object] = {}
     st.title("ConvLSTM lab")
@@ -64,7 +67,10 @@ def main() -> None:
     with messages:
         for msg in link.messages:
             st.warning(safe(msg))
-    st.query_params.from_dict(to_query(query))
+    link.messages.clear()  # shown once: the link below no longer holds the rejected values
+    final = to_query(query)
+    st.query_params.from_dict(final)
+    st.session_state["_written_query"] = final
 
 
 # -- sidebar: data and checkpoint ---------------------------------------------------------------
@@ -185,16 +191,14 @@ def explore(link: DeepLink, query: dict) -> None:
     train_ctx = int(meta.get("context") or min(10, n_time - 1))
     train_h = int(meta.get("horizon") or 0)
     max_ctx = max(1, n_time - 1)
+    max_h = max(48, 2 * (train_h or 12))
+    _window_follows_checkpoint(ckpt, min(train_ctx, max_ctx), train_h, n_time)
     linked_ctx = link.take_int("context", 1, max_ctx, what="context length")
     if linked_ctx is not None:
         st.session_state["context"] = linked_ctx
-    if not 1 <= st.session_state.get("context", min(train_ctx, max_ctx)) <= max_ctx:
-        st.session_state.pop("context", None)
-    context = int(
-        side.slider("Context frames", 1, max_ctx, value=min(train_ctx, max_ctx), key="context")
-        if max_ctx > 1
-        else 1
-    )
+    if not 1 <= st.session_state.get("context", 0) <= max_ctx:
+        st.session_state["context"] = min(train_ctx, max_ctx)
+    context = int(side.slider("Context frames", 1, max_ctx, key="context") if max_ctx > 1 else 1)
     start = 0
     last_start = services.max_start(data, context=context)
     if last_start > 0:
@@ -202,12 +206,13 @@ def explore(link: DeepLink, query: dict) -> None:
             st.session_state["start"] = 0
         start = int(side.slider("Start frame", 0, last_start, value=0, key="start"))
         side.caption(_start_caption(data, start))
-    max_h = max(48, 2 * (train_h or 12))
     linked_h = link.take_int("horizon", 1, max_h, what="horizon")
     if linked_h is not None:
         st.session_state["horizon"] = linked_h
-    default_h = train_h or max(1, min(12, n_time - context))
-    horizon = int(side.slider("Horizon (frames)", 1, max_h, value=default_h, key="horizon"))
+    if not 1 <= st.session_state.get("horizon", 0) <= max_h:
+        st.session_state["horizon"] = train_h or max(1, min(12, n_time - context))
+    horizon = int(side.slider("Horizon (frames)", 1, max_h, key="horizon"))
+    st.session_state["_windows"][ckpt] = (context, horizon)
     beyond = bool(train_h) and horizon > train_h
     if beyond:
         side.warning(
@@ -238,12 +243,14 @@ def explore(link: DeepLink, query: dict) -> None:
     n_ctx = int(ds.sizes.get("context_time", 0))
     total = figures.n_steps(ds)
     axis = figures.time_axis(ds)
+    # the step is kept as a lead (frames after the first forecast frame), so that it means the
+    # same lead time after a switch of data or checkpoint; clamped to this rollout
     linked_step = link.take_int("step", 0, total - 1, what="animation step")
     if linked_step is not None:
-        st.session_state["step"] = linked_step
-    if st.session_state.get("step", n_ctx) > total - 1:
-        st.session_state["step"] = min(n_ctx, total - 1)
-    step = int(st.session_state.get("step", min(n_ctx, total - 1)))
+        st.session_state["_lead"] = linked_step - n_ctx
+    step = min(max(n_ctx + int(st.session_state.get("_lead", 0)), 0), total - 1)
+    st.session_state["step"] = step
+    st.session_state["_n_ctx"] = n_ctx
     data_channel = 0
     if int(ds.sizes["channel"]) > 1:
         chans = [str(c) for c in ds["channel"].values]
@@ -262,19 +269,38 @@ def explore(link: DeepLink, query: dict) -> None:
         "Step shown in the gates and probe views (also where the animation starts)",
         options=list(range(total)),
         key="step",
-        value=step,
+        on_change=_on_step_change,
         format_func=lambda s: f"{axis.label(s)} ({'context' if s < n_ctx else 'forecast'})",
     )
     query["step"] = step
     if view == "Gates":
         _gates_view(ds, link, query, step, rollout_key)
     elif view == "Pixel probe":
-        _probe_view(ds, step, data_channel)
+        _probe_view(ds, link, query, step, data_channel)
     elif view == "Metrics":
         _metrics_view(ds, rollout_key, axis)
     else:
         _export_view(ds, rollout_key, axis, data_channel, data_label)
     query.update(context=context, horizon=horizon)
+
+
+def _on_step_change() -> None:
+    """Keep the chosen step as a lead time (see :func:`explore`)."""
+    st.session_state["_lead"] = int(st.session_state["step"]) - int(
+        st.session_state.get("_n_ctx", 0)
+    )
+
+
+def _window_follows_checkpoint(ckpt: str, train_ctx: int, train_h: int, n_time: int) -> None:
+    """On a checkpoint switch, context and horizon become what this checkpoint had last, or its
+    training values: a window chosen for one checkpoint never carries over to another."""
+    windows = st.session_state.setdefault("_windows", {})
+    if st.session_state.get("_window_checkpoint") == ckpt:
+        return
+    default_h = train_h or max(1, min(12, n_time - train_ctx))
+    context, horizon = windows.get(ckpt, (train_ctx, default_h))
+    st.session_state["context"], st.session_state["horizon"] = context, horizon
+    st.session_state["_window_checkpoint"] = ckpt
 
 
 def _compatible(meta: dict, data) -> bool:
@@ -437,8 +463,14 @@ def _on_probe_click() -> None:
         st.session_state["_probe_error"] = f"Could not read the clicked pixel ({exc})."
 
 
-def _probe_view(ds, step: int, channel: int) -> None:
+def _probe_view(ds, link: DeepLink, query: dict, step: int, channel: int) -> None:
     ny, nx = int(ds.sizes["y"]), int(ds.sizes["x"])
+    for key, size, what in (("probe_x", nx, "probe column"), ("probe_y", ny, "probe row")):
+        linked = link.take_int(key, 0, size - 1, what=what)
+        if linked is not None:
+            st.session_state[key] = linked
+        if not 0 <= int(st.session_state.get(key, 0)) < size:
+            st.session_state.pop(key)
     st.session_state.setdefault("probe_x", nx // 2)
     st.session_state.setdefault("probe_y", ny // 2)
     left, right = st.columns([1, 1.6])
@@ -446,6 +478,7 @@ def _probe_view(ds, step: int, channel: int) -> None:
         a, b = st.columns(2)
         x = int(a.number_input(f"x: column (0–{nx - 1})", 0, nx - 1, step=1, key="probe_x"))
         y = int(b.number_input(f"y: row from top (0–{ny - 1})", 0, ny - 1, step=1, key="probe_y"))
+        query.update(probe_x=x, probe_y=y)
         if st.session_state.get("_probe_error"):
             st.warning(safe(st.session_state.pop("_probe_error")))
         probe_map = figures.probe_map_figure(ds, step=step, channel=channel, marker=(x, y))

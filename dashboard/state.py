@@ -1,7 +1,8 @@
 """Deep links: the URL query string <-> widget values, with validation (no Streamlit here).
 
 A link holds ``dataset``, ``checkpoint``, ``sample``, ``step``, ``layer``, ``gate`` and ``channel``
-(plus ``view``, ``context``, ``horizon``). Values are accepted only when they name something that
+(plus ``view``, ``context``, ``horizon``, and ``probe_x``/``probe_y`` in the pixel-probe view).
+Values are accepted only when they name something that
 exists (a registered dataset, a compatible checkpoint, an index in range); anything else produces a
 message for the page and the default is used instead.
 """
@@ -12,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 LINK_KEYS = ("dataset", "checkpoint", "sample", "step", "layer", "gate", "channel")
-EXTRA_KEYS = ("view", "context", "horizon")
+EXTRA_KEYS = ("view", "context", "horizon", "probe_x", "probe_y")
 REDUCTION_CHOICES = ("mean", "max", "variance")
 
 

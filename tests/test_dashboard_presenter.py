@@ -1,0 +1,132 @@
+"""The page's state follows what a presenter does: the step is a lead time across data and
+checkpoints, the rollout window follows the checkpoint, warnings go when their cause goes, the
+probe and Back/Forward live in the link (AppTest)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import services
+from tests.dashboard_synthetic import make_checkpoint
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+RADAR_NORM = {"kind": "db", "units": "mm/h", "threshold": 0.1, "zerovalue": -15.0, "scale": 10.0}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("presenter_checkpoints")
+    make_checkpoint(root, "mnist_a", context=10, horizon=10)
+    make_checkpoint(root, "mnist_b", context=5, horizon=3, seed=1)
+    make_checkpoint(
+        root, "radar_6to12", dataset="radar_synthetic", domain="radar", frame_size=(128, 128),
+        patch_size=4, context=6, horizon=12, normalization=RADAR_NORM,
+    )  # fmt: skip
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _checkpoints(root, monkeypatch):
+    monkeypatch.setenv(services.CHECKPOINT_ROOT_ENV, str(root))
+
+
+def run(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def forecast_title(at: AppTest) -> str:
+    for el in at.get("plotly_chart"):
+        spec = json.loads(el.proto.spec)
+        if spec["layout"].get("meta", {}).get("kind") == "forecast":
+            return spec["layout"]["title"]["text"]
+    raise AssertionError("no forecast chart")
+
+
+def step_label(at: AppTest) -> str:
+    widget = at.select_slider(key="step")
+    return widget.options[widget.value]  # the label the slider shows
+
+
+def lead_of_title(title: str) -> str:
+    return re.search(r"Lead time ([+-]?\d+ \w+)", title).group(1)
+
+
+def test_step_label_and_figure_agree_after_a_domain_switch():
+    at = run({"dataset": "moving_mnist", "checkpoint": "mnist_a"})
+    at.select_slider(key="step").set_value(12).run()  # third forecast frame: +3 frames
+    assert step_label(at).startswith("+3 frames")
+    assert lead_of_title(forecast_title(at)) == "+3 frames"
+    at.sidebar.radio(key="domain").set_value("radar").run()
+    assert not at.exception
+    # the same lead (third forecast frame) on 5-minute radar frames: +15 min everywhere
+    assert step_label(at).startswith("+15 min")
+    assert lead_of_title(forecast_title(at)) == "+15 min"
+    assert at.query_params["step"] == [str(6 + 2)] or at.query_params["step"] == str(6 + 2)
+
+
+def test_context_and_horizon_follow_the_checkpoint():
+    at = run({"dataset": "moving_mnist", "checkpoint": "mnist_a"})
+    assert (at.slider(key="context").value, at.slider(key="horizon").value) == (10, 10)
+    at.selectbox(key="checkpoint").set_value("mnist_b").run()
+    assert (at.slider(key="context").value, at.slider(key="horizon").value) == (5, 3)
+    at.slider(key="context").set_value(7).run()  # the user's choice for mnist_b
+    at.selectbox(key="checkpoint").set_value("mnist_a").run()
+    assert (at.slider(key="context").value, at.slider(key="horizon").value) == (10, 10)
+    assert not at.sidebar.warning  # no "beyond the training horizon" carried over
+    at.selectbox(key="checkpoint").set_value("mnist_b").run()
+    assert (at.slider(key="context").value, at.slider(key="horizon").value) == (7, 3)
+    at.sidebar.radio(key="domain").set_value("radar").run()
+    assert (at.slider(key="context").value, at.slider(key="horizon").value) == (6, 12)
+
+
+def test_same_selection_same_forecast_whatever_the_click_path():
+    direct = run({"dataset": "radar_synthetic", "checkpoint": "radar_6to12"})
+    via = run({"dataset": "moving_mnist", "checkpoint": "mnist_b"})
+    via.slider(key="context").set_value(2).run()
+    via.sidebar.radio(key="domain").set_value("radar").run()
+    assert forecast_title(via) == forecast_title(direct)
+    assert via.slider(key="context").value == direct.slider(key="context").value == 6
+
+
+def test_link_warnings_go_once_the_link_is_fixed():
+    at = run({"dataset": "nope"})
+    assert at.warning
+    at.number_input(key="sample").set_value(1).run()
+    assert not at.warning
+
+
+def test_probe_location_is_in_the_link_and_restored():
+    at = run({"dataset": "moving_mnist", "checkpoint": "mnist_a", "view": "Pixel probe"})
+    at.number_input(key="probe_x").set_value(20).run()
+    at.number_input(key="probe_y").set_value(33).run()
+    query = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert query["probe_x"] == "20" and query["probe_y"] == "33"
+    again = run(query)
+    assert again.number_input(key="probe_x").value == 20
+    assert again.number_input(key="probe_y").value == 33
+
+
+def test_back_to_an_earlier_link_restores_that_view():
+    at = run({"dataset": "moving_mnist", "checkpoint": "mnist_a", "sample": "2"})
+    earlier = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    at.number_input(key="sample").set_value(5).run()
+    at.radio(key="view").set_value("Metrics").run()
+    assert at.number_input(key="sample").value == 5
+    for key in list(at.query_params):  # what the browser's Back does: the earlier URL, a rerun
+        del at.query_params[key]
+    for k, v in earlier.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="sample").value == 2
+    assert at.radio(key="view").value == "Gates"
