@@ -37,7 +37,7 @@ One small config file (TOML or JSON) per checkpoint, under ``configs/``::
 
 Loss: mean squared error in model space (see :class:`model.normalize.Normalizer`) over the
 forecast frames, on valid pixels only (NaN pixels of the data never enter it); ``loss = "balanced"``
-weights each pixel by its true rain rate (:func:`rain_weights`).
+weights each pixel by its true rain rate (:func:`model.losses.rain_weights`).
 
 Outputs: the best checkpoint by validation loss in ``checkpoints/NAME/`` (``model.safetensors`` and
 ``meta.json`` via :func:`model.checkpoint.save_checkpoint`), and in ``runs/NAME/`` the CSV log
@@ -57,9 +57,7 @@ import csv
 import json
 import math
 import os
-import platform
 import shlex
-import subprocess
 import sys
 import time
 import tomllib
@@ -74,10 +72,11 @@ from torch.utils.data import DistributedSampler
 
 from model.checkpoint import load_checkpoint, pick_device, save_checkpoint
 from model.convlstm import ConvLSTM, ConvLSTMConfig
+from model.losses import LOSSES, MODES, Objective, masked_mse, rain_weights
 from model.normalize import Normalizer
+from model.provenance import checkpoint_metadata, lineage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MODES = ("free", "teacher")
 
 TRAIN_DEFAULTS = {
     "steps": 1000,
@@ -94,7 +93,6 @@ TRAIN_DEFAULTS = {
     "max_minutes": 0.0,
     "loss": "mse",
 }
-LOSSES = ("mse", "balanced")
 
 
 class ConfigError(ValueError):
@@ -239,70 +237,6 @@ def to_split(array, normalizer: Normalizer) -> Split:
     frames = torch.from_numpy(np.asarray(normalizer.to_model(values), dtype=np.float32))
     valid = None if finite.all() else torch.from_numpy(finite)
     return Split(frames=frames, valid=valid, array=array)
-
-
-def masked_mse(
-    prediction: torch.Tensor,
-    target: torch.Tensor,
-    valid: torch.Tensor | None,
-    weight: torch.Tensor | None = None,
-):
-    """(Weighted) mean squared error over valid pixels (all pixels when ``valid`` is None).
-
-    ``weight`` (same shape, optional) scales each pixel's squared error; the mean is taken over
-    the valid pixels' weights, so a uniform weight gives the plain MSE.
-    """
-    err = (prediction.float() - target.float()) ** 2  # [B, T, C, H, W]
-    w = torch.ones_like(err) if valid is None else valid.to(err.dtype)
-    if weight is not None:
-        w = w * weight.to(err.dtype)
-    return (err * w).sum() / w.sum().clamp_min(1e-12)
-
-
-RAIN_WEIGHTS = ((2.0, 2.0), (5.0, 5.0), (10.0, 10.0), (30.0, 30.0))
-"""Balanced-MSE weights of Shi et al. 2017 (TrajGRU): a pixel whose true rain rate is at least
-``r`` mm/h weighs ``w`` (1 below 2 mm/h), so heavy rain is not drowned by drizzle."""
-
-
-def rain_weights(rate: torch.Tensor) -> torch.Tensor:
-    """Balanced-MSE weights ``[...]`` from true rain rates in mm/h (see :data:`RAIN_WEIGHTS`)."""
-    w = torch.ones_like(rate)
-    for threshold, weight in RAIN_WEIGHTS:
-        w = torch.where(rate >= threshold, torch.full_like(rate, weight), w)
-    return w
-
-
-class Objective(torch.nn.Module):
-    """The training loss as a module, so ``DistributedDataParallel`` can wrap it whole.
-
-    ``forward(frames [B, context + horizon, C, H, W], valid [B, T, C, H, W] or None) -> loss``,
-    model space. ``mode="free"``: MSE of the free-running forecast of the last ``horizon`` frames
-    from the first ``context`` (what is evaluated). ``mode="teacher"``: MSE of the one-step
-    predictions of frames ``1..T-1`` from the true frames before each. ``weight_fn(target)``
-    (optional) gives per-pixel loss weights from the model-space target.
-    """
-
-    def __init__(self, net: ConvLSTM, *, context: int, mode: str, weight_fn=None) -> None:
-        super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode={mode!r}; use one of {MODES}")
-        self.net = net
-        self.context = context
-        self.mode = mode
-        self.weight_fn = weight_fn
-
-    def forward(self, frames: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        if self.mode == "free":
-            horizon = frames.shape[1] - self.context
-            forecast, _ = self.net(frames[:, : self.context], horizon=horizon)  # [B, H, C, H, W]
-            first = self.context
-        else:
-            forecast, _ = self.net.one_step(frames[:, :-1])  # [B, T-1, C, H, W]
-            first = 1
-        target = frames[:, first:]
-        mask = None if valid is None else valid[:, first:]
-        weight = None if self.weight_fn is None else self.weight_fn(target)
-        return masked_mse(forecast, target, mask, weight)
 
 
 def augment_batch(frames: torch.Tensor, valid: torch.Tensor | None):
@@ -549,7 +483,7 @@ def train(
                     f"differs from this config's {model_cfg}; use the same [model] and data grid"
                 )
             net.load_state_dict(source.state_dict())
-            init_summary = _lineage(source_meta, init_path)
+            init_summary = lineage(source_meta, init_path)
             if ddp.main:
                 print(
                     f"initialised from {init_path} ({source_meta.get('dataset')})", file=sys.stderr
@@ -669,7 +603,7 @@ def train(
                             f"step {step}: val loss {scores['val_loss']:.4g}, {key[4:]} "
                             f"{scores[key]:.4g} (persistence {row[7]})"
                         )
-                        meta = _metadata(cfg, train_split.array, normalizer, tcfg, step=step, seed=seed,
+                        meta = checkpoint_metadata(cfg, train_split.array, normalizer, tcfg, step=step, seed=seed,
                                          ddp=ddp, device_note=device_note, command=command,
                                          wall_s=time.perf_counter() - t_start,
                                          train_s=time.perf_counter() - t_train, val=scores,
@@ -707,117 +641,6 @@ def train(
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-def _metadata(
-    cfg,
-    array,
-    normalizer,
-    tcfg,
-    *,
-    step,
-    seed,
-    ddp,
-    device_note,
-    command,
-    wall_s,
-    train_s,
-    val,
-    init=None,
-):
-    """Checkpoint metadata (see DESIGN.md: checkpoint metadata)."""
-    attrs = dict(array.attrs)
-    return {
-        "name": cfg["name"],
-        "description": cfg.get("description", ""),
-        "dataset": cfg["data"]["dataset"],
-        "dataset_options": {k: cfg["data"][k] for k in ("options", "train", "val", "test")},
-        "domain": attrs.get("domain"),
-        "units": attrs.get("units"),
-        "time_step": attrs.get("time_step"),
-        "synthetic": attrs.get("synthetic"),
-        "source": attrs.get("source"),
-        "licence": attrs.get("licence"),
-        "channel_names": [str(c) for c in array.coords["channel"].values]
-        if "channel" in array.coords
-        else None,
-        "normalization": normalizer.to_metadata(),
-        "context": cfg["data"]["context"],
-        "horizon": cfg["data"]["horizon"],
-        "training": {
-            "config": cfg,
-            "steps": step,
-            "seed": seed,
-            "samples_seen": step * tcfg["batch_size"],
-            "train_samples": int(array.sizes["sample"]),
-            "world_size": ddp.world,
-            "wall_time_s": round(wall_s, 1),  # from start, data preparation included
-            "train_time_s": round(train_s, 1),  # the optimisation loop alone
-            "hardware": hardware(device_note),
-            "init_from": init,  # the checkpoint training started from, and how it was made
-        },
-        "command": command or "",
-        "git_revision": git_revision(),
-        "metrics": {"validation": val},
-    }
-
-
-def _lineage(meta: dict, path: Path) -> dict:
-    """How the checkpoint that training starts from was made (its own lineage nested inside)."""
-    training = meta.get("training", {})
-    return {
-        "path": str(path),
-        "dataset": meta.get("dataset"),
-        "command": meta.get("command"),
-        "steps": training.get("steps"),
-        "samples_seen": training.get("samples_seen"),
-        "wall_time_s": training.get("wall_time_s"),
-        "train_time_s": training.get("train_time_s"),
-        "hardware": training.get("hardware"),
-        "git_revision": meta.get("git_revision"),
-        "weights_sha256": meta.get("weights_sha256"),
-        "init_from": training.get("init_from"),
-    }
-
-
-def hardware(device_note: str = "") -> dict:
-    """Where training ran: device, CPU, threads, torch version."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "device": device_note,
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
-def git_revision() -> str:
-    """``git rev-parse HEAD`` of the repository (``+dirty`` when files differ), or ``"unknown"``."""
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if len(rev) != 40 or any(c not in "0123456789abcdef" for c in rev):
-        return "unknown"  # not a git checkout (e.g. a copied working tree)
-    return rev + ("+dirty" if dirty else "")
 
 
 # ------------------------------------------------------------------------------------------------

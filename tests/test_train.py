@@ -11,8 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from model.checkpoint import load_checkpoint
+from model.losses import masked_mse, rain_weights
 from model.normalize import Normalizer
-from model.train import ConfigError, load_config, lr_at, masked_mse, train, validate_config
+from model.train import ConfigError, load_config, lr_at, train, validate_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_helpers import tiny_config, tiny_loader  # noqa: E402
@@ -213,8 +214,6 @@ def test_max_minutes_stops_early_with_a_final_validation(tmp_path):
 
 
 def test_balanced_rain_weights_and_weighted_mse():
-    from model.train import rain_weights
-
     rates = torch.tensor([0.0, 1.9, 2.0, 7.0, 12.0, 45.0])
     assert rain_weights(rates).tolist() == [1.0, 1.0, 2.0, 5.0, 10.0, 30.0]
     pred = torch.zeros(1, 1, 1, 1, 2)
