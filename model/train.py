@@ -54,13 +54,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import os
 import shlex
 import sys
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,103 +70,12 @@ from torch.utils.data import DistributedSampler
 
 from model.checkpoint import load_checkpoint, pick_device, save_checkpoint
 from model.convlstm import ConvLSTM, ConvLSTMConfig
-from model.losses import LOSSES, MODES, Objective, masked_mse, rain_weights
+from model.losses import LOSSES, Objective, masked_mse, rain_weights
 from model.normalize import Normalizer
 from model.provenance import checkpoint_metadata, lineage
+from model.train_config import ConfigError, TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-TRAIN_DEFAULTS = {
-    "steps": 1000,
-    "batch_size": 16,
-    "lr": 1e-3,
-    "weight_decay": 0.0,
-    "warmup": 50,
-    "grad_clip": 1.0,
-    "val_every": 100,
-    "mode": "free",
-    "eval_batch_size": 32,
-    "augment": False,
-    "init_from": "",
-    "max_minutes": 0.0,
-    "loss": "mse",
-}
-
-
-class ConfigError(ValueError):
-    """A training config is missing a key or holds a bad value; the message names the file."""
-
-
-# ------------------------------------------------------------------------------------------------
-# config
-def load_config(path: str | Path) -> dict:
-    """Read a training config (``.toml`` or ``.json``) and fill in defaults.
-
-    Returns
-    -------
-    dict
-        Keys ``name``, ``data``, ``model``, ``normalization``, ``train`` (see the module docstring).
-
-    Raises
-    ------
-    ConfigError
-        Unreadable file, unknown suffix, missing or bad keys.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the training config ({err})") from err
-    try:
-        if path.suffix == ".toml":
-            raw = tomllib.loads(text)
-        elif path.suffix == ".json":
-            raw = json.loads(text)
-        else:
-            raise ConfigError(f"{path}: config must be .toml or .json")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()} ({err})") from err
-    return validate_config(raw, source=str(path))
-
-
-def validate_config(raw: dict, *, source: str = "config") -> dict:
-    """Check a config dict and fill in defaults; :class:`ConfigError` names what is wrong."""
-    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
-    unknown = sorted(set(cfg) - {"name", "data", "model", "normalization", "train", "description"})
-    if unknown:
-        raise ConfigError(f"{source}: unknown sections {unknown}")
-    data = cfg.get("data")
-    if not isinstance(data, dict) or "dataset" not in data:
-        raise ConfigError(f"{source}: [data] with a `dataset` name is required")
-    for key in ("context", "horizon"):
-        if not isinstance(data.get(key), int) or data[key] < 1:
-            raise ConfigError(f"{source}: data.{key} must be a positive integer")
-    for key in ("options", "train", "val", "test"):
-        data.setdefault(key, {})
-        if not isinstance(data[key], dict):
-            raise ConfigError(f"{source}: data.{key} must be a table of get_dataset options")
-    cfg.setdefault("name", str(data["dataset"]))
-    cfg.setdefault("model", {})
-    for key in ("in_channels", "frame_size"):
-        if key in cfg["model"]:
-            raise ConfigError(f"{source}: model.{key} comes from the data; remove it")
-    cfg.setdefault("normalization", {"kind": "unit"})
-    train = dict(TRAIN_DEFAULTS)
-    extra = sorted(set(cfg.get("train", {})) - set(TRAIN_DEFAULTS))
-    if extra:
-        raise ConfigError(f"{source}: unknown train keys {extra}; known: {sorted(TRAIN_DEFAULTS)}")
-    train.update(cfg.get("train", {}))
-    if train["mode"] not in MODES:
-        raise ConfigError(f"{source}: train.mode={train['mode']!r}; use one of {MODES}")
-    for key in ("steps", "batch_size", "val_every", "eval_batch_size"):
-        if not isinstance(train[key], int) or train[key] < 1:
-            raise ConfigError(f"{source}: train.{key} must be a positive integer")
-    if train["loss"] not in LOSSES:
-        raise ConfigError(f"{source}: train.loss={train['loss']!r}; use one of {LOSSES}")
-    if not isinstance(train["augment"], bool):
-        raise ConfigError(f"{source}: train.augment must be true or false")
-    cfg["train"] = train
-    return cfg
 
 
 # ------------------------------------------------------------------------------------------------
@@ -404,7 +311,7 @@ def lr_at(step: int, *, lr: float, warmup: int, steps: int, fraction: float | No
 
 
 def train(
-    cfg: dict,
+    cfg: TrainConfig | dict,
     *,
     out_dir: str | Path | None = None,
     run_dir: str | Path | None = None,
@@ -421,8 +328,8 @@ def train(
 
     Parameters
     ----------
-    cfg : dict
-        A config from :func:`load_config` / :func:`validate_config`.
+    cfg : TrainConfig or dict
+        The config (a dict is read with :meth:`TrainConfig.from_dict`).
     out_dir : path, optional
         Where the best checkpoint goes (default ``checkpoints/NAME``).
     run_dir : path, optional
@@ -450,6 +357,7 @@ def train(
     from tqdm import tqdm
 
     t_start = time.perf_counter()
+    cfg = TrainConfig.coerce(cfg).to_dict()
     tcfg = dict(cfg["train"])
     if steps is not None:
         tcfg["steps"] = int(steps)
@@ -671,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> TrainResult:
     args = build_parser().parse_args(argv)
-    cfg = load_config(args.config)
+    cfg = TrainConfig.load(args.config).to_dict()
     if args.batch_size:
         cfg["train"]["batch_size"] = args.batch_size
     if args.val_every:

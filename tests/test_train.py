@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 from model.checkpoint import load_checkpoint
 from model.losses import masked_mse, rain_weights
 from model.normalize import Normalizer
-from model.train import ConfigError, load_config, lr_at, train, validate_config
+from model.train import lr_at, train
+from model.train_config import ConfigError, TrainConfig, load_config, validate_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_helpers import tiny_config, tiny_loader  # noqa: E402
@@ -62,6 +63,46 @@ def test_shipped_configs_are_valid():
     for path in configs:
         cfg = load_config(path)
         assert cfg["name"] == path.stem
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO_ROOT / "configs").glob("*.toml")), ids=lambda p: p.stem
+)
+def test_every_shipped_config_loads_into_a_train_config(path):
+    config = TrainConfig.load(path)
+    assert config.name == path.stem
+    assert isinstance(config.train.lr, float) and isinstance(config.train.max_minutes, float)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert config.to_dict() == load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "message"),
+    [
+        ("train", {"lr": "fast"}, r"train\.lr='fast' must be a number"),
+        ("train", {"steps": 2.5}, r"train\.steps=2\.5 must be an integer"),
+        ("train", {"augment": 1}, r"train\.augment=1 must be true or false"),
+        ("train", {"batch_size": True}, r"train\.batch_size=True must be an integer"),
+        ("train", {"lr": -1.0}, r"train\.lr=-1\.0 must not be negative"),
+        ("data", {"horizon": "3"}, r"data\.horizon='3' must be an integer"),
+        ("data", {"option": {}}, r"unknown data keys \['option'\]; known: \['context'"),
+        ("model", {"hidden": [4]}, r"unknown model keys \['hidden'\]; known: \['forget_bias'"),
+        ("normalization", {"kinds": "db"}, r"unknown normalization keys \['kinds'\]; known"),
+    ],
+)
+def test_train_config_checks_keys_and_types(section, change, message):
+    raw = {"data": {"dataset": "moving_mnist", "context": 3, "horizon": 3}}
+    raw[section] = {**raw.get(section, {}), **change}
+    with pytest.raises(ConfigError, match=f"^my.toml: {message}"):
+        TrainConfig.from_dict(raw, source="my.toml")
+
+
+def test_unknown_train_key_names_the_known_ones():
+    raw = {"data": {"dataset": "d", "context": 1, "horizon": 1}, "train": {"stepz": 3}}
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_dict(raw, source="my.toml")
+    assert "['stepz']" in str(err.value) and "'steps'" in str(err.value)
+    assert "'max_minutes'" in str(err.value)
 
 
 def test_lr_schedule_warms_up_then_decays():
