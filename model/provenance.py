@@ -13,35 +13,61 @@ import os
 import platform
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from model.normalize import Normalizer
+    from model.train_config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def checkpoint_metadata(
-    cfg,
+    config: TrainConfig,
     array,
-    normalizer,
-    tcfg,
+    normalizer: Normalizer,
     *,
-    step,
-    seed,
-    ddp,
-    device_note,
-    command,
-    wall_s,
-    train_s,
-    val,
-    init=None,
-):
-    """Checkpoint metadata (see DESIGN.md: checkpoint metadata)."""
+    step: int,
+    seed: int,
+    world_size: int,
+    device_note: str,
+    command: str | None,
+    wall_s: float,
+    train_s: float,
+    val: dict,
+    init: dict | None = None,
+) -> dict:
+    """Checkpoint metadata (see DESIGN.md: checkpoint metadata).
+
+    Parameters
+    ----------
+    config : TrainConfig
+        What was trained; stored whole (:meth:`TrainConfig.to_dict`) under ``training.config``.
+    array : xarray.DataArray
+        The training split in physical units (its attrs and channel names are copied).
+    normalizer : Normalizer
+    step, seed, world_size : int
+        Steps done, the seed, and the number of data-parallel processes.
+    device_note : str
+        Where training ran (see :func:`hardware`).
+    command : str or None
+        The command line.
+    wall_s, train_s : float
+        Seconds since the start (data preparation included), and of the optimisation loop.
+    val : dict
+        Validation scores of these weights.
+    init : dict, optional
+        :func:`lineage` of the checkpoint training started from.
+    """
     attrs = dict(array.attrs)
+    data = config.data
     return {
-        "name": cfg["name"],
-        "description": cfg.get("description", ""),
-        "dataset": cfg["data"]["dataset"],
-        "dataset_options": {k: cfg["data"][k] for k in ("options", "train", "val", "test")},
+        "name": config.name,
+        "description": config.description or "",
+        "dataset": data.dataset,
+        "dataset_options": {k: dict(getattr(data, k)) for k in ("options", "train", "val", "test")},
         "domain": attrs.get("domain"),
         "units": attrs.get("units"),
         "time_step": attrs.get("time_step"),
@@ -52,15 +78,15 @@ def checkpoint_metadata(
         if "channel" in array.coords
         else None,
         "normalization": normalizer.to_metadata(),
-        "context": cfg["data"]["context"],
-        "horizon": cfg["data"]["horizon"],
+        "context": data.context,
+        "horizon": data.horizon,
         "training": {
-            "config": cfg,
+            "config": config.to_dict(),
             "steps": step,
             "seed": seed,
-            "samples_seen": step * tcfg["batch_size"],
+            "samples_seen": step * config.train.batch_size,
             "train_samples": int(array.sizes["sample"]),
-            "world_size": ddp.world,
+            "world_size": world_size,
             "wall_time_s": round(wall_s, 1),  # from start, data preparation included
             "train_time_s": round(train_s, 1),  # the optimisation loop alone
             "hardware": hardware(device_note),
