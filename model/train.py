@@ -60,7 +60,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
+from model import runtime
 from model.checkpoint import load_checkpoint, pick_device, save_checkpoint
 from model.convlstm import ConvLSTM, ConvLSTMConfig
 from model.losses import LOSSES, Objective, masked_mse, rain_weights
@@ -739,6 +740,38 @@ def train(
 
 # ------------------------------------------------------------------------------------------------
 # command line
+@dataclass(frozen=True)
+class Override:
+    """A command-line flag that sets one config field (see :data:`OVERRIDES`)."""
+
+    flag: str  # e.g. "--lr"
+    section: str  # "train" (a TrainSettings field) or "data.options" (a get_dataset option)
+    key: str
+    type: type
+    help: str
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def dest(self) -> str:
+        """The argparse attribute: ``--max-minutes`` -> ``max_minutes``."""
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+OVERRIDES = (
+    Override("--batch-size", "train", "batch_size", int, "override train.batch_size (global)"),
+    Override("--val-every", "train", "val_every", int, "override train.val_every"),
+    Override("--max-minutes", "train", "max_minutes", float, "override train.max_minutes"),
+    Override("--init-from", "train", "init_from", str, "override train.init_from (checkpoint folder)"),
+    Override("--loss", "train", "loss", str, "override train.loss", choices=LOSSES),
+    Override("--lr", "train", "lr", float, "override train.lr (peak learning rate per step)"),
+    Override("--data-root", "data.options", "root", str,
+             "set the dataset option root= (real data folders)"),
+)  # fmt: skip
+"""Flags that override config fields. Each applies when given, whatever its value (``--lr 0``,
+``--max-minutes 0``), and the result is checked like the file. ``--steps`` is no config override:
+it stops training early and the checkpoint keeps the file's ``train.steps``."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m model.train",
@@ -751,41 +784,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue from --run-dir")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
-    parser.add_argument("--steps", type=int, help="override train.steps")
-    parser.add_argument("--batch-size", type=int, help="override train.batch_size (global)")
-    parser.add_argument("--val-every", type=int, help="override train.val_every")
-    parser.add_argument("--max-minutes", type=float, help="override train.max_minutes")
-    parser.add_argument("--init-from", help="override train.init_from (checkpoint folder)")
-    parser.add_argument("--loss", choices=LOSSES, help="override train.loss")
-    parser.add_argument("--lr", type=float, help="override train.lr")
-    parser.add_argument("--data-root", help="set the dataset option root= (real data folders)")
+    parser.add_argument("--steps", type=int, help="train this many steps instead of train.steps")
+    for o in OVERRIDES:
+        parser.add_argument(o.flag, type=o.type, choices=o.choices, help=o.help)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
+def apply_overrides(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    """``config`` with every :data:`OVERRIDES` flag given in ``args`` (not None) applied.
+
+    Raises
+    ------
+    ConfigError
+        An override gives a bad value (``--batch-size 0``); the message names the flag.
+    """
+    given = [(o, getattr(args, o.dest)) for o in OVERRIDES if getattr(args, o.dest) is not None]
+    train = {o.key: value for o, value in given if o.section == "train"}
+    options = {o.key: value for o, value in given if o.section == "data.options"}
+    try:
+        return replace(
+            config,
+            train=replace(config.train, **train),
+            data=replace(config.data, options={**config.data.options, **options}),
+        )
+    except ConfigError as err:
+        flags = " ".join(f"{o.flag} {value!r}" for o, value in given)
+        raise ConfigError(f"command line ({flags}): {err}") from None
+
+
 def main(argv: list[str] | None = None) -> TrainResult:
+    """``python -m model.train CONFIG [options]`` (also under torchrun)."""
+    runtime.tune_cpu_allocator()  # the engine no longer does it: fast CPU rollouts in training
     args = build_parser().parse_args(argv)
-    cfg = TrainConfig.load(args.config).to_dict()
-    if args.batch_size:
-        cfg["train"]["batch_size"] = args.batch_size
-    if args.val_every:
-        cfg["train"]["val_every"] = args.val_every
-    if args.max_minutes is not None:
-        cfg["train"]["max_minutes"] = args.max_minutes
-    if args.loss:
-        cfg["train"]["loss"] = args.loss
-    if args.lr:
-        cfg["train"]["lr"] = args.lr
-    if args.init_from is not None:
-        cfg["train"]["init_from"] = args.init_from
-    if args.data_root:
-        cfg["data"]["options"]["root"] = args.data_root
+    config = apply_overrides(TrainConfig.load(args.config), args)
     launcher = "torchrun" if "WORLD_SIZE" in os.environ else sys.executable
     command = " ".join(
         [Path(launcher).name, "-m", "model.train", *map(shlex.quote, argv or sys.argv[1:])]
     )
     return train(
-        cfg,
+        config,
         out_dir=args.out,
         run_dir=args.run_dir,
         resume=args.resume,

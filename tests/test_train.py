@@ -265,3 +265,45 @@ def test_balanced_rain_weights_and_weighted_mse():
     with pytest.raises(ConfigError, match="train.loss"):
         tiny_config("tiny_radar", loss="huber")
     assert cfg["train"]["loss"] == "balanced"
+
+
+def _cli_config(tmp_path, *flags):
+    from model.train import apply_overrides, build_parser
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[data]\ndataset = "moving_mnist"\ncontext = 10\nhorizon = 10\n'
+        "[train]\nlr = 1e-3\nmax_minutes = 5\nbatch_size = 8\n"
+    )
+    return apply_overrides(TrainConfig.load(path), build_parser().parse_args([str(path), *flags]))
+
+
+def test_cli_overrides_apply_when_given_even_if_falsy(tmp_path):
+    assert _cli_config(tmp_path).train.lr == pytest.approx(1e-3)  # not given: the file's value
+    config = _cli_config(tmp_path, "--lr", "0", "--max-minutes", "0", "--init-from", "")
+    assert config.train.lr == 0.0 and config.train.max_minutes == 0.0
+    assert config.train.init_from == "" and config.train.batch_size == 8
+    config = _cli_config(tmp_path, "--data-root", "/data", "--loss", "balanced", "--val-every", "3")
+    assert config.data.options == {"root": "/data"}
+    assert config.train.loss == "balanced" and config.train.val_every == 3
+    # A falsy int flag reaches the config too, where it is checked like the file's value.
+    with pytest.raises(ConfigError, match=r"--batch-size 0.*train\.batch_size must be a positive"):
+        _cli_config(tmp_path, "--batch-size", "0")
+
+
+def test_main_tunes_the_allocator_and_trains_the_overridden_config(tmp_path, monkeypatch):
+    import model.train as train_module
+
+    calls = {}
+    monkeypatch.setattr(
+        train_module.runtime, "tune_cpu_allocator", lambda: calls.setdefault("tuned", True)
+    )
+    monkeypatch.setattr(
+        train_module, "train", lambda config, **kw: calls.update(config=config, **kw)
+    )
+    path = tmp_path / "c.toml"
+    path.write_text('[data]\ndataset = "moving_mnist"\ncontext = 2\nhorizon = 2\n')
+    train_module.main([str(path), "--lr", "0", "--steps", "0", "--no-progress"])
+    assert calls["tuned"] and calls["config"].train.lr == 0.0
+    assert calls["steps"] == 0 and calls["progress"] is False
+    assert calls["command"].endswith("-m model.train " + f"{path} --lr 0 --steps 0 --no-progress")
