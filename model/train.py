@@ -1,6 +1,7 @@
 """Train a ConvLSTM on any registered dataset: ``python -m model.train CONFIG [options]``.
 
-One small config file (TOML or JSON) per checkpoint, under ``configs/``::
+One small config file (TOML or JSON) per checkpoint, under ``configs/``
+(:class:`model.train_config.TrainConfig`)::
 
     name = "video_moving_mnist"          # checkpoint folder name
     [data]
@@ -48,6 +49,12 @@ Data parallel: launched by ``torchrun --nproc_per_node N -m model.train CONFIG``
 trains on its share of every global batch (``DistributedSampler``) and gradients are averaged by
 ``DistributedDataParallel`` (gloo on CPU, nccl on GPU). Only rank 0 validates and writes files.
 On CUDA the forward pass runs under bfloat16 autocast.
+
+Layout: the config file is read into a :class:`model.train_config.TrainConfig` (fields, units and
+checks there); losses are in :mod:`model.losses`, checkpoint metadata in :mod:`model.provenance`.
+:func:`train` is a short loop over the parts below: :func:`set_up` (data, normaliser, network,
+optimiser), :func:`resume_run`, :func:`prepare_batches`, :func:`train_step`,
+:func:`validate_and_save` and :class:`RunLog`; :data:`OVERRIDES` maps command-line flags to fields.
 """
 
 from __future__ import annotations
