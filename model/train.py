@@ -1,6 +1,7 @@
 """Train a ConvLSTM on any registered dataset: ``python -m model.train CONFIG [options]``.
 
-One small config file (TOML or JSON) per checkpoint, under ``configs/``::
+One small config file (TOML or JSON) per checkpoint, under ``configs/``
+(:class:`model.train_config.TrainConfig`)::
 
     name = "video_moving_mnist"          # checkpoint folder name
     [data]
@@ -37,7 +38,7 @@ One small config file (TOML or JSON) per checkpoint, under ``configs/``::
 
 Loss: mean squared error in model space (see :class:`model.normalize.Normalizer`) over the
 forecast frames, on valid pixels only (NaN pixels of the data never enter it); ``loss = "balanced"``
-weights each pixel by its true rain rate (:func:`rain_weights`).
+weights each pixel by its true rain rate (:func:`model.losses.rain_weights`).
 
 Outputs: the best checkpoint by validation loss in ``checkpoints/NAME/`` (``model.safetensors`` and
 ``meta.json`` via :func:`model.checkpoint.save_checkpoint`), and in ``runs/NAME/`` the CSV log
@@ -48,22 +49,25 @@ Data parallel: launched by ``torchrun --nproc_per_node N -m model.train CONFIG``
 trains on its share of every global batch (``DistributedSampler``) and gradients are averaged by
 ``DistributedDataParallel`` (gloo on CPU, nccl on GPU). Only rank 0 validates and writes files.
 On CUDA the forward pass runs under bfloat16 autocast.
+
+Layout: the config file is read into a :class:`model.train_config.TrainConfig` (fields, units and
+checks there); losses are in :mod:`model.losses`, checkpoint metadata in :mod:`model.provenance`.
+:func:`train` is a short loop over the parts below: :func:`set_up` (data, normaliser, network,
+optimiser), :func:`resume_run`, :func:`prepare_batches`, :func:`train_step`,
+:func:`validate_and_save` and :class:`RunLog`; :data:`OVERRIDES` maps command-line flags to fields.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
+import functools
 import math
 import os
-import platform
 import shlex
-import subprocess
 import sys
 import time
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,105 +76,15 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
+from model import runtime
 from model.checkpoint import load_checkpoint, pick_device, save_checkpoint
 from model.convlstm import ConvLSTM, ConvLSTMConfig
+from model.losses import LOSSES, Objective, masked_mse, rain_weights
 from model.normalize import Normalizer
+from model.provenance import checkpoint_metadata, lineage
+from model.train_config import ConfigError, DataConfig, TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MODES = ("free", "teacher")
-
-TRAIN_DEFAULTS = {
-    "steps": 1000,
-    "batch_size": 16,
-    "lr": 1e-3,
-    "weight_decay": 0.0,
-    "warmup": 50,
-    "grad_clip": 1.0,
-    "val_every": 100,
-    "mode": "free",
-    "eval_batch_size": 32,
-    "augment": False,
-    "init_from": "",
-    "max_minutes": 0.0,
-    "loss": "mse",
-}
-LOSSES = ("mse", "balanced")
-
-
-class ConfigError(ValueError):
-    """A training config is missing a key or holds a bad value; the message names the file."""
-
-
-# ------------------------------------------------------------------------------------------------
-# config
-def load_config(path: str | Path) -> dict:
-    """Read a training config (``.toml`` or ``.json``) and fill in defaults.
-
-    Returns
-    -------
-    dict
-        Keys ``name``, ``data``, ``model``, ``normalization``, ``train`` (see the module docstring).
-
-    Raises
-    ------
-    ConfigError
-        Unreadable file, unknown suffix, missing or bad keys.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the training config ({err})") from err
-    try:
-        if path.suffix == ".toml":
-            raw = tomllib.loads(text)
-        elif path.suffix == ".json":
-            raw = json.loads(text)
-        else:
-            raise ConfigError(f"{path}: config must be .toml or .json")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()} ({err})") from err
-    return validate_config(raw, source=str(path))
-
-
-def validate_config(raw: dict, *, source: str = "config") -> dict:
-    """Check a config dict and fill in defaults; :class:`ConfigError` names what is wrong."""
-    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
-    unknown = sorted(set(cfg) - {"name", "data", "model", "normalization", "train", "description"})
-    if unknown:
-        raise ConfigError(f"{source}: unknown sections {unknown}")
-    data = cfg.get("data")
-    if not isinstance(data, dict) or "dataset" not in data:
-        raise ConfigError(f"{source}: [data] with a `dataset` name is required")
-    for key in ("context", "horizon"):
-        if not isinstance(data.get(key), int) or data[key] < 1:
-            raise ConfigError(f"{source}: data.{key} must be a positive integer")
-    for key in ("options", "train", "val", "test"):
-        data.setdefault(key, {})
-        if not isinstance(data[key], dict):
-            raise ConfigError(f"{source}: data.{key} must be a table of get_dataset options")
-    cfg.setdefault("name", str(data["dataset"]))
-    cfg.setdefault("model", {})
-    for key in ("in_channels", "frame_size"):
-        if key in cfg["model"]:
-            raise ConfigError(f"{source}: model.{key} comes from the data; remove it")
-    cfg.setdefault("normalization", {"kind": "unit"})
-    train = dict(TRAIN_DEFAULTS)
-    extra = sorted(set(cfg.get("train", {})) - set(TRAIN_DEFAULTS))
-    if extra:
-        raise ConfigError(f"{source}: unknown train keys {extra}; known: {sorted(TRAIN_DEFAULTS)}")
-    train.update(cfg.get("train", {}))
-    if train["mode"] not in MODES:
-        raise ConfigError(f"{source}: train.mode={train['mode']!r}; use one of {MODES}")
-    for key in ("steps", "batch_size", "val_every", "eval_batch_size"):
-        if not isinstance(train[key], int) or train[key] < 1:
-            raise ConfigError(f"{source}: train.{key} must be a positive integer")
-    if train["loss"] not in LOSSES:
-        raise ConfigError(f"{source}: train.loss={train['loss']!r}; use one of {LOSSES}")
-    if not isinstance(train["augment"], bool):
-        raise ConfigError(f"{source}: train.augment must be true or false")
-    cfg["train"] = train
-    return cfg
 
 
 # ------------------------------------------------------------------------------------------------
@@ -197,7 +111,7 @@ class Split:
         return self.frames.shape[0]
 
 
-def load_split(cfg: dict, split: str, *, overrides: dict | None = None, loader=None):
+def load_split(data: DataConfig, split: str, *, overrides: dict | None = None, loader=None):
     """``datasets.get_dataset`` for one split with the config's options, cut to context+horizon.
 
     ``loader(name, split=..., **options)`` replaces ``datasets.get_dataset`` when given (tests).
@@ -209,21 +123,20 @@ def load_split(cfg: dict, split: str, *, overrides: dict | None = None, loader=N
     """
     from datasets import get_dataset
 
-    data = cfg["data"]
-    options = {**data["options"], **data[split], **(overrides or {})}
-    array = (loader or get_dataset)(data["dataset"], split=split, **options)
-    need = data["context"] + data["horizon"]
+    options = {**data.options, **getattr(data, split), **(overrides or {})}
+    array = (loader or get_dataset)(data.dataset, split=split, **options)
+    need = data.context + data.horizon
     if array.sizes["time"] < need:
         raise ConfigError(
-            f"dataset {data['dataset']!r} ({split}) has {array.sizes['time']} frames per sample "
+            f"dataset {data.dataset!r} ({split}) has {array.sizes['time']} frames per sample "
             f"but context+horizon = {need}; ask the dataset for longer windows or shorten them"
         )
     return array.isel(time=slice(0, need)).transpose("sample", "time", "channel", "y", "x")
 
 
-def make_normalizer(cfg: dict, train_array) -> Normalizer:
-    """Normalizer from the config; ``scale = "auto"`` is set from the training data."""
-    fields = dict(cfg["normalization"])
+def make_normalizer(normalization: dict, train_array) -> Normalizer:
+    """Normalizer from the config's ``[normalization]``; ``scale = "auto"``: from the training data."""
+    fields = dict(normalization)
     fields.setdefault("units", str(train_array.attrs.get("units", "")))
     if fields.get("scale") == "auto":
         values = np.asarray(train_array.values, dtype=np.float64)
@@ -239,70 +152,6 @@ def to_split(array, normalizer: Normalizer) -> Split:
     frames = torch.from_numpy(np.asarray(normalizer.to_model(values), dtype=np.float32))
     valid = None if finite.all() else torch.from_numpy(finite)
     return Split(frames=frames, valid=valid, array=array)
-
-
-def masked_mse(
-    prediction: torch.Tensor,
-    target: torch.Tensor,
-    valid: torch.Tensor | None,
-    weight: torch.Tensor | None = None,
-):
-    """(Weighted) mean squared error over valid pixels (all pixels when ``valid`` is None).
-
-    ``weight`` (same shape, optional) scales each pixel's squared error; the mean is taken over
-    the valid pixels' weights, so a uniform weight gives the plain MSE.
-    """
-    err = (prediction.float() - target.float()) ** 2  # [B, T, C, H, W]
-    w = torch.ones_like(err) if valid is None else valid.to(err.dtype)
-    if weight is not None:
-        w = w * weight.to(err.dtype)
-    return (err * w).sum() / w.sum().clamp_min(1e-12)
-
-
-RAIN_WEIGHTS = ((2.0, 2.0), (5.0, 5.0), (10.0, 10.0), (30.0, 30.0))
-"""Balanced-MSE weights of Shi et al. 2017 (TrajGRU): a pixel whose true rain rate is at least
-``r`` mm/h weighs ``w`` (1 below 2 mm/h), so heavy rain is not drowned by drizzle."""
-
-
-def rain_weights(rate: torch.Tensor) -> torch.Tensor:
-    """Balanced-MSE weights ``[...]`` from true rain rates in mm/h (see :data:`RAIN_WEIGHTS`)."""
-    w = torch.ones_like(rate)
-    for threshold, weight in RAIN_WEIGHTS:
-        w = torch.where(rate >= threshold, torch.full_like(rate, weight), w)
-    return w
-
-
-class Objective(torch.nn.Module):
-    """The training loss as a module, so ``DistributedDataParallel`` can wrap it whole.
-
-    ``forward(frames [B, context + horizon, C, H, W], valid [B, T, C, H, W] or None) -> loss``,
-    model space. ``mode="free"``: MSE of the free-running forecast of the last ``horizon`` frames
-    from the first ``context`` (what is evaluated). ``mode="teacher"``: MSE of the one-step
-    predictions of frames ``1..T-1`` from the true frames before each. ``weight_fn(target)``
-    (optional) gives per-pixel loss weights from the model-space target.
-    """
-
-    def __init__(self, net: ConvLSTM, *, context: int, mode: str, weight_fn=None) -> None:
-        super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode={mode!r}; use one of {MODES}")
-        self.net = net
-        self.context = context
-        self.mode = mode
-        self.weight_fn = weight_fn
-
-    def forward(self, frames: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        if self.mode == "free":
-            horizon = frames.shape[1] - self.context
-            forecast, _ = self.net(frames[:, : self.context], horizon=horizon)  # [B, H, C, H, W]
-            first = self.context
-        else:
-            forecast, _ = self.net.one_step(frames[:, :-1])  # [B, T-1, C, H, W]
-            first = 1
-        target = frames[:, first:]
-        mask = None if valid is None else valid[:, first:]
-        weight = None if self.weight_fn is None else self.weight_fn(target)
-        return masked_mse(forecast, target, mask, weight)
 
 
 def augment_batch(frames: torch.Tensor, valid: torch.Tensor | None):
@@ -410,20 +259,22 @@ def predict(
     return torch.cat(out)
 
 
-def validate(net, split: Split, normalizer: Normalizer, cfg: dict, device, autocast) -> dict:
+def validate(
+    net: ConvLSTM,
+    split: Split,
+    normalizer: Normalizer,
+    *,
+    context: int,
+    horizon: int,
+    batch_size: int,
+    device: torch.device,
+    autocast: bool = False,
+) -> dict:
     """Validation loss (model space), physical scores of the model and of persistence."""
     from model.metrics import per_lead
 
-    context, horizon = cfg["data"]["context"], cfg["data"]["horizon"]
-    pred = predict(
-        net,
-        split.frames,
-        context=context,
-        horizon=horizon,
-        batch_size=cfg["train"]["eval_batch_size"],
-        device=device,
-        autocast=autocast,
-    )
+    pred = predict(net, split.frames, context=context, horizon=horizon, batch_size=batch_size,
+                   device=device, autocast=autocast)  # fmt: skip
     target = split.frames[:, context:]
     mask = None if split.valid is None else split.valid[:, context:]
     loss = float(masked_mse(pred, target, mask))
@@ -439,6 +290,13 @@ def validate(net, split: Split, normalizer: Normalizer, cfg: dict, device, autoc
         f"val_{key}": float(model_scores[key].mean()),
         f"val_persistence_{key}": float(pers_scores[key].mean()),
     }
+
+
+def score_key(scores: dict) -> str:
+    """The physical score in :func:`validate`'s result (``"val_MSE"`` or ``"val_RMSE"``)."""
+    return next(
+        k for k in scores if k.startswith("val_") and "persistence" not in k and k != "val_loss"
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -469,8 +327,354 @@ def lr_at(step: int, *, lr: float, warmup: int, steps: int, fraction: float | No
     return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+@dataclass
+class Run:
+    """One training run's state between steps: built by :func:`set_up`, moved on by
+    :func:`train_step`, saved by :func:`validate_and_save`.
+
+    ``steps`` is the step training stops after: ``train.steps`` (or the ``steps`` argument of
+    :func:`train`), lowered when ``train.max_minutes`` run out. ``objective`` and ``sampler`` are
+    set by :func:`prepare_batches`, after a resume has loaded the weights.
+    """
+
+    config: TrainConfig
+    ddp: Dist
+    device: torch.device
+    device_note: str
+    normalizer: Normalizer
+    train_split: Split
+    val_split: Split | None
+    net: ConvLSTM
+    optimizer: torch.optim.Optimizer
+    out_dir: Path
+    run_dir: Path
+    seed: int
+    steps: int
+    command: str | None = None
+    init_summary: dict | None = None
+    initial_state: dict | None = None
+    objective: torch.nn.Module | None = None
+    sampler: DistributedSampler | None = None
+    local_batch: int = 1
+    step: int = 0
+    best: dict = field(default_factory=lambda: {"val_loss": math.inf})
+    t_start: float = field(default_factory=time.perf_counter)
+    t_train: float = field(default_factory=time.perf_counter)
+
+    @property
+    def autocast(self) -> bool:
+        """bfloat16 autocast of the forward pass (CUDA with bfloat16 support only)."""
+        return self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    @property
+    def state_file(self) -> Path:
+        """Optimiser state, step, best scores and RNG state that ``--resume`` continues from."""
+        return self.run_dir / "train_state.pt"
+
+
+# set-up -----------------------------------------------------------------------------------------
+def load_data(
+    config: TrainConfig, ddp: Dist, loader=None
+) -> tuple[Normalizer, Split, Split | None]:
+    """The normaliser and the training split (every rank), the validation split (rank 0)."""
+    train_array = load_split(config.data, "train", loader=loader)
+    normalizer = make_normalizer(config.normalization, train_array)
+    train_split = to_split(train_array, normalizer)
+    val_split = None
+    if ddp.main:
+        val_split = to_split(load_split(config.data, "val", loader=loader), normalizer)
+    return normalizer, train_split, val_split
+
+
+def build_network(config: TrainConfig, split: Split, device: torch.device) -> ConvLSTM:
+    """A freshly initialised ConvLSTM for the config's ``[model]`` and the data's channels and grid."""
+    _, _, channels, height, width = split.frames.shape  # [N, T, C, H, W]
+    model_cfg = ConvLSTMConfig(
+        **{**config.model, "in_channels": channels, "frame_size": (height, width)}
+    )
+    return ConvLSTM(config=model_cfg).to(device)
+
+
+def init_weights(net: ConvLSTM, init_from: str, ddp: Dist) -> dict:
+    """Copy the weights of checkpoint ``init_from`` into ``net``; returns its :func:`lineage`."""
+    init_path = Path(init_from)
+    init_path = init_path if init_path.is_absolute() else REPO_ROOT / init_path
+    source, source_meta = load_checkpoint(init_path, device="cpu")
+    if source.config != net.config:
+        raise ConfigError(
+            f"train.init_from={init_from}: its architecture {source.config} "
+            f"differs from this config's {net.config}; use the same [model] and data grid"
+        )
+    net.load_state_dict(source.state_dict())
+    if ddp.main:
+        print(f"initialised from {init_path} ({source_meta.get('dataset')})", file=sys.stderr)
+    return lineage(source_meta, init_path)
+
+
+def set_up(
+    config: TrainConfig,
+    ddp: Dist,
+    device: torch.device,
+    device_note: str,
+    *,
+    out_dir: Path,
+    run_dir: Path,
+    seed: int,
+    steps: int,
+    resume: bool = False,
+    keep_initial: bool = False,
+    command: str | None = None,
+    loader=None,
+) -> Run:
+    """Data, normaliser, network (seeded, or from ``train.init_from``) and AdamW optimiser."""
+    torch.manual_seed(seed)
+    normalizer, train_split, val_split = load_data(config, ddp, loader)
+    net = build_network(config, train_split, device)
+    init_summary = None
+    if config.train.init_from and not resume:
+        init_summary = init_weights(net, config.train.init_from, ddp)
+    initial = None
+    if keep_initial:
+        initial = {k: v.detach().clone().cpu() for k, v in net.state_dict().items()}
+    optimizer = torch.optim.AdamW(
+        net.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay
+    )
+    return Run(config=config, ddp=ddp, device=device, device_note=device_note,
+               normalizer=normalizer, train_split=train_split, val_split=val_split, net=net,
+               optimizer=optimizer, out_dir=out_dir, run_dir=run_dir, seed=seed, steps=steps,
+               command=command, init_summary=init_summary, initial_state=initial)  # fmt: skip
+
+
+def resume_run(run: Run) -> None:
+    """Load the latest weights, optimiser state, step, best scores and RNG state of ``run_dir``."""
+    if not run.state_file.is_file():
+        raise ConfigError(f"--resume: {run.state_file} not found; train without --resume first")
+    loaded, _ = load_checkpoint(run.run_dir / "last", device="cpu")
+    run.net.load_state_dict(loaded.state_dict())
+    state = torch.load(run.state_file, map_location="cpu", weights_only=True)
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.step, run.best = int(state["step"]), dict(state["best"])
+    torch.set_rng_state(state["torch_rng"])
+    if run.ddp.main:
+        print(f"resuming from step {run.step} ({run.state_file})", file=sys.stderr)
+
+
+def _physical_rain_weights(target: torch.Tensor, *, normalizer: Normalizer) -> torch.Tensor:
+    """:func:`rain_weights` of a model-space target (converted to mm/h first)."""
+    return rain_weights(normalizer.to_physical(target.float()))
+
+
+def prepare_batches(run: Run) -> None:
+    """The loss module (DDP-wrapped on more than one rank) and this rank's batch sampler."""
+    settings = run.config.train
+    weight_fn = None
+    if settings.loss == "balanced":
+        weight_fn = functools.partial(_physical_rain_weights, normalizer=run.normalizer)
+    objective = Objective(run.net, context=run.config.data.context, mode=settings.mode,
+                          weight_fn=weight_fn)  # fmt: skip
+    if run.ddp.world > 1:
+        ids = [run.device.index] if run.device.type == "cuda" else None
+        objective = DistributedDataParallel(objective, device_ids=ids)
+    run.objective = objective
+    run.local_batch = max(1, settings.batch_size // run.ddp.world)
+    run.sampler = DistributedSampler(
+        range(len(run.train_split)),
+        num_replicas=run.ddp.world,
+        rank=run.ddp.rank,
+        shuffle=True,
+        seed=run.seed,
+        drop_last=True,
+    )
+
+
+def batch_indices(sampler: DistributedSampler, local_batch: int, *, start: int):
+    """Yield ``(epoch, indices)`` of this rank's batch for steps ``start``, ``start + 1``, ...
+
+    Each epoch is the sampler's order for that epoch (shuffled with ``seed + epoch``), cut into
+    ``len(sampler) // local_batch`` batches (at least one); a resumed run picks up mid-epoch.
+    """
+    per_epoch = max(1, len(sampler) // local_batch)
+    step = start
+    while True:
+        epoch = step // per_epoch
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        for b in range(step % per_epoch, per_epoch):
+            yield epoch, torch.tensor(order[b * local_batch : (b + 1) * local_batch])
+        step = (epoch + 1) * per_epoch
+
+
+# one step ---------------------------------------------------------------------------------------
+def time_used(run: Run) -> float | None:
+    """Fraction of ``train.max_minutes`` spent (None without a limit); once all of it is spent,
+    the coming step becomes the last one."""
+    budget_s = 60.0 * run.config.train.max_minutes
+    if not budget_s:
+        return None
+    fraction = _elapsed(run.t_train, run.ddp) / budget_s
+    if fraction >= 1.0:
+        run.steps = run.step + 1
+    return fraction
+
+
+def train_step(run: Run, idx: torch.Tensor) -> tuple[torch.Tensor, float, int]:
+    """One optimiser step on the samples ``idx`` of the training split.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar loss of the batch (before the step).
+    lr : float
+        Learning rate used.
+    samples : int
+        Samples in this rank's batch.
+    """
+    settings, split = run.config.train, run.train_split
+    x = split.frames[idx].to(run.device, non_blocking=True)  # [b, T, C, H, W]
+    v = None if split.valid is None else split.valid[idx].to(run.device)
+    if settings.augment:
+        x, v = augment_batch(x, v)
+    lr = lr_at(run.step, lr=settings.lr, warmup=settings.warmup, steps=run.steps,
+               fraction=time_used(run))  # fmt: skip
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.autocast):
+        loss = run.objective(x, v)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if settings.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.net.parameters(), settings.grad_clip)
+    run.optimizer.step()
+    run.step += 1
+    return loss, lr, x.shape[0]
+
+
+# validate and save ------------------------------------------------------------------------------
+def validate_and_save(run: Run) -> dict:
+    """Validate (rank 0), save ``run_dir/last``, the best checkpoint in ``out_dir`` when the
+    validation loss improved, and the state ``--resume`` needs. Returns the scores."""
+    scores = validate(run.net, run.val_split, run.normalizer, context=run.config.data.context,
+                      horizon=run.config.data.horizon,
+                      batch_size=run.config.train.eval_batch_size, device=run.device,
+                      autocast=run.autocast)  # fmt: skip
+    now = time.perf_counter()
+    meta = checkpoint_metadata(run.config, run.train_split.array, run.normalizer, step=run.step,
+                               seed=run.seed, world_size=run.ddp.world,
+                               device_note=run.device_note, command=run.command,
+                               wall_s=now - run.t_start, train_s=now - run.t_train, val=scores,
+                               init=run.init_summary)  # fmt: skip
+    save_checkpoint(run.run_dir / "last", run.net, metadata=meta)
+    if scores["val_loss"] < run.best["val_loss"]:
+        run.best = dict(scores, step=run.step)
+        save_checkpoint(run.out_dir, run.net, metadata=dict(meta, best_step=run.step))
+    torch.save(
+        {"optimizer": run.optimizer.state_dict(), "step": run.step, "best": run.best,
+         "torch_rng": torch.get_rng_state()},
+        run.state_file,
+    )  # fmt: skip
+    return scores
+
+
+# log --------------------------------------------------------------------------------------------
+class RunLog:
+    """``run_dir/log.csv``: one row per step, validation columns filled on validation steps.
+
+    Also the samples-per-second window (reset after each validation) and the progress bar.
+    Rank 0 writes; the other ranks only count.
+    """
+
+    HEADER = ["step", "epoch", "loss", "lr", "samples_per_s", "val_loss", "val_score",
+              "val_persistence", "wall_s"]  # fmt: skip
+
+    def __init__(self, run: Run, *, append: bool, progress: bool) -> None:
+        from tqdm import tqdm
+
+        self.file = self.writer = None
+        if run.ddp.main:
+            run.run_dir.mkdir(parents=True, exist_ok=True)
+            self.file = open(run.run_dir / "log.csv", "a" if append else "w", newline="")  # noqa: SIM115
+            self.writer = csv.writer(self.file)
+            if not append:
+                self.writer.writerow(self.HEADER)
+            split = run.train_split
+            print(
+                f"{run.config.name}: {len(split)} training samples {tuple(split.frames.shape[1:])}, "
+                f"{sum(p.numel() for p in run.net.parameters()):,} parameters, "
+                f"{run.device_note}, global batch {run.local_batch * run.ddp.world}",
+                file=sys.stderr,
+            )
+        self.bar = tqdm(total=run.steps, initial=run.step, disable=not (progress and run.ddp.main),
+                        unit="step")  # fmt: skip
+        self.restart_window()
+
+    def restart_window(self) -> None:
+        """Start a new samples-per-second window (after validation, which it should not count)."""
+        self.seen, self.t_window = 0, time.perf_counter()
+
+    def step(self, run: Run, *, epoch: int, loss: torch.Tensor, lr: float, samples: int) -> list:
+        """Count a step's samples (all ranks) and show it; returns its log row (no val columns)."""
+        self.seen += samples * run.ddp.world
+        elapsed = time.perf_counter() - self.t_window
+        rate = self.seen / elapsed if elapsed > 0 else 0.0
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss.item():.4g}", samples_s=f"{rate:.1f}", lr=f"{lr:.2g}")
+        return [run.step, epoch, f"{loss.item():.6g}", f"{lr:.3g}", f"{rate:.2f}", "", "", "",
+                f"{time.perf_counter() - run.t_start:.1f}"]  # fmt: skip
+
+    def validation(self, row: list, scores: dict) -> None:
+        """Fill ``row``'s validation columns and print them."""
+        key = score_key(scores)
+        row[5:8] = [f"{scores['val_loss']:.6g}", f"{scores[key]:.6g}",
+                    f"{scores[key.replace('val_', 'val_persistence_')]:.6g}"]  # fmt: skip
+        self.bar.write(
+            f"step {row[0]}: val loss {scores['val_loss']:.4g}, {key[4:]} "
+            f"{scores[key]:.4g} (persistence {row[7]})"
+        )
+
+    def write(self, row: list) -> None:
+        self.writer.writerow(row)
+        self.file.flush()
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.file is not None:
+            self.file.close()
+
+
+# the loop ---------------------------------------------------------------------------------------
+def end_of_step(run: Run, log: RunLog, row: list) -> None:
+    """Every ``val_every`` steps and after the last: validate and save (rank 0), then sync ranks.
+    Rank 0 logs every step."""
+    is_val = run.step % run.config.train.val_every == 0 or run.step == run.steps
+    if run.ddp.main:
+        if is_val:
+            log.validation(row, validate_and_save(run))
+        log.write(row)
+    if is_val and run.ddp.world > 1:
+        dist.barrier()
+    if is_val:
+        log.restart_window()
+
+
+def finish(run: Run, log: RunLog) -> TrainResult:
+    """Close the log, check that the ranks agree, and say what was trained."""
+    log.close()
+    in_sync = weights_in_sync(run.net)
+    if run.ddp.main and run.ddp.world > 1:
+        print(f"weights identical on all {run.ddp.world} ranks: {in_sync}", file=sys.stderr)
+    return TrainResult(
+        model=run.net,
+        step=run.step,
+        best=run.best,
+        checkpoint=run.out_dir if run.ddp.main else None,
+        initial_state=run.initial_state,
+        in_sync=in_sync,
+        wall_s=time.perf_counter() - run.t_start,
+    )
+
+
 def train(
-    cfg: dict,
+    cfg: TrainConfig | dict,
     *,
     out_dir: str | Path | None = None,
     run_dir: str | Path | None = None,
@@ -487,8 +691,8 @@ def train(
 
     Parameters
     ----------
-    cfg : dict
-        A config from :func:`load_config` / :func:`validate_config`.
+    cfg : TrainConfig or dict
+        The config (a dict is read with :meth:`TrainConfig.from_dict`).
     out_dir : path, optional
         Where the best checkpoint goes (default ``checkpoints/NAME``).
     run_dir : path, optional
@@ -499,7 +703,7 @@ def train(
         Seeds weights, batch order and everything random in training.
     device : {"auto", "cuda", "mps", "cpu"}
     steps : int, optional
-        Overrides ``train.steps``.
+        Overrides ``train.steps`` (the config recorded in the checkpoint keeps its value).
     progress : bool
         Show a tqdm progress bar (rank 0).
     keep_initial : bool
@@ -513,315 +717,68 @@ def train(
     -------
     TrainResult
     """
-    from tqdm import tqdm
-
     t_start = time.perf_counter()
-    tcfg = dict(cfg["train"])
-    if steps is not None:
-        tcfg["steps"] = int(steps)
-    name = cfg["name"]
-    out_dir = Path(out_dir) if out_dir is not None else REPO_ROOT / "checkpoints" / name
-    run_dir = Path(run_dir) if run_dir is not None else REPO_ROOT / "runs" / name
+    config = TrainConfig.coerce(cfg)
+    out_dir = Path(out_dir) if out_dir is not None else REPO_ROOT / "checkpoints" / config.name
+    run_dir = Path(run_dir) if run_dir is not None else REPO_ROOT / "runs" / config.name
     ddp, device_t, device_note = init_distributed(device)
     try:
-        torch.manual_seed(seed)
-        context = cfg["data"]["context"]
-
-        train_array = load_split(cfg, "train", loader=loader)
-        normalizer = make_normalizer(cfg, train_array)
-        train_split = to_split(train_array, normalizer)
-        val_split = (
-            to_split(load_split(cfg, "val", loader=loader), normalizer) if ddp.main else None
-        )
-        _, _, channels, height, width = train_split.frames.shape
-        model_cfg = ConvLSTMConfig(
-            **{**cfg["model"], "in_channels": channels, "frame_size": (height, width)}
-        )
-        net = ConvLSTM(config=model_cfg).to(device_t)
-        init_summary = None
-        if tcfg["init_from"] and not resume:
-            init_path = Path(tcfg["init_from"])
-            init_path = init_path if init_path.is_absolute() else REPO_ROOT / init_path
-            source, source_meta = load_checkpoint(init_path, device="cpu")
-            if source.config != model_cfg:
-                raise ConfigError(
-                    f"train.init_from={tcfg['init_from']}: its architecture {source.config} "
-                    f"differs from this config's {model_cfg}; use the same [model] and data grid"
-                )
-            net.load_state_dict(source.state_dict())
-            init_summary = _lineage(source_meta, init_path)
-            if ddp.main:
-                print(
-                    f"initialised from {init_path} ({source_meta.get('dataset')})", file=sys.stderr
-                )
-        initial = (
-            {k: v.detach().clone().cpu() for k, v in net.state_dict().items()}
-            if keep_initial
-            else None
-        )
-        optimizer = torch.optim.AdamW(
-            net.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"]
-        )
-        step, best = 0, {"val_loss": math.inf}
-        state_file = run_dir / "train_state.pt"
+        run = set_up(config, ddp, device_t, device_note, out_dir=out_dir, run_dir=run_dir,
+                     seed=seed, steps=config.train.steps if steps is None else int(steps),
+                     resume=resume, keep_initial=keep_initial, command=command,
+                     loader=loader)  # fmt: skip
+        run.t_start = t_start
         if resume:
-            if not state_file.is_file():
-                raise ConfigError(f"--resume: {state_file} not found; train without --resume first")
-            loaded, _ = load_checkpoint(run_dir / "last", device="cpu")
-            net.load_state_dict(loaded.state_dict())
-            state = torch.load(state_file, map_location="cpu", weights_only=True)
-            optimizer.load_state_dict(state["optimizer"])
-            step, best = int(state["step"]), dict(state["best"])
-            torch.set_rng_state(state["torch_rng"])
-            if ddp.main:
-                print(f"resuming from step {step} ({state_file})", file=sys.stderr)
-        autocast = device_t.type == "cuda" and torch.cuda.is_bf16_supported()
-        weight_fn = None
-        if tcfg["loss"] == "balanced":
-
-            def weight_fn(target):
-                return rain_weights(normalizer.to_physical(target.float()))
-
-        objective = Objective(net, context=context, mode=tcfg["mode"], weight_fn=weight_fn)
-        if ddp.world > 1:
-            ids = [device_t.index] if device_t.type == "cuda" else None
-            objective = DistributedDataParallel(objective, device_ids=ids)
-
-        local_batch = max(1, tcfg["batch_size"] // ddp.world)
-        sampler = DistributedSampler(
-            range(len(train_split)),
-            num_replicas=ddp.world,
-            rank=ddp.rank,
-            shuffle=True,
-            seed=seed,
-            drop_last=True,
-        )
-        batches_per_epoch = max(1, len(sampler) // local_batch)
-        if ddp.main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            log_path = run_dir / "log.csv"
-            log_file = open(log_path, "a" if resume else "w", newline="")  # noqa: SIM115
-            log = csv.writer(log_file)
-            if not resume:
-                log.writerow(["step", "epoch", "loss", "lr", "samples_per_s", "val_loss", "val_score",
-                              "val_persistence", "wall_s"])  # fmt: skip
-            print(
-                f"{name}: {len(train_split)} training samples {tuple(train_split.frames.shape[1:])}, "
-                f"{sum(p.numel() for p in net.parameters()):,} parameters, {device_note}, "
-                f"global batch {local_batch * ddp.world}",
-                file=sys.stderr,
-            )
-        bar = tqdm(
-            total=tcfg["steps"], initial=step, disable=not (progress and ddp.main), unit="step"
-        )
-        seen, t_window = 0, time.perf_counter()
-        t_train, budget_s = time.perf_counter(), 60.0 * float(tcfg["max_minutes"])
-        objective.train()
-        while step < tcfg["steps"]:
-            epoch = step // batches_per_epoch
-            sampler.set_epoch(epoch)
-            order = list(sampler)
-            first = step % batches_per_epoch
-            for b in range(first, batches_per_epoch):
-                if step >= tcfg["steps"]:
-                    break
-                idx = torch.tensor(order[b * local_batch : (b + 1) * local_batch])
-                x = train_split.frames[idx].to(device_t, non_blocking=True)  # [b, T, C, H, W]
-                v = None if train_split.valid is None else train_split.valid[idx].to(device_t)
-                if tcfg["augment"]:
-                    x, v = augment_batch(x, v)
-                fraction = None
-                if budget_s:
-                    fraction = _elapsed(t_train, ddp) / budget_s
-                    if fraction >= 1.0:  # out of time: this step is the last one
-                        tcfg["steps"] = step + 1
-                lr = lr_at(step, lr=tcfg["lr"], warmup=tcfg["warmup"], steps=tcfg["steps"],
-                           fraction=fraction)  # fmt: skip
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                with torch.autocast(device_t.type, dtype=torch.bfloat16, enabled=autocast):
-                    loss = objective(x, v)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if tcfg["grad_clip"]:
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), tcfg["grad_clip"])
-                optimizer.step()
-                step += 1
-                seen += x.shape[0] * ddp.world
-                elapsed = time.perf_counter() - t_window
-                rate = seen / elapsed if elapsed > 0 else 0.0
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4g}", samples_s=f"{rate:.1f}", lr=f"{lr:.2g}")
-                is_val = step % tcfg["val_every"] == 0 or step == tcfg["steps"]
-                if ddp.main:
-                    row = [step, epoch, f"{loss.item():.6g}", f"{lr:.3g}", f"{rate:.2f}", "", "", "",
-                           f"{time.perf_counter() - t_start:.1f}"]  # fmt: skip
-                    if is_val:
-                        scores = validate(net, val_split, normalizer, cfg, device_t, autocast)
-                        key = next(
-                            k
-                            for k in scores
-                            if k.startswith("val_") and "persistence" not in k and k != "val_loss"
-                        )
-                        row[5:8] = [f"{scores['val_loss']:.6g}", f"{scores[key]:.6g}",
-                                    f"{scores[key.replace('val_', 'val_persistence_')]:.6g}"]  # fmt: skip
-                        bar.write(
-                            f"step {step}: val loss {scores['val_loss']:.4g}, {key[4:]} "
-                            f"{scores[key]:.4g} (persistence {row[7]})"
-                        )
-                        meta = _metadata(cfg, train_split.array, normalizer, tcfg, step=step, seed=seed,
-                                         ddp=ddp, device_note=device_note, command=command,
-                                         wall_s=time.perf_counter() - t_start,
-                                         train_s=time.perf_counter() - t_train, val=scores,
-                                         init=init_summary)  # fmt: skip
-                        save_checkpoint(run_dir / "last", net, metadata=meta)
-                        if scores["val_loss"] < best["val_loss"]:
-                            best = dict(scores, step=step)
-                            save_checkpoint(out_dir, net, metadata=dict(meta, best_step=step))
-                        torch.save(
-                            {"optimizer": optimizer.state_dict(), "step": step, "best": best,
-                             "torch_rng": torch.get_rng_state()},
-                            state_file,
-                        )  # fmt: skip
-                    log.writerow(row)
-                    log_file.flush()
-                if is_val and ddp.world > 1:
-                    dist.barrier()
-                if is_val:
-                    seen, t_window = 0, time.perf_counter()
-        bar.close()
-        in_sync = weights_in_sync(net)
-        if ddp.main:
-            log_file.close()
-            if ddp.world > 1:
-                print(f"weights identical on all {ddp.world} ranks: {in_sync}", file=sys.stderr)
-        return TrainResult(
-            model=net,
-            step=step,
-            best=best,
-            checkpoint=out_dir if ddp.main else None,
-            initial_state=initial,
-            in_sync=in_sync,
-            wall_s=time.perf_counter() - t_start,
-        )
+            resume_run(run)
+        prepare_batches(run)
+        log = RunLog(run, append=resume, progress=progress)
+        batches = batch_indices(run.sampler, run.local_batch, start=run.step)
+        run.t_train = time.perf_counter()
+        run.objective.train()
+        while run.step < run.steps:
+            epoch, idx = next(batches)
+            loss, lr, samples = train_step(run, idx)
+            end_of_step(run, log, log.step(run, epoch=epoch, loss=loss, lr=lr, samples=samples))
+        return finish(run, log)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _metadata(
-    cfg,
-    array,
-    normalizer,
-    tcfg,
-    *,
-    step,
-    seed,
-    ddp,
-    device_note,
-    command,
-    wall_s,
-    train_s,
-    val,
-    init=None,
-):
-    """Checkpoint metadata (see DESIGN.md: checkpoint metadata)."""
-    attrs = dict(array.attrs)
-    return {
-        "name": cfg["name"],
-        "description": cfg.get("description", ""),
-        "dataset": cfg["data"]["dataset"],
-        "dataset_options": {k: cfg["data"][k] for k in ("options", "train", "val", "test")},
-        "domain": attrs.get("domain"),
-        "units": attrs.get("units"),
-        "time_step": attrs.get("time_step"),
-        "synthetic": attrs.get("synthetic"),
-        "source": attrs.get("source"),
-        "licence": attrs.get("licence"),
-        "channel_names": [str(c) for c in array.coords["channel"].values]
-        if "channel" in array.coords
-        else None,
-        "normalization": normalizer.to_metadata(),
-        "context": cfg["data"]["context"],
-        "horizon": cfg["data"]["horizon"],
-        "training": {
-            "config": cfg,
-            "steps": step,
-            "seed": seed,
-            "samples_seen": step * tcfg["batch_size"],
-            "train_samples": int(array.sizes["sample"]),
-            "world_size": ddp.world,
-            "wall_time_s": round(wall_s, 1),  # from start, data preparation included
-            "train_time_s": round(train_s, 1),  # the optimisation loop alone
-            "hardware": hardware(device_note),
-            "init_from": init,  # the checkpoint training started from, and how it was made
-        },
-        "command": command or "",
-        "git_revision": git_revision(),
-        "metrics": {"validation": val},
-    }
-
-
-def _lineage(meta: dict, path: Path) -> dict:
-    """How the checkpoint that training starts from was made (its own lineage nested inside)."""
-    training = meta.get("training", {})
-    return {
-        "path": str(path),
-        "dataset": meta.get("dataset"),
-        "command": meta.get("command"),
-        "steps": training.get("steps"),
-        "samples_seen": training.get("samples_seen"),
-        "wall_time_s": training.get("wall_time_s"),
-        "train_time_s": training.get("train_time_s"),
-        "hardware": training.get("hardware"),
-        "git_revision": meta.get("git_revision"),
-        "weights_sha256": meta.get("weights_sha256"),
-        "init_from": training.get("init_from"),
-    }
-
-
-def hardware(device_note: str = "") -> dict:
-    """Where training ran: device, CPU, threads, torch version."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "device": device_note,
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
-def git_revision() -> str:
-    """``git rev-parse HEAD`` of the repository (``+dirty`` when files differ), or ``"unknown"``."""
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if len(rev) != 40 or any(c not in "0123456789abcdef" for c in rev):
-        return "unknown"  # not a git checkout (e.g. a copied working tree)
-    return rev + ("+dirty" if dirty else "")
-
-
 # ------------------------------------------------------------------------------------------------
 # command line
+@dataclass(frozen=True)
+class Override:
+    """A command-line flag that sets one config field (see :data:`OVERRIDES`)."""
+
+    flag: str  # e.g. "--lr"
+    section: str  # "train" (a TrainSettings field) or "data.options" (a get_dataset option)
+    key: str
+    type: type
+    help: str
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def dest(self) -> str:
+        """The argparse attribute: ``--max-minutes`` -> ``max_minutes``."""
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+OVERRIDES = (
+    Override("--batch-size", "train", "batch_size", int, "override train.batch_size (global)"),
+    Override("--val-every", "train", "val_every", int, "override train.val_every"),
+    Override("--max-minutes", "train", "max_minutes", float, "override train.max_minutes"),
+    Override("--init-from", "train", "init_from", str, "override train.init_from (checkpoint folder)"),
+    Override("--loss", "train", "loss", str, "override train.loss", choices=LOSSES),
+    Override("--lr", "train", "lr", float, "override train.lr (peak learning rate per step)"),
+    Override("--data-root", "data.options", "root", str,
+             "set the dataset option root= (real data folders)"),
+)  # fmt: skip
+"""Flags that override config fields. Each applies when given, whatever its value (``--lr 0``,
+``--max-minutes 0``), and the result is checked like the file. ``--steps`` is no config override:
+it stops training early and the checkpoint keeps the file's ``train.steps``."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m model.train",
@@ -834,41 +791,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue from --run-dir")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
-    parser.add_argument("--steps", type=int, help="override train.steps")
-    parser.add_argument("--batch-size", type=int, help="override train.batch_size (global)")
-    parser.add_argument("--val-every", type=int, help="override train.val_every")
-    parser.add_argument("--max-minutes", type=float, help="override train.max_minutes")
-    parser.add_argument("--init-from", help="override train.init_from (checkpoint folder)")
-    parser.add_argument("--loss", choices=LOSSES, help="override train.loss")
-    parser.add_argument("--lr", type=float, help="override train.lr")
-    parser.add_argument("--data-root", help="set the dataset option root= (real data folders)")
+    parser.add_argument("--steps", type=int, help="train this many steps instead of train.steps")
+    for o in OVERRIDES:
+        parser.add_argument(o.flag, type=o.type, choices=o.choices, help=o.help)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
+def apply_overrides(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    """``config`` with every :data:`OVERRIDES` flag given in ``args`` (not None) applied.
+
+    Raises
+    ------
+    ConfigError
+        An override gives a bad value (``--batch-size 0``); the message names the flag.
+    """
+    given = [(o, getattr(args, o.dest)) for o in OVERRIDES if getattr(args, o.dest) is not None]
+    train = {o.key: value for o, value in given if o.section == "train"}
+    options = {o.key: value for o, value in given if o.section == "data.options"}
+    try:
+        return replace(
+            config,
+            train=replace(config.train, **train),
+            data=replace(config.data, options={**config.data.options, **options}),
+        )
+    except ConfigError as err:
+        flags = " ".join(f"{o.flag} {value!r}" for o, value in given)
+        raise ConfigError(f"command line ({flags}): {err}") from None
+
+
 def main(argv: list[str] | None = None) -> TrainResult:
+    """``python -m model.train CONFIG [options]`` (also under torchrun)."""
+    runtime.tune_cpu_allocator()  # the engine no longer does it: fast CPU rollouts in training
     args = build_parser().parse_args(argv)
-    cfg = load_config(args.config)
-    if args.batch_size:
-        cfg["train"]["batch_size"] = args.batch_size
-    if args.val_every:
-        cfg["train"]["val_every"] = args.val_every
-    if args.max_minutes is not None:
-        cfg["train"]["max_minutes"] = args.max_minutes
-    if args.loss:
-        cfg["train"]["loss"] = args.loss
-    if args.lr:
-        cfg["train"]["lr"] = args.lr
-    if args.init_from is not None:
-        cfg["train"]["init_from"] = args.init_from
-    if args.data_root:
-        cfg["data"]["options"]["root"] = args.data_root
+    config = apply_overrides(TrainConfig.load(args.config), args)
     launcher = "torchrun" if "WORLD_SIZE" in os.environ else sys.executable
     command = " ".join(
         [Path(launcher).name, "-m", "model.train", *map(shlex.quote, argv or sys.argv[1:])]
     )
     return train(
-        cfg,
+        config,
         out_dir=args.out,
         run_dir=args.run_dir,
         resume=args.resume,

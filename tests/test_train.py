@@ -11,8 +11,10 @@ import torch
 from safetensors.torch import load_file
 
 from model.checkpoint import load_checkpoint
+from model.losses import masked_mse, rain_weights
 from model.normalize import Normalizer
-from model.train import ConfigError, load_config, lr_at, masked_mse, train, validate_config
+from model.train import lr_at, train
+from model.train_config import ConfigError, TrainConfig, load_config, validate_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_helpers import tiny_config, tiny_loader  # noqa: E402
@@ -61,6 +63,46 @@ def test_shipped_configs_are_valid():
     for path in configs:
         cfg = load_config(path)
         assert cfg["name"] == path.stem
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO_ROOT / "configs").glob("*.toml")), ids=lambda p: p.stem
+)
+def test_every_shipped_config_loads_into_a_train_config(path):
+    config = TrainConfig.load(path)
+    assert config.name == path.stem
+    assert isinstance(config.train.lr, float) and isinstance(config.train.max_minutes, float)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert config.to_dict() == load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "message"),
+    [
+        ("train", {"lr": "fast"}, r"train\.lr='fast' must be a number"),
+        ("train", {"steps": 2.5}, r"train\.steps=2\.5 must be an integer"),
+        ("train", {"augment": 1}, r"train\.augment=1 must be true or false"),
+        ("train", {"batch_size": True}, r"train\.batch_size=True must be an integer"),
+        ("train", {"lr": -1.0}, r"train\.lr=-1\.0 must not be negative"),
+        ("data", {"horizon": "3"}, r"data\.horizon='3' must be an integer"),
+        ("data", {"option": {}}, r"unknown data keys \['option'\]; known: \['context'"),
+        ("model", {"hidden": [4]}, r"unknown model keys \['hidden'\]; known: \['forget_bias'"),
+        ("normalization", {"kinds": "db"}, r"unknown normalization keys \['kinds'\]; known"),
+    ],
+)
+def test_train_config_checks_keys_and_types(section, change, message):
+    raw = {"data": {"dataset": "moving_mnist", "context": 3, "horizon": 3}}
+    raw[section] = {**raw.get(section, {}), **change}
+    with pytest.raises(ConfigError, match=f"^my.toml: {message}"):
+        TrainConfig.from_dict(raw, source="my.toml")
+
+
+def test_unknown_train_key_names_the_known_ones():
+    raw = {"data": {"dataset": "d", "context": 1, "horizon": 1}, "train": {"stepz": 3}}
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_dict(raw, source="my.toml")
+    assert "['stepz']" in str(err.value) and "'steps'" in str(err.value)
+    assert "'max_minutes'" in str(err.value)
 
 
 def test_lr_schedule_warms_up_then_decays():
@@ -213,8 +255,6 @@ def test_max_minutes_stops_early_with_a_final_validation(tmp_path):
 
 
 def test_balanced_rain_weights_and_weighted_mse():
-    from model.train import rain_weights
-
     rates = torch.tensor([0.0, 1.9, 2.0, 7.0, 12.0, 45.0])
     assert rain_weights(rates).tolist() == [1.0, 1.0, 2.0, 5.0, 10.0, 30.0]
     pred = torch.zeros(1, 1, 1, 1, 2)
@@ -225,3 +265,45 @@ def test_balanced_rain_weights_and_weighted_mse():
     with pytest.raises(ConfigError, match="train.loss"):
         tiny_config("tiny_radar", loss="huber")
     assert cfg["train"]["loss"] == "balanced"
+
+
+def _cli_config(tmp_path, *flags):
+    from model.train import apply_overrides, build_parser
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[data]\ndataset = "moving_mnist"\ncontext = 10\nhorizon = 10\n'
+        "[train]\nlr = 1e-3\nmax_minutes = 5\nbatch_size = 8\n"
+    )
+    return apply_overrides(TrainConfig.load(path), build_parser().parse_args([str(path), *flags]))
+
+
+def test_cli_overrides_apply_when_given_even_if_falsy(tmp_path):
+    assert _cli_config(tmp_path).train.lr == pytest.approx(1e-3)  # not given: the file's value
+    config = _cli_config(tmp_path, "--lr", "0", "--max-minutes", "0", "--init-from", "")
+    assert config.train.lr == 0.0 and config.train.max_minutes == 0.0
+    assert config.train.init_from == "" and config.train.batch_size == 8
+    config = _cli_config(tmp_path, "--data-root", "/data", "--loss", "balanced", "--val-every", "3")
+    assert config.data.options == {"root": "/data"}
+    assert config.train.loss == "balanced" and config.train.val_every == 3
+    # A falsy int flag reaches the config too, where it is checked like the file's value.
+    with pytest.raises(ConfigError, match=r"--batch-size 0.*train\.batch_size must be a positive"):
+        _cli_config(tmp_path, "--batch-size", "0")
+
+
+def test_main_tunes_the_allocator_and_trains_the_overridden_config(tmp_path, monkeypatch):
+    import model.train as train_module
+
+    calls = {}
+    monkeypatch.setattr(
+        train_module.runtime, "tune_cpu_allocator", lambda: calls.setdefault("tuned", True)
+    )
+    monkeypatch.setattr(
+        train_module, "train", lambda config, **kw: calls.update(config=config, **kw)
+    )
+    path = tmp_path / "c.toml"
+    path.write_text('[data]\ndataset = "moving_mnist"\ncontext = 2\nhorizon = 2\n')
+    train_module.main([str(path), "--lr", "0", "--steps", "0", "--no-progress"])
+    assert calls["tuned"] and calls["config"].train.lr == 0.0
+    assert calls["steps"] == 0 and calls["progress"] is False
+    assert calls["command"].endswith("-m model.train " + f"{path} --lr 0 --steps 0 --no-progress")

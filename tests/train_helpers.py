@@ -56,7 +56,7 @@ def tiny_loader(name: str, *, split: str, n_samples: int = 8, frames: int = 6, s
 
 
 def tiny_config(name: str = "tiny_video", **train) -> dict:
-    from model.train import validate_config
+    from model.train_config import validate_config
 
     norm = {"tiny_video": {"kind": "unit"}, "tiny_radar": {"kind": "db", "scale": 10.0},
             "tiny_traffic": {"kind": "scale", "scale": "auto"}}[name]  # fmt: skip

@@ -1,0 +1,290 @@
+"""Training configs: one small TOML (or JSON) file per checkpoint, read into a :class:`TrainConfig`.
+
+The file has the sections ``name``, ``description``, ``[data]`` (:class:`DataConfig`), ``[model]``
+(:class:`model.convlstm.ConvLSTMConfig` fields but ``in_channels`` and ``frame_size``, which come
+from the data), ``[normalization]`` (:class:`model.normalize.Normalizer` fields; ``scale = "auto"``
+sets it from the training data) and ``[train]`` (:class:`TrainSettings`); see ``configs/*.toml``
+and the docstring of :mod:`model.train`. Unknown keys, wrong types and bad values raise
+:class:`ConfigError` naming the file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from model.convlstm import ConvLSTMConfig
+from model.losses import LOSSES, MODES
+from model.normalize import Normalizer
+
+SECTIONS = ("name", "description", "data", "model", "normalization", "train")
+FROM_DATA = ("in_channels", "frame_size")
+"""ConvLSTMConfig fields set from the training data, never from the config."""
+
+
+class ConfigError(ValueError):
+    """A training config is missing a key or holds a bad value; the message names the file."""
+
+
+_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,)}
+_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+          "dict": "a table"}  # fmt: skip
+
+
+def _check_types(obj, section: str) -> None:
+    """Check every field of the dataclass ``obj`` against its annotation; ints become floats."""
+    for f in fields(obj):
+        value, kind = getattr(obj, f.name), f.type
+        if (isinstance(value, bool) and kind != "bool") or not isinstance(value, _TYPES[kind]):
+            raise ConfigError(f"{section}.{f.name}={value!r} must be {_WORDS[kind]}")
+        if kind == "float":
+            object.__setattr__(obj, f.name, float(value))
+
+
+def _known_keys(table: dict, known, section: str) -> None:
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown {section} keys {unknown}; known: {sorted(known)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """The ``[data]`` section: which dataset, and how many frames in and out.
+
+    Attributes
+    ----------
+    dataset : str
+        A name from ``datasets.list_datasets()``.
+    context : int
+        Frames read by the network (time steps of the dataset, e.g. 5 minutes each for radar).
+    horizon : int
+        Frames forecast; the loss covers all of them.
+    options : dict
+        ``datasets.get_dataset(...)`` keyword options for every split.
+    train, val, test : dict
+        Per-split options; they override ``options``.
+    """
+
+    dataset: str
+    context: int
+    horizon: int
+    options: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    val: dict = field(default_factory=dict)
+    test: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_types(self, "data")
+        for key in ("context", "horizon"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"data.{key} must be a positive integer")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSettings:
+    """The ``[train]`` section: optimiser, schedule, loss and checkpointing.
+
+    Attributes
+    ----------
+    steps : int
+        Optimiser steps, each on one global batch.
+    batch_size : int
+        Samples per step, global: split over the DDP ranks.
+    lr : float
+        Peak AdamW learning rate per optimiser step, reached after ``warmup`` steps; then cosine
+        decay to 5% of it at ``steps`` (or when ``max_minutes`` run out). 0 freezes the weights.
+    weight_decay : float
+        AdamW decoupled weight decay, per step and per unit of learning rate.
+    warmup : int
+        Steps of linear learning-rate warm-up.
+    grad_clip : float
+        Largest global L2 norm of the gradient (model-space loss units); 0 turns clipping off.
+    val_every : int
+        Steps between validations; each one saves the latest checkpoint (and the best).
+    mode : {"free", "teacher"}
+        ``"free"``: loss on the free-running forecast (what is evaluated); ``"teacher"``: one-step
+        loss on every frame.
+    eval_batch_size : int
+        Samples per forward pass during validation.
+    augment : bool
+        Random 90-degree rotations and flips of each batch.
+    init_from : str
+        Start from this checkpoint folder's weights (fine-tuning), a path relative to the
+        repository root; ``""``: random initial weights.
+    max_minutes : float
+        Minutes of training wall time (the optimisation loop, data preparation excluded); when
+        > 0, training stops when they are spent and the learning-rate decay follows the clock.
+        0: no time limit.
+    loss : {"mse", "balanced"}
+        ``"balanced"`` (radar): pixels weighted by the true rain rate in mm/h,
+        1 below 2 mm/h up to 30 at 30 mm/h (:func:`model.losses.rain_weights`).
+    """
+
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup: int = 50
+    grad_clip: float = 1.0
+    val_every: int = 100
+    mode: str = "free"
+    eval_batch_size: int = 32
+    augment: bool = False
+    init_from: str = ""
+    max_minutes: float = 0.0
+    loss: str = "mse"
+
+    def __post_init__(self) -> None:
+        _check_types(self, "train")
+        if self.mode not in MODES:
+            raise ConfigError(f"train.mode={self.mode!r}; use one of {MODES}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"train.loss={self.loss!r}; use one of {LOSSES}")
+        for key in ("steps", "batch_size", "val_every", "eval_batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"train.{key} must be a positive integer")
+        for key in ("lr", "weight_decay", "warmup", "grad_clip", "max_minutes"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"train.{key}={getattr(self, key)} must not be negative")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """A whole training config: what :func:`model.train.train` runs.
+
+    Attributes
+    ----------
+    name : str
+        Checkpoint folder name (``checkpoints/NAME``, ``runs/NAME``); default: the dataset name.
+    description : str or None
+        One line for the model card; None when the file has none.
+    data : DataConfig
+    model : dict
+        :class:`model.convlstm.ConvLSTMConfig` fields but ``in_channels`` and ``frame_size``;
+        their values are checked when the network is built.
+    normalization : dict
+        :class:`model.normalize.Normalizer` fields; ``scale = "auto"``: the 99.9th percentile of
+        the training data.
+    train : TrainSettings
+    """
+
+    name: str
+    description: str | None = None
+    data: DataConfig
+    model: dict = field(default_factory=dict)
+    normalization: dict = field(default_factory=lambda: {"kind": "unit"})
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"name={self.name!r} must be a non-empty string")
+        if self.description is not None and not isinstance(self.description, str):
+            raise ConfigError(f"description={self.description!r} must be a string")
+        for key, value in (("model", self.model), ("normalization", self.normalization)):
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{key}] must be a table, not {value!r}")
+        for key in FROM_DATA:
+            if key in self.model:
+                raise ConfigError(f"model.{key} comes from the data; remove it")
+        known_model = {f.name for f in fields(ConvLSTMConfig)} - set(FROM_DATA)
+        _known_keys(self.model, known_model, "model")
+        _known_keys(self.normalization, Normalizer.__dataclass_fields__, "normalization")
+
+    @classmethod
+    def from_dict(cls, raw: dict, *, source: str = "config") -> TrainConfig:
+        """Build from a parsed config file; :class:`ConfigError` messages start with ``source``."""
+        try:
+            return cls._from_dict(copy.deepcopy(raw))
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
+
+    @classmethod
+    def _from_dict(cls, raw: dict) -> TrainConfig:
+        unknown = sorted(set(raw) - set(SECTIONS))
+        if unknown:
+            raise ConfigError(f"unknown sections {unknown}; known: {list(SECTIONS)}")
+        data = raw.get("data")
+        if not isinstance(data, dict) or "dataset" not in data:
+            raise ConfigError("[data] with a `dataset` name is required")
+        _known_keys(data, DataConfig.__dataclass_fields__, "data")
+        for key in ("context", "horizon"):
+            if key not in data:
+                raise ConfigError(f"data.{key} must be a positive integer")
+        train = raw.get("train", {})
+        if not isinstance(train, dict):
+            raise ConfigError(f"[train] must be a table, not {train!r}")
+        _known_keys(train, TrainSettings.__dataclass_fields__, "train")
+        return cls(
+            name=raw.get("name", str(data["dataset"])),
+            description=raw.get("description"),
+            data=DataConfig(**data),
+            model=raw.get("model", {}),
+            normalization=raw.get("normalization", {"kind": "unit"}),
+            train=TrainSettings(**train),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        """Read a ``.toml`` or ``.json`` config file.
+
+        Raises
+        ------
+        ConfigError
+            Unreadable file, unknown suffix, not valid TOML/JSON, missing or bad keys.
+        """
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read the training config ({err})") from err
+        try:
+            if path.suffix == ".toml":
+                raw = tomllib.loads(text)
+            elif path.suffix == ".json":
+                raw = json.loads(text)
+            else:
+                raise ConfigError(f"{path}: config must be .toml or .json")
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()} ({err})") from err
+        return cls.from_dict(raw, source=str(path))
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict with every default filled in (stored in checkpoint metadata).
+
+        ``from_dict(to_dict())`` gives the same config; ``description`` is left out when None.
+        """
+        out = {"name": self.name}
+        if self.description is not None:
+            out["description"] = self.description
+        out["data"] = asdict(self.data)
+        out["model"] = copy.deepcopy(self.model)
+        out["normalization"] = copy.deepcopy(self.normalization)
+        out["train"] = asdict(self.train)
+        return out
+
+    @classmethod
+    def coerce(cls, cfg: TrainConfig | dict, *, source: str = "config") -> TrainConfig:
+        """``cfg`` itself when already a :class:`TrainConfig`, else :meth:`from_dict`."""
+        return cfg if isinstance(cfg, TrainConfig) else cls.from_dict(cfg, source=source)
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a training config (``.toml`` or ``.json``) as a dict with every default filled in.
+
+    The dict form of :meth:`TrainConfig.load` (keys ``name``, ``data``, ``model``,
+    ``normalization``, ``train``, and ``description`` when given).
+
+    Raises
+    ------
+    ConfigError
+        Unreadable file, unknown suffix, missing or bad keys.
+    """
+    return TrainConfig.load(path).to_dict()
+
+
+def validate_config(raw: dict, *, source: str = "config") -> dict:
+    """Check a config dict and fill in defaults; :class:`ConfigError` names what is wrong."""
+    return TrainConfig.from_dict(raw, source=source).to_dict()
