@@ -344,3 +344,26 @@ def test_hostile_link_values_render_as_text_in_chromium(server):
         assert value in text
     assert links == [] and images == []
     assert not [u for u in requests if "127.0.0.1:9" in u]
+
+
+def test_browser_back_returns_to_the_previous_view(server):
+    """Back after changing the view shows the earlier view again (the URL and the page agree)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(server["url"] + "/")
+        _wait_chart(page, "gates", lambda c: c["n"] == 6, timeout=120)
+        _wait_url(page, "view=Gates")
+        page.get_by_text("Metrics", exact=True).first.click()
+        _wait_url(page, "view=Metrics")
+        _wait_chart(page, "metrics", timeout=60)
+        page.go_back()
+        _wait_url(page, "view=Gates")
+        _wait_chart(page, "gates", lambda c: c["n"] == 6, timeout=60)
+        labels = page.locator(
+            '[data-testid="stRadioOption"][data-selected="true"]'
+        ).all_inner_texts()
+        browser.close()
+    assert any("Gates" in label for label in labels), labels
