@@ -71,6 +71,7 @@ def main() -> None:
     final = to_query(query)
     st.query_params.from_dict(final)
     st.session_state["_written_query"] = final
+    _release_memory()
 
 
 # -- sidebar: data and checkpoint ---------------------------------------------------------------
@@ -282,6 +283,13 @@ def explore(link: DeepLink, query: dict) -> None:
     else:
         _export_view(ds, rollout_key, axis, data_channel, data_label)
     query.update(context=context, horizon=horizon)
+
+
+def _release_memory() -> None:
+    """Hand what this run freed (figure JSON, scratch arrays) back to the OS (a few ms)."""
+    from model.runtime import release_memory
+
+    release_memory()
 
 
 def _on_step_change() -> None:
