@@ -139,6 +139,8 @@ def explore(link: DeepLink, query: dict) -> None:
         )  # fmt: skip
         if by_name[name].summary:
             side.caption(by_name[name].summary)
+        if not by_name[name].bundled and _needs_download(name):
+            return
         data = cache.dataset(name)
         data_key, data_label = name, name
         query["dataset"] = name
@@ -315,6 +317,32 @@ def _compatible(meta: dict, data) -> bool:
     from model.checkpoint import compatible
 
     return compatible(meta, data)
+
+
+def _needs_download(name: str) -> bool:
+    """Offer the download of a dataset whose files are not here yet; True while they are missing."""
+    plan = services.download_plan(name)
+    if plan is None or not plan.missing:
+        return False
+    st.info(
+        safe(
+            f"{name} needs {len(plan.missing)} of its {plan.total} data files, which are not on "
+            f"this machine yet. They come from the public {plan.source} repository and are checked "
+            "against published checksums; nothing else is downloaded."
+        )
+    )
+    if st.button(f"Download {len(plan.missing)} files", key=f"download_{name}", type="primary"):
+        bar = st.progress(0.0, text="Starting the download…")
+
+        def on_file(done: int, total: int, rel: str) -> None:
+            label = (
+                f"File {done + 1} of {total}: {plain(rel.rsplit('/', 1)[-1])}" if rel else "Done"
+            )
+            bar.progress(done / max(total, 1), text=label)
+
+        services.download_files(plan, on_file)  # a failure is shown by main() as one sentence
+        st.rerun()
+    return True
 
 
 def _start_caption(data, start: int) -> str:

@@ -8,6 +8,7 @@ Pages call these functions (through the caches in :mod:`dashboard.cache`); all m
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +133,67 @@ def read_upload(path: str | os.PathLike, *, max_mb: int = UPLOAD_MAX_MB) -> xr.D
     except DatasetError as exc:
         raise DashboardError(str(exc)) from exc
     return _check_array(data, source=Path(path).name)
+
+
+@dataclass(frozen=True)
+class DownloadPlan:
+    """The files a "needs files" dataset still lacks in the download cache."""
+
+    name: str
+    source: str
+    missing: tuple[str, ...]
+    total: int
+
+
+def download_plan(name: str) -> DownloadPlan | None:
+    """What :func:`download_files` would fetch for dataset ``name`` (None: nothing to download)."""
+    from datasets.download import cached_path, registered_downloads
+
+    file_set = registered_downloads().get(name.lower())
+    if file_set is None:
+        return None
+    missing = tuple(
+        rel for rel in file_set.files if not cached_path(file_set.source, rel).is_file()
+    )
+    return DownloadPlan(name, file_set.source, missing, len(file_set.files))
+
+
+def download_files(plan: DownloadPlan, on_file: Callable[[int, int, str], None]) -> int:
+    """Fetch the missing files of ``plan`` into the download cache, checksums checked (pooch).
+
+    Parameters
+    ----------
+    plan : DownloadPlan
+        From :func:`download_plan`.
+    on_file : callable
+        ``on_file(done, total, relative_path)`` before each file (for a progress bar).
+
+    Returns
+    -------
+    int
+        Files fetched.
+
+    Raises
+    ------
+    DashboardError
+        A download failed (unreachable server, HTTP error, checksum mismatch); what is already
+        fetched stays in the cache.
+    """
+    from datasets import DatasetError
+    from datasets.download import fetch, registered_downloads
+
+    file_set = registered_downloads()[plan.name.lower()]
+    for done, rel in enumerate(plan.missing):
+        on_file(done, len(plan.missing), rel)
+        try:
+            fetch(file_set.source, rel, sha256=file_set.files[rel])
+        except DatasetError as exc:
+            raise DashboardError(
+                f"Downloading {plan.name} stopped at file {done + 1} of {len(plan.missing)} "
+                f"({Path(rel).name}): {exc}"
+            ) from exc
+    on_file(len(plan.missing), len(plan.missing), "")
+    return len(plan.missing)
 
 
 def _check_array(data: xr.DataArray, *, source: str) -> xr.DataArray:
