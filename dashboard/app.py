@@ -281,7 +281,16 @@ def explore(link: DeepLink, query: dict) -> None:
     elif view == "Pixel probe":
         _probe_view(ds, link, query, step, data_channel)
     elif view == "Metrics":
-        _metrics_view(ds, rollout_key, axis)
+        whole = data if domain == UPLOAD else None
+
+        def score_split(threshold, on_sample):
+            split = whole if whole is not None else cache.dataset(data_key, n_samples=None)
+            window = services.Window(sample=0, start=start, context=context, horizon=horizon)
+            return services.score_split(
+                net, loaded_meta, split, window, threshold=threshold, on_sample=on_sample
+            )
+
+        _metrics_view(ds, rollout_key, axis, score_split)
     else:
         _export_view(ds, rollout_key, axis, data_channel, data_label)
     query.update(context=context, horizon=horizon)
@@ -536,7 +545,7 @@ def _probe_view(ds, link: DeepLink, query: dict, step: int, channel: int) -> Non
         )
 
 
-def _metrics_view(ds, rollout_key: tuple, axis) -> None:
+def _metrics_view(ds, rollout_key: tuple, axis, score_split) -> None:
     threshold = 1.0
     domain = figures.domain_of(ds)
     if domain == "radar":
@@ -546,7 +555,26 @@ def _metrics_view(ds, rollout_key: tuple, axis) -> None:
                 value=1.0, step=0.5, key="threshold",
             )
         )  # fmt: skip
-    tables, units = cache.scores(rollout_key, threshold, _ds=ds)
+    split_key = ("split", rollout_key[0], rollout_key[1], *rollout_key[3:], threshold)
+    pooled = cache.split_scores(split_key)
+    if pooled is not None:
+        tables, units, n_samples = pooled
+        st.caption(f"Scores pooled over all {n_samples} samples of the split (same window).")
+    else:
+        tables, units = cache.scores(rollout_key, threshold, _ds=ds)
+        note, action = st.columns([3, 1])
+        note.caption(
+            f"Scores of sample {rollout_key[2]} only: one forecast window, a small and noisy "
+            "sample. Score the whole split for pooled numbers."
+        )
+        if action.button("Score the whole split", key="score_split"):
+            bar = st.progress(0.0, text="Forecasting every sample…")
+
+            def on_sample(done: int, total: int) -> None:
+                bar.progress(done / max(total, 1), text=f"Sample {done} of {total}")
+
+            cache.split_scores(split_key, lambda: score_split(threshold, on_sample))
+            st.rerun()
     st.plotly_chart(
         figures.metrics_figure(tables, lead=axis, units=units),
         key="metrics_chart",

@@ -218,4 +218,7 @@ class _Missing:
 
 _MISSING = _Missing()
 
-__all__ = ["BUDGETS", "ByteLRU", "IDLE_SECONDS", "MAX_MODELS", "approx_nbytes"]
+MISSING = _MISSING
+"""What :meth:`ByteLRU.get` returns for a key it does not hold."""
+
+__all__ = ["BUDGETS", "MISSING", "ByteLRU", "IDLE_SECONDS", "MAX_MODELS", "approx_nbytes"]

@@ -18,7 +18,7 @@ import streamlit as st
 import xarray as xr
 
 from dashboard import figures, services
-from dashboard.budget import BUDGETS, MAX_MODELS, ByteLRU
+from dashboard.budget import BUDGETS, MAX_MODELS, MISSING, ByteLRU
 
 
 def _release() -> None:
@@ -63,9 +63,9 @@ def unavailable_checkpoints(root: str) -> list[tuple[str, str]]:
 
 
 def dataset(
-    name: str, split: str = "test", n_samples: int = services.DEFAULT_N_SAMPLES
+    name: str, split: str = "test", n_samples: int | None = services.DEFAULT_N_SAMPLES
 ) -> xr.DataArray:
-    key = (name, split, n_samples)
+    key = (name, split, n_samples)  # n_samples None: the loader's whole split
     return _DATASETS.get_or_compute(
         key, lambda: services.load_dataset(name, split=split, n_samples=n_samples)
     )
@@ -140,6 +140,18 @@ def scores(rollout_key: tuple, threshold: float, _ds: xr.Dataset):
     return _SCORES.get_or_compute(
         ("scores", rollout_key, threshold), lambda: services.score(_ds, threshold=threshold)
     )
+
+
+def split_scores(key: tuple, compute=None):
+    """Scores pooled over a whole split (:func:`dashboard.services.score_split`), once computed.
+
+    With ``compute`` (a no-argument callable) missing results are computed and kept; without it
+    the cached result or None is returned (the page offers a button instead of working unasked).
+    """
+    if compute is None:
+        hit = _SCORES.get(key)
+        return None if hit is MISSING else hit
+    return _SCORES.get_or_compute(key, compute)
 
 
 def forecast_figure(

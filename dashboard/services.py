@@ -61,7 +61,7 @@ def dataset_catalog() -> list[DatasetEntry]:
 
 
 def load_dataset(
-    name: str, *, split: str = "test", n_samples: int = DEFAULT_N_SAMPLES
+    name: str, *, split: str = "test", n_samples: int | None = DEFAULT_N_SAMPLES
 ) -> xr.DataArray:
     """A registered dataset as ``(sample, time, channel, y, x)`` float32 with units and attrs.
 
@@ -73,7 +73,8 @@ def load_dataset(
     import datasets
 
     try:
-        data = datasets.get_dataset(name, split=split, n_samples=n_samples)
+        options = {} if n_samples is None else {"n_samples": n_samples}  # None: the whole split
+        data = datasets.get_dataset(name, split=split, **options)
     except (ValueError, datasets.DatasetError) as exc:
         raise DashboardError(f"Dataset {name!r} could not be loaded: {exc}") from exc
     return _check_array(data, source=f"dataset {name!r}")
@@ -356,7 +357,7 @@ def run_rollout(
 
 # -- scores ------------------------------------------------------------------------------------
 def score(ds: xr.Dataset, *, threshold: float = 1.0) -> tuple[dict[str, pd.DataFrame], dict]:
-    """Per-lead-time scores of the model and its baselines.
+    """Per-lead-time scores of one rollout (one sample) and of its baselines.
 
     Baselines: persistence (last context frame repeated) for every domain, and for radar also
     pysteps optical-flow extrapolation (Lucas-Kanade motion + semi-Lagrangian advection).
@@ -364,34 +365,96 @@ def score(ds: xr.Dataset, *, threshold: float = 1.0) -> tuple[dict[str, pd.DataF
     ``lead_step`` with one column per score (:func:`model.metrics.per_lead`) and ``units`` maps a
     score to its unit. Raises :class:`DashboardError` when there is no truth to score against.
     """
+    if "truth" not in ds:
+        raise DashboardError("No ground truth after the context: nothing to score against.")
+    return _score_tables(
+        ds["prediction"].values[None],
+        ds["truth"].values[None],
+        ds["context"].values[None],
+        domain=str(ds.attrs.get("domain", "video")),
+        threshold=threshold,
+    )
+
+
+def score_split(
+    model,
+    meta: dict,
+    data: xr.DataArray,
+    window: Window,
+    *,
+    threshold: float = 1.0,
+    on_sample: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, pd.DataFrame], dict, int]:
+    """Scores pooled over every sample of ``data``, each forecast with the same window.
+
+    Parameters
+    ----------
+    model, meta
+        The loaded checkpoint (:func:`load_model`).
+    data : xarray.DataArray
+        ``(sample, time, channel, y, x)``: every sample is forecast (gates not recorded).
+    window : Window
+        Start, context and horizon; its ``sample`` is ignored.
+    threshold : float
+        Radar event threshold (mm/h).
+    on_sample : callable, optional
+        ``on_sample(done, total)`` before each sample (for a progress bar).
+
+    Returns
+    -------
+    (dict, dict, int)
+        Tables and units as :func:`score` (pooled: errors averaged over all samples' frames, CSI/
+        POD/FAR from the summed contingency counts), and the number of samples.
+    """
+    from dataclasses import replace
+
+    n_samples = int(data.sizes["sample"])
+    parts: dict[str, list[np.ndarray]] = {"prediction": [], "truth": [], "context": []}
+    domain = "video"
+    for k in range(n_samples):
+        if on_sample is not None:
+            on_sample(k, n_samples)
+        ds = run_rollout(model, meta, data, replace(window, sample=k), capture=False)
+        if "truth" not in ds:
+            raise DashboardError("No ground truth after the context: nothing to score against.")
+        domain = str(ds.attrs.get("domain", "video"))
+        for name in parts:
+            parts[name].append(ds[name].values)
+    if on_sample is not None:
+        on_sample(n_samples, n_samples)
+    stacked = {name: np.stack(arrays) for name, arrays in parts.items()}  # (S, T, C, Y, X)
+    tables, units = _score_tables(
+        stacked["prediction"],
+        stacked["truth"],
+        stacked["context"],
+        domain=domain,
+        threshold=threshold,
+    )
+    return tables, units, n_samples
+
+
+def _score_tables(prediction, truth, context, *, domain: str, threshold: float):
+    """Scores of ``prediction`` and the baselines, all ``(sample, time, channel, y, x)``, over the
+    leads where every sample has truth."""
     from model.baselines import extrapolation, persistence
     from model.metrics import per_lead
 
-    if "truth" not in ds or not np.isfinite(ds["truth"].values).any():
+    if not np.isfinite(truth).any():
         raise DashboardError("No ground truth after the context: nothing to score against.")
-    domain = str(ds.attrs.get("domain", "video"))
-    horizon = int(ds.sizes["time"])
-    known = np.isfinite(ds["truth"].values).reshape(horizon, -1).any(axis=1)
+    horizon = truth.shape[1]
+    known = np.isfinite(truth).transpose(1, 0, 2, 3, 4).reshape(horizon, -1).any(axis=1)
     n = int(known.sum()) if known.all() else int(np.argmin(known))
-    truth = ds["truth"].values[:n]
+    truth = truth[:, :n]
+
+    def table(forecast):
+        return per_lead(np.asarray(forecast)[:, :n], truth, domain=domain, thresholds=(threshold,))
+
     tables = {
-        "ConvLSTM": per_lead(
-            ds["prediction"].values[:n], truth, domain=domain, thresholds=(threshold,)
-        ),
-        "persistence": per_lead(
-            np.asarray(persistence(ds["context"].values, horizon=n)),
-            truth,
-            domain=domain,
-            thresholds=(threshold,),
-        ),
+        "ConvLSTM": table(prediction),
+        "persistence": table(persistence(context, horizon=n)),
     }
-    if domain == "radar" and ds.sizes.get("context_time", 0) >= 2:
-        tables["extrapolation"] = per_lead(
-            np.asarray(extrapolation(ds["context"].values, horizon=n)),
-            truth,
-            domain=domain,
-            thresholds=(threshold,),
-        )
+    if domain == "radar" and context.shape[1] >= 2:
+        tables["extrapolation"] = table(extrapolation(context, horizon=n))
     units = dict(tables["ConvLSTM"].attrs.get("units", {}) or {})
     return tables, units
 

@@ -130,3 +130,17 @@ def test_back_to_an_earlier_link_restores_that_view():
     assert not at.exception
     assert at.number_input(key="sample").value == 2
     assert at.radio(key="view").value == "Gates"
+
+
+def test_metrics_say_one_sample_and_the_whole_split_can_be_scored():
+    at = run({"dataset": "moving_mnist", "checkpoint": "mnist_a", "view": "Metrics"})
+    captions = " ".join(c.value for c in at.caption)
+    assert "Scores of sample 0 only" in captions
+    one = at.dataframe[0].value
+    at.button(key="score_split").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = " ".join(c.value for c in at.caption)
+    assert "pooled over all 64 samples" in captions
+    pooled = at.dataframe[0].value
+    assert list(pooled.columns) == list(one.columns) and len(pooled) == len(one)
+    assert not pooled["MSE"].equals(one["MSE"])  # 64 samples, not sample 0 again
