@@ -28,7 +28,8 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from model.convlstm import GATES, ConvLSTM, conv_step
+from model.convlstm import GATES, ConvLSTM
+from model.kernels import conv_step
 from model.normalize import Normalizer
 
 DEFAULT_BYTE_BUDGET = 512 * 2**20  # 512 MiB of float16 gates (a 12+12 radar rollout needs ~150 MiB)

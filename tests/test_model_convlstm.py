@@ -13,9 +13,9 @@ from model.convlstm import (
     GATES,
     ConvLSTM,
     ConvLSTMConfig,
-    memory_format_for,
     reorder_gates,
 )
+from model.kernels import memory_format_for
 from model.rollout import compile_network, rollout
 
 
