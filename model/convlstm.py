@@ -9,12 +9,9 @@ Cell equations (``*`` convolution, ``∘`` Hadamard product, peephole terms opti
     o_t = σ(W_xo * X_t + W_ho * H_{t-1} + W_co ∘ C_t + b_o)
     H_t = o_t ∘ tanh(C_t)
 
-Speed (inference on a CPU): each layer and step runs one fused convolution over
-``cat([X_t, H_{t-1}])``, the fewest the math allows for a recurrent cell. Activations and states
-on grids of 32x32 pixels and more are kept channels-last (NHWC), the layout oneDNN's convolutions
-read and write without reordering (NCHW measured 5-45% slower there), smaller grids stay NCHW
-(see :func:`memory_format_for`). Weights are cast once per call to the autocast dtype rather than
-once per convolution, and inference updates the gates in place (fewer fresh buffers to fault in).
+The step runs one convolution over ``cat([X_t, H_{t-1}])`` (``W_x`` and ``W_h`` side by side),
+then :func:`gate_update`, the equations above written out. What makes it fast (layouts, weights
+cast once per call, in-place gates for inference) lives in :mod:`model.kernels`.
 """
 
 from __future__ import annotations
@@ -23,11 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from model.runtime import tune_cpu_allocator
+from model import kernels
+from model.kernels import StepWeights, autocast_dtype, conv_step, memory_format_for
 
 GATES: tuple[str, ...] = ("input", "forget", "output", "candidate", "cell", "hidden")
 """Names (and capture order) of the gates and states users see. Written once, used everywhere."""
@@ -145,110 +142,27 @@ class ConvLSTMState:
         return ConvLSTMState([h.detach() for h in self.hidden], [c.detach() for c in self.cell])
 
 
-CHANNELS_LAST_MIN_PIXELS = 32 * 32
-"""Latent grids with at least this many pixels run channels-last (NHWC), smaller ones NCHW.
-
-Measured on this project's CPU (oneDNN, bfloat16): NHWC was 5-45% faster per convolution on
-32x32 and 64x64 grids, NCHW 20-35% faster on 16x16 grids with 5x5 kernels."""
-
-
-def memory_format_for(grid_size: tuple[int, int]) -> torch.memory_format:
-    """The activation layout used for a latent grid of ``grid_size`` (h, w) pixels."""
-    if grid_size[0] * grid_size[1] >= CHANNELS_LAST_MIN_PIXELS:
-        return torch.channels_last
-    return torch.contiguous_format
-
-
-@dataclass(frozen=True)
-class StepWeights:
-    """A cell's weights prepared for :meth:`ConvLSTMCell.fused_step`, built once per network call.
-
-    ``weight`` is ``cat([W_x, W_h])`` ``[4*hid, C_in + hid, k, k]`` and ``bias`` ``[4*hid]``, both in
-    the compute dtype (bfloat16 under bfloat16 autocast); ``peephole`` is ``[3, hid, h, w]`` float32
-    (or None), laid out like the states (:attr:`ConvLSTMCell.memory_format`).
-    """
-
-    weight: Tensor
-    bias: Tensor
-    peephole: Tensor | None
-
-
-def _tanh_by_sigmoid(x: Tensor) -> Tensor:
-    """``tanh(x) = 2 σ(2x) - 1`` out of place (see :func:`_tanh_`)."""
-    return 2 * torch.sigmoid(2 * x) - 1
-
-
-def _tanh_(x: Tensor) -> Tensor:
-    """``tanh`` in place, for inference; on the CPU computed as ``2 σ(2x) - 1``.
-
-    PyTorch's CPU ``tanh`` measured 6x slower than its ``sigmoid`` here (386 vs 63 µs for 262k
-    float32 values on 2 threads); the identity is exact in real arithmetic and within 2e-7 in
-    float32.
-    """
-    if x.device.type != "cpu":
-        return x.tanh_()
-    return x.mul_(2).sigmoid_().mul_(2).sub_(1)
-
-
-def conv_step(
-    x: Tensor,
-    h: Tensor | None,
-    c: Tensor,
-    weight: Tensor,
-    bias: Tensor,
-    peephole: Tensor | None,
-    *,
-    padding: int,
-    memory_format: torch.memory_format,
-    want_gates: bool = False,
-    in_place: bool = False,
-) -> tuple[Tensor, Tensor, tuple[Tensor, ...] | None]:
-    """One ConvLSTM step: one convolution over ``cat([X_t, H_{t-1}])``, then the cell equations.
+def gate_update(z: Tensor, c: Tensor, peephole: Tensor | None) -> tuple[Tensor, ...]:
+    """The cell equations (module docstring) from the pre-activation ``z`` of the gate convolution.
 
     Parameters
     ----------
-    x, h, c : Tensor
-        ``X_t`` ``[B, C_in, h, w]``; ``H_{t-1}``, ``C_{t-1}`` ``[B, hid, h, w]`` float32.
-        ``h=None`` stands for a zero ``H_{t-1}``: only the input part is convolved.
-    weight, bias : Tensor
-        ``[4*hid, C_in + hid, k, k]`` and ``[4*hid]`` (see :meth:`ConvLSTMCell.step_weights`).
+    z : Tensor
+        ``W_x * X_t + W_h * H_{t-1} + b`` ``[B, 4*hid, h, w]`` float32, blocks in
+        :data:`CONV_GATES` order (i, f, o, g).
+    c : Tensor
+        ``C_{t-1}`` ``[B, hid, h, w]``.
     peephole : Tensor or None
         ``[3, hid, h, w]``: ``W_ci``, ``W_cf``, ``W_co``.
-    padding : int
-        ``k // 2``.
-    memory_format : torch.memory_format
-        Layout of the convolution input.
-    want_gates : bool
-        Also return ``(i, f, o, g, C_t, H_t)``.
-    in_place : bool
-        Update the gates in place in the convolution output (inference; no autograd).
 
     Returns
     -------
-    (Tensor, Tensor, tuple or None)
-        ``H_t``, ``C_t`` ``[B, hid, h, w]`` float32, and the gates when asked.
+    tuple of Tensor
+        ``(i, f, o, g, C_t, H_t)``, each ``[B, hid, h, w]``, in :data:`GATES` order. Out of place,
+        for autograd and ``torch.compile``; :func:`model.kernels.gate_update_` is the in-place
+        twin eager inference runs.
     """
-    if h is None:  # W_h * 0 = 0: the input part of the weight alone
-        xh, weight = x.contiguous(memory_format=memory_format), weight[:, : x.shape[1]]
-    else:
-        xh = torch.cat([x, h.to(x.dtype)], dim=1).contiguous(memory_format=memory_format)
-    z = F.conv2d(xh, weight, bias, padding=padding)  # [B, 4*hid, h, w]
-    z = z.float()  # bfloat16 under autocast; the gate math runs in float32
-    update = gate_update_ if in_place else gate_update
-    gates = update(z, c, peephole)  # (i, f, o, g, C_t, H_t)
-    return gates[5], gates[4], gates if want_gates else None
-
-
-def gate_update(z: Tensor, c: Tensor, peephole: Tensor | None) -> tuple[Tensor, ...]:
-    """The cell equations from the pre-activation ``z`` ``[B, 4*hid, h, w]`` (:data:`CONV_GATES` order).
-
-    ``c`` is ``C_{t-1}`` ``[B, hid, h, w]``, ``peephole`` ``[3, hid, h, w]`` or None. Returns
-    ``(i, f, o, g, C_t, H_t)``, each ``[B, hid, h, w]``. Out of place: for autograd and
-    ``torch.compile`` (which fuses it into one loop).
-    """
-    # CPU inference (the compiled path): tanh as 2σ(2x) - 1, 0.8 -> 0.5 ms per 64x64x64 step here
-    cpu_inference = z.device.type == "cpu" and not torch.is_grad_enabled()
-    tanh = _tanh_by_sigmoid if cpu_inference else torch.tanh
+    tanh = kernels.tanh  # torch.tanh; in CPU inference 2σ(2x) - 1 (within 2e-7, faster)
     zi, zf, zo, zg = z.unflatten(1, (4, -1)).unbind(1)  # each [B, hid, h, w]
     if peephole is not None:
         zi = zi + peephole[0] * c  # + W_ci ∘ C_{t-1}
@@ -261,22 +175,10 @@ def gate_update(z: Tensor, c: Tensor, peephole: Tensor | None) -> tuple[Tensor, 
     return i, f, o, g, c_next, o * tanh(c_next)
 
 
-def gate_update_(z: Tensor, c: Tensor, peephole: Tensor | None) -> tuple[Tensor, ...]:
-    """:func:`gate_update` computed in place in ``z`` (eager inference: fewer fresh buffers)."""
-    zi, zf, zo, zg = z.chunk(4, dim=1)  # each [B, hid, h, w], views into z
-    if peephole is not None:
-        zi.addcmul_(peephole[0], c)
-        zf.addcmul_(peephole[1], c)
-    i, f, g = zi.sigmoid_(), zf.sigmoid_(), _tanh_(zg)
-    c_next = (f * c).addcmul_(i, g)  # [B, hid, h, w]
-    if peephole is not None:
-        zo.addcmul_(peephole[2], c_next)
-    o = zo.sigmoid_()
-    return i, f, o, g, c_next, _tanh_(c_next.clone()).mul_(o)
-
-
 class ConvLSTMCell(nn.Module):
-    """One ConvLSTM layer.
+    """One ConvLSTM layer: its weights and one time step (:meth:`fused_step`).
+
+    :class:`ConvLSTM` runs the layers over a sequence; a cell has no sequence ``forward`` of its own.
 
     Parameters
     ----------
@@ -376,41 +278,13 @@ class ConvLSTMCell(nn.Module):
         """
         h, c = state
         step = self.compiled_step or conv_step
+        # eager inference updates the gates in place; autograd and compiled graphs out of place
+        in_place = self.compiled_step is None and not torch.is_grad_enabled()
         return step(
             x, h, c, weights.weight, weights.bias, weights.peephole,
+            update=kernels.gate_update_ if in_place else gate_update,
             padding=self.padding, memory_format=self.memory_format, want_gates=want_gates,
-            in_place=self.compiled_step is None and not torch.is_grad_enabled(),
         )  # fmt: skip
-
-    def forward(
-        self,
-        x: Tensor,
-        state: tuple[Tensor, Tensor] | None = None,
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """Run over a sequence.
-
-        Parameters
-        ----------
-        x : Tensor
-            ``[B, T, C_in, h, w]``.
-        state : (Tensor, Tensor), optional
-            Initial ``(H, C)``, each ``[B, hidden, h, w]``; zeros when omitted.
-
-        Returns
-        -------
-        (Tensor, (Tensor, Tensor))
-            Hidden states ``[B, T, hidden, h, w]`` and the final ``(H, C)``.
-        """
-        _check_rank(x, "x")
-        if state is None:
-            state = _zeros_state(x, self.hidden_channels)
-        weights = self.step_weights(_autocast_dtype(x))
-        h, c = state
-        outputs = []
-        for k in range(x.shape[1]):
-            h, c, _ = self.fused_step(x[:, k], (h, c), weights)
-            outputs.append(h)
-        return torch.stack(outputs, dim=1), (h, c)  # [B, T, hid, h, w]
 
 
 class ConvLSTM(nn.Module):
@@ -479,11 +353,14 @@ class ConvLSTM(nn.Module):
             raise ValueError("frames must hold at least one time step")
 
     def initial_state(self, batch: int, *, like: Tensor) -> ConvLSTMState:
-        """Zero state for ``batch`` sequences on ``like``'s device (float32, channels-last)."""
+        """Zero state for ``batch`` sequences on ``like``'s device (float32, layout of the grid)."""
         h, w = self.config.grid_size
         fmt = memory_format_for((h, w))
-        zeros = [_zeros(like, (batch, hid, h, w), fmt) for hid in self.config.hidden_channels]
-        return ConvLSTMState(hidden=list(zeros), cell=[z.clone() for z in zeros])
+        hidden = []
+        for hid in self.config.hidden_channels:
+            zeros = torch.zeros(batch, hid, h, w, dtype=torch.float32, device=like.device)
+            hidden.append(zeros.contiguous(memory_format=fmt))  # [B, hid, h, w]
+        return ConvLSTMState(hidden=hidden, cell=[z.clone() for z in hidden])
 
     def _readout(self, hidden: Sequence[Tensor]) -> Tensor:
         """Head over the concatenated hidden states ``[N, sum(hid), h, w]`` -> frame ``[N, C*p*p, h, w]``."""
@@ -494,9 +371,7 @@ class ConvLSTM(nn.Module):
     # running
     def _step_weights(self, like: Tensor) -> list[StepWeights]:
         """Every cell's :class:`StepWeights`, cast to the autocast dtype active for ``like``."""
-        if like.device.type == "cpu":
-            tune_cpu_allocator()  # once per process: reuse freed activations (model/runtime.py)
-        dtype = _autocast_dtype(like)
+        dtype = autocast_dtype(like)
         return [cell.step_weights(dtype) for cell in self.cells]
 
     def _step(
@@ -630,14 +505,6 @@ class ConvLSTM(nn.Module):
         return self.unpatch(y.unflatten(0, (b, t))).contiguous(), state  # [B, T, C, H, W]
 
 
-def _autocast_dtype(x: Tensor) -> torch.dtype | None:
-    """The autocast dtype active for ``x``'s device, or None when autocast is off."""
-    device_type = x.device.type
-    if torch.is_autocast_enabled(device_type):
-        return torch.get_autocast_dtype(device_type)
-    return None
-
-
 def _check_rank(x: Tensor, name: str) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor [B, T, C, H, W], got {type(x).__name__}")
@@ -646,15 +513,3 @@ def _check_rank(x: Tensor, name: str) -> None:
             f"{name} has shape {tuple(x.shape)} (rank {x.dim()}); expected rank 5 "
             "[B, T, C, H, W]: add a batch axis with x[None] for a single sequence"
         )
-
-
-def _zeros(like: Tensor, shape: tuple[int, ...], memory_format: torch.memory_format) -> Tensor:
-    """Zero state ``[B, hidden, h, w]`` float32 in ``memory_format`` on ``like``'s device."""
-    z = torch.zeros(shape, dtype=torch.float32, device=like.device)
-    return z.contiguous(memory_format=memory_format)
-
-
-def _zeros_state(x: Tensor, hidden: int) -> tuple[Tensor, Tensor]:
-    b, _, _, h, w = x.shape
-    z = _zeros(x, (b, hidden, h, w), memory_format_for((h, w)))
-    return z, z.clone()

@@ -33,6 +33,7 @@ from model import baselines
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from model.metrics import per_lead
 from model.normalize import Normalizer
+from model.runtime import tune_cpu_allocator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAIN_METRICS = {
@@ -346,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = build_parser().parse_args(argv)
+    tune_cpu_allocator()  # process-wide: keep freed activations for reuse (model/runtime.py)
     options = {"root": args.data_root} if args.data_root else {}
     thresholds = tuple(float(t) for t in args.thresholds.split(","))
     try:

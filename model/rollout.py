@@ -20,7 +20,8 @@ saying how many bytes it needs and how to ask for less (fewer layers, gates or s
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,8 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from model.convlstm import GATES, ConvLSTM, conv_step
+from model.convlstm import GATES, ConvLSTM
+from model.kernels import conv_step
 from model.normalize import Normalizer
 
 DEFAULT_BYTE_BUDGET = 512 * 2**20  # 512 MiB of float16 gates (a 12+12 radar rollout needs ~150 MiB)
@@ -117,6 +119,10 @@ def compile_network(model: ConvLSTM) -> ConvLSTM:
     network instead took 81 s and ran slower here. :func:`rollout` accepts the result in place
     of ``model``. The dashboard does not use it, so no page load ever pays the compile time.
 
+    Dynamo's recompile limit is raised only while the copy's compiled functions run (a
+    ``torch._dynamo.config.patch`` around each call, about 16 µs), never for the whole process:
+    other ``torch.compile`` users keep their limit.
+
     Parameters
     ----------
     model : ConvLSTM
@@ -131,15 +137,28 @@ def compile_network(model: ConvLSTM) -> ConvLSTM:
     # One graph per layer shape, input dtype and capture choice, all of the one function
     # conv_step: a 3-layer network alone needs 8, dynamo's default recompile limit.
     limit = 16 * max(len(model.cells), 1)
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, limit)
     # Keep the layout the network chose (memory_format_for); inductor would force channels-last,
     # 20-35% slower for the video model's 16x16 grid with 5x5 kernels here.
     options = {"layout_optimization": False}
-    step = torch.compile(conv_step, dynamic=False, options=options)
+    step = _with_recompile_limit(torch.compile(conv_step, dynamic=False, options=options), limit)
     for cell in compiled.cells:
         cell.compiled_step = step
-    compiled._readout = torch.compile(compiled._readout, dynamic=False, options=options)
+    readout = torch.compile(compiled._readout, dynamic=False, options=options)
+    compiled._readout = _with_recompile_limit(readout, limit)
     return compiled
+
+
+def _with_recompile_limit(fn: Callable, limit: int) -> Callable:
+    """``fn`` run with dynamo's recompile limit at least ``limit`` (dynamo reads it when it
+    compiles, lazily inside the call), the process-wide setting restored after each call."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        wanted = max(torch._dynamo.config.recompile_limit, limit)
+        with torch._dynamo.config.patch(recompile_limit=wanted):
+            return fn(*args, **kwargs)
+
+    return call
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -1,4 +1,4 @@
-"""Host-memory settings that make CPU rollouts fast, applied by the first CPU call of a ConvLSTM.
+"""Host-memory settings that make CPU rollouts fast, applied by entry points, never by the model.
 
 A rollout allocates and frees a few MiB of activations per layer and step (convolution outputs,
 gate pre-activations, new states). glibc serves every allocation over 128 KiB with fresh pages from
@@ -7,6 +7,11 @@ this project's 2-core CPU that was 10-25% of a radar rollout (the ``copy`` of a 
 1.25 ms instead of 0.08 ms). Raising glibc's mmap and trim thresholds keeps freed blocks in the heap
 for reuse, the usual cure (PyTorch's CPU tuning guide suggests jemalloc or tcmalloc for the same
 reason; those need a ``LD_PRELOAD`` and a system package, this needs neither).
+
+The setting is process-wide, so programs opt in: ``python -m bench.rollout``,
+``python -m model.evaluate`` and training call :func:`tune_cpu_allocator` at start; the network
+(:mod:`model.convlstm`) does not. The dashboard leaves it alone and trims with
+:func:`release_memory` after rollouts.
 
 The cost: up to :data:`TRIM_THRESHOLD` bytes of freed memory may stay with the process instead of
 going back to the operating system. Set ``CONVLSTM_LAB_KEEP_MALLOC=1`` to leave glibc as it is.

@@ -184,8 +184,25 @@ def test_registry_lists_and_matches(tmp_path, model):
     assert not compatible(meta, wrong_domain)
 
 
-def test_pick_device_auto_says_which():
+def test_pick_device_auto_says_which(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     device, note = pick_device("auto")
-    expected = "cuda" if torch.cuda.is_available() else device.type
-    assert device.type == expected
-    assert device.type in note
+    assert device == torch.device("cpu")
+    assert note == "using cpu (no CUDA or MPS GPU found)"
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device("auto") == (torch.device("mps"), "using mps (Apple GPU)")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Test GPU 9000")
+    device, note = pick_device("auto")
+    assert device == torch.device("cuda")  # cuda first, before mps
+    assert note == "using cuda (Test GPU 9000)"
+
+
+def test_pick_device_refuses_cuda_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("cpu") == (torch.device("cpu"), "using cpu (asked for)")
+    with pytest.raises(CheckpointError, match="CUDA is not available"):
+        pick_device("cuda")

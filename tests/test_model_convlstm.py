@@ -13,9 +13,9 @@ from model.convlstm import (
     GATES,
     ConvLSTM,
     ConvLSTMConfig,
-    memory_format_for,
     reorder_gates,
 )
+from model.kernels import memory_format_for
 from model.rollout import compile_network, rollout
 
 
@@ -250,11 +250,13 @@ def test_compiled_network_matches_eager():
     with torch.no_grad():
         for cell in model.cells:
             cell.peephole_weight.normal_(0.0, 0.3)
+    limit = torch._dynamo.config.recompile_limit
     compiled = compile_network(model)
     assert all(cell.compiled_step is None for cell in model.cells)  # the original is untouched
     context = np.random.default_rng(0).random((4, 1, 32, 32), dtype=np.float32)
     eager = rollout(model, context, 3, capture=True, precision="fp32")
     fast = rollout(compiled, context, 3, capture=True, precision="fp32")
+    assert torch._dynamo.config.recompile_limit == limit  # raised only inside compiled calls
     np.testing.assert_allclose(fast.prediction, eager.prediction, atol=1e-5)
     np.testing.assert_allclose(
         fast.gates.values.astype(np.float32), eager.gates.values.astype(np.float32), atol=2e-3
