@@ -106,6 +106,8 @@ def explore(link: DeepLink, query: dict) -> None:
     entries = cache.catalog()
     by_name = {e.name: e for e in entries}
     default_ds, default_ckpt = _default_selection(entries, root)
+    first = by_name[default_ds].domain if default_ds in by_name else None
+    cache.server_ready(root, tuple(sorted(services.DOMAINS, key=lambda d: d != first)))
     side = st.sidebar
     side.header("Data")
 

@@ -1,6 +1,6 @@
 """Shared caches around :mod:`dashboard.services`, keyed by every setting that changes a result.
 
-- loaded models: ``st.cache_resource`` (at most :data:`dashboard.budget.MAX_MODELS`);
+- loaded models: at most :data:`dashboard.budget.MAX_MODELS`, shared by all sessions;
 - dataset arrays, uploaded files (keyed by a hash of their bytes), rollouts, scores and figures:
   :class:`dashboard.budget.ByteLRU` caches bounded in bytes (:data:`dashboard.budget.BUDGETS`),
   shared by all sessions and never copied, so callers only read what they get.
@@ -11,6 +11,7 @@ result.
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,9 @@ import xarray as xr
 
 from dashboard import figures, services
 from dashboard.budget import BUDGETS, MAX_MODELS, MISSING, ByteLRU
+
+WARM_UP_ENV = "CONVLSTM_LAB_WARM_UP"
+"""Set to ``0`` to skip computing the opening pages at start-up (the tests do)."""
 
 
 def _release() -> None:
@@ -32,7 +36,6 @@ _UPLOADS = ByteLRU("uploads", BUDGETS["uploads"], on_evict=_release)
 _ROLLOUTS = ByteLRU("rollouts", BUDGETS["rollouts"], on_evict=_release)
 _SCORES = ByteLRU("scores", BUDGETS["scores"], on_evict=_release)
 _FIGURES = ByteLRU("figures", BUDGETS["figures"], on_evict=_release)
-CACHES = (_DATASETS, _UPLOADS, _ROLLOUTS, _SCORES, _FIGURES)
 
 
 def stats() -> list[dict]:
@@ -44,7 +47,6 @@ def clear() -> None:
     """Drop every cached result and loaded model (tests; a server keeps its caches)."""
     for c in CACHES:
         c.clear()
-    model.clear()
 
 
 @st.cache_data(show_spinner=False, ttl=600)
@@ -108,9 +110,68 @@ def upload_key(content: bytes, filename: str) -> str:
     return f"upload:{digest}:{services.display_name(filename)}"
 
 
-@st.cache_resource(show_spinner=False, max_entries=MAX_MODELS)
+_MODELS = ByteLRU("models", MAX_MODELS, size_of=lambda _: 1, idle_seconds=float("inf"))
+CACHES = (_DATASETS, _UPLOADS, _ROLLOUTS, _SCORES, _FIGURES, _MODELS)
+
+
 def model(name: str, root: str, device: str = "auto"):
-    return services.load_model(name, root=root, device=device)
+    """``(network, meta)`` of a checkpoint, loaded once per server (at most ``MAX_MODELS`` kept)."""
+    return _MODELS.get_or_compute(
+        (name, root, device), lambda: services.load_model(name, root=root, device=device)
+    )
+
+
+@st.cache_resource(show_spinner=False)
+def server_ready(root: str, order: tuple[str, ...]) -> bool:
+    """Once per server: tune the CPU allocator and start :func:`warm_up_defaults` in a thread."""
+    import threading
+
+    from model.runtime import tune_cpu_allocator
+
+    tune_cpu_allocator()  # rollouts keep their scratch memory; pages trim after each run
+    if os.environ.get(WARM_UP_ENV, "1") == "0":
+        return True
+    threading.Thread(
+        target=warm_up_defaults, args=(root, order), name="convlstm-warm-up", daemon=True
+    ).start()
+    return True
+
+
+def warm_up_defaults(root: str, order: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Compute each domain's opening rollout and figure (in ``order``) before anyone asks.
+
+    Picks what the page picks for a domain with no other choice made: the first bundled dataset
+    (the default one first), the first compatible checkpoint, its training context and horizon,
+    sample 0 from frame 0. A failure only means that page computes it when asked.
+
+    Returns
+    -------
+    list of (str, str)
+        The (dataset, checkpoint) pairs warmed.
+    """
+    warmed = []
+    entries = services.dataset_catalog()
+    for domain in order:
+        names = sorted(e.name for e in entries if e.domain == domain and e.bundled)
+        if not names:
+            continue
+        try:
+            data = dataset(names[0])
+            fits = [n for n, _ in services.compatible_checkpoints(data, root)]
+            if not fits:
+                continue
+            net, meta = model(fits[0], root)
+            n_time = int(data.sizes["time"])
+            context = min(int(meta.get("context") or min(10, n_time - 1)), max(1, n_time - 1))
+            horizon = int(meta.get("horizon") or max(1, min(12, n_time - context)))
+            ds = rollout(fits[0], root, names[0], 0, 0, context, horizon, _data=data)
+            train_h = int(meta.get("horizon") or 0) or None
+            key = (fits[0], names[0], 0, 0, context, horizon)
+            forecast_figure(key, 0, int(ds.sizes.get("context_time", 0)), train_h, _ds=ds)
+            warmed.append((names[0], fits[0]))
+        except Exception:  # noqa: BLE001, S112 - warming is optional; the page reports errors
+            continue
+    return warmed
 
 
 def rollout(

@@ -38,6 +38,12 @@ CLOSED_URL = "http://127.0.0.1:9/"
 
 
 @pytest.fixture(autouse=True)
+def _no_dashboard_warm_up(monkeypatch):
+    """AppTest pages run in the test process: no start-up warm-up thread competing with them."""
+    monkeypatch.setenv("CONVLSTM_LAB_WARM_UP", "0")
+
+
+@pytest.fixture(autouse=True)
 def _offline_downloads(tmp_path_factory, monkeypatch):
     """Private cache per test and no default base URL that leaves this machine."""
     monkeypatch.setenv(download.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))

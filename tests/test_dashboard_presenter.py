@@ -144,3 +144,19 @@ def test_metrics_say_one_sample_and_the_whole_split_can_be_scored():
     pooled = at.dataframe[0].value
     assert list(pooled.columns) == list(one.columns) and len(pooled) == len(one)
     assert not pooled["MSE"].equals(one["MSE"])  # 64 samples, not sample 0 again
+
+
+def test_start_up_warms_each_domain_opening_page(root):
+    from dashboard import cache
+
+    cache.clear()
+    warmed = cache.warm_up_defaults(str(root), ("video", "radar", "traffic"))
+    assert warmed == [("moving_mnist", "mnist_a"), ("radar_synthetic", "radar_6to12")]
+    rollouts = next(c for c in cache.stats() if c["name"] == "rollouts")
+    figures_ = next(c for c in cache.stats() if c["name"] == "figures")
+    assert rollouts["entries"] == 2 and figures_["entries"] == 2
+    # the page then finds its opening rollout and figure ready (no new entries)
+    at = run({"dataset": "moving_mnist"})
+    assert at.selectbox(key="checkpoint").value == "mnist_a"
+    assert next(c for c in cache.stats() if c["name"] == "rollouts")["entries"] == 2
+    cache.clear()
