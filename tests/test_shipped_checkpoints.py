@@ -17,7 +17,7 @@ from model.checkpoint import DEFAULT_ROOT, compatible, load_checkpoint, scan_che
 from model.convlstm import ConvLSTMConfig
 from model.normalize import Normalizer
 from model.rollout import rollout
-from model.train import load_config
+from model.train_config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SHIPPED = scan_checkpoints(DEFAULT_ROOT)  # reads each meta.json and weight header only

@@ -1,0 +1,206 @@
+"""Browser benchmark of the dashboard as users meet it: shipped checkpoints, bundled data, Chromium.
+
+    python -m bench.dashboard_browser [--runs 3]
+
+Starts ``streamlit run dashboard/app.py`` on 127.0.0.1 (the repository's ``.streamlit/config.toml``,
+the shipped ``checkpoints/``), drives Debian's Chromium with playwright and prints, as medians of
+``--runs`` tries:
+
+- ``cold_first_page_s``: from starting the server process to the first animated forecast drawn;
+- ``warm_new_page_s``: a new browser page (a new session) on the warm server to its forecast;
+- ``sample_change_s``: "+" on the sample to the new sample's forecast drawn (a new rollout);
+- ``domain_switch_s``: a click on another domain to that domain's forecast drawn;
+- ``page_ws_bytes``: bytes the opening page received over the websocket.
+
+Targets (issue: a dashboard a presenter can trust): cold first page <= 8 s; new page <= 3 s;
+sample change <= 1 s; domain switch <= 1.5 s. Results also go to
+``test-artifacts/bench_dashboard_browser.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TARGETS = {
+    "cold_first_page_s": 8.0,
+    "warm_new_page_s": 3.0,
+    "sample_change_s": 1.0,
+    "domain_switch_s": 1.5,
+}
+# The forecast chart once drawn: its plotly meta, and whether its animation frames are loaded.
+JS_FORECAST = """() => {
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    const m = gd.layout && gd.layout.meta;
+    if (m && m.kind === 'forecast' && gd._transitionData && gd._transitionData._frames
+        && gd._transitionData._frames.length > 0) {
+      return {sample: m.sample, dataset: m.dataset};
+    }
+  }
+  return null;
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, log_path: Path) -> subprocess.Popen:
+    """``streamlit run`` from the repository root (so its config.toml applies)."""
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
+        "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}")
+        time.sleep(0.1)
+    raise RuntimeError("the server did not answer its health check")
+
+
+def wait_forecast(page, predicate=lambda c: True, timeout_s: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = page.evaluate(JS_FORECAST)
+        if found is not None and predicate(found):
+            return found
+        page.wait_for_timeout(20)
+    raise TimeoutError("the forecast chart was not drawn in time")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def measure(runs: int) -> dict:
+    """Run the benchmark; returns the medians, every run's values and the payload."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    values: dict[str, list[float]] = {key: [] for key in TARGETS}
+    payload: list[int] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for run in range(runs):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            t0 = time.perf_counter()
+            proc = start_server(port, ARTIFACTS / f"bench_dashboard_server_{run}.log")
+            try:
+                wait_healthy(url, proc)
+                page = browser.new_page(viewport={"width": 1440, "height": 900})
+                received = {"bytes": 0}
+
+                def count(ws, received=received):
+                    ws.on(
+                        "framereceived",
+                        lambda data: received.__setitem__(
+                            "bytes",
+                            received["bytes"]
+                            + len(data if isinstance(data, bytes) else data.encode()),
+                        ),
+                    )
+
+                page.on("websocket", count)
+                page.goto(url + "/")
+                wait_forecast(page)
+                values["cold_first_page_s"].append(time.perf_counter() - t0)
+                payload.append(received["bytes"])
+                page.close()
+                time.sleep(8)  # the server warms the other domains in the background
+                for _ in range(2):
+                    page = browser.new_page(viewport={"width": 1440, "height": 900})
+                    t = time.perf_counter()
+                    page.goto(url + "/")
+                    wait_forecast(page)
+                    values["warm_new_page_s"].append(time.perf_counter() - t)
+                    page.close()
+                page = browser.new_page(viewport={"width": 1440, "height": 900})
+                page.goto(url + "/")
+                wait_forecast(page)
+                box = page.locator('[data-testid="stNumberInput"]').filter(has_text="Sample")
+                for want in (1, 2):
+                    t = time.perf_counter()
+                    box.first.locator('button[data-testid="stNumberInputStepUp"]').click()
+                    wait_forecast(page, lambda c, want=want: c["sample"] == want)
+                    values["sample_change_s"].append(time.perf_counter() - t)
+                    page.wait_for_timeout(300)
+                shown = wait_forecast(page)["dataset"]
+                for domain in ("video", "radar", "traffic"):  # the page opens on traffic
+                    t = time.perf_counter()
+                    page.get_by_text(domain, exact=True).first.click()
+                    shown = wait_forecast(page, lambda c, was=shown: c["dataset"] != was)["dataset"]
+                    values["domain_switch_s"].append(time.perf_counter() - t)
+                    page.wait_for_timeout(300)
+                page.screenshot(path=str(ARTIFACTS / "bench_dashboard_browser.png"))
+                page.close()
+            finally:
+                stop(proc)
+        browser.close()
+    medians = {key: round(statistics.median(v), 2) for key, v in values.items() if v}
+    return {
+        "medians_s": medians,
+        "targets_s": TARGETS,
+        "all_s": {key: [round(x, 2) for x in v] for key, v in values.items()},
+        "page_ws_bytes": int(statistics.median(payload)) if payload else None,
+        "runs": runs,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="fresh servers to measure (median)")
+    args = parser.parse_args(argv)
+    result = measure(args.runs)
+    (ARTIFACTS / "bench_dashboard_browser.json").write_text(json.dumps(result, indent=2))
+    print(f"{'timing':22s} {'median s':>9s} {'target s':>9s}  runs")
+    for key, target in TARGETS.items():
+        median = result["medians_s"].get(key)
+        runs = ", ".join(f"{v:.2f}" for v in result["all_s"][key])
+        print(f"{key:22s} {median:9.2f} {target:9.2f}  {runs}")
+    print(f"opening page websocket payload: {result['page_ws_bytes'] / 1e6:.2f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
