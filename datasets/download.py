@@ -24,30 +24,24 @@ Files land in ``<cache>/<source>/<relative_path>`` where ``<cache>`` is the ``ca
 else the environment variable ``CONVLSTM_LAB_CACHE``, else ``platformdirs.user_cache_dir(
 "convlstm-lab")``. A file already in the cache with the right checksum is not downloaded again.
 
-Declaring the files a dataset needs (the API dataset modules follow)
---------------------------------------------------------------------
-A dataset module declares its files once, at import time, next to its ``@register``::
+The files of each dataset
+------------------------
+The one table of what each downloadable dataset needs is :data:`datasets.manifests.MANIFESTS`
+(``{name: FileSet(source, {relative_path: sha256})}``); this module reads it when imported and
+checks every path and hash. Dataset loaders then call::
 
-    from datasets.download import fetch_dataset, register_files
+    paths = fetch_dataset("radar_mch", cache_dir=cache_dir, base_url=base_url,
+                          download=download)   # {relative_path: Path}
 
-    MCH_FILES = {"radar/mch/20160711/AQC161932100V_00005.801.gif": "3f1c...e9", ...}
-    register_files("mch_radar", "pysteps-data", MCH_FILES)
-
-    @register("mch_radar", domain="radar")
-    def mch_radar(*, split, download=False, cache_dir=None, base_url=None, **options):
-        paths = fetch_dataset("mch_radar", cache_dir=cache_dir, base_url=base_url,
-                              download=download)   # {relative_path: Path}
-        ...
-
-- ``register_files(name, source, {relative_path: sha256})``: ``name`` is the dataset name users
-  pass to ``python -m datasets.download NAME`` (normally the registered dataset name), ``source``
-  one of :data:`SOURCES`, and each value the lower-case hex SHA-256 of the file (``None`` skips the
-  check; a source that only publishes another hash may give ``"md5:<hex>"``). Compute them with
-  :func:`sha256_of` or ``python -m datasets.download --manifest DIR``.
 - ``fetch_dataset(name, download=False)`` returns the cached paths, raising :class:`DatasetError`
   ("Dataset not found. Use download=True ...") when a file is missing; with ``download=True`` it
   fetches the missing ones.
 - :func:`fetch` fetches a single file.
+- :func:`register_files` adds a dataset at run time (a user's own mirror of files); built-in
+  datasets are in the table, never registered.
+- Hashes are lower-case hex SHA-256 (:func:`datasets.guards.sha256_of`, or
+  ``python -m datasets.download --manifest DIR``); ``None`` skips the check; a source that only
+  publishes another hash may give ``"md5:<hex>"``.
 
 CLI::
 
@@ -59,15 +53,15 @@ CLI::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from datasets.errors import DatasetError
+from datasets.guards import sha256_of
+from datasets.manifests import MANIFESTS, FileSet
 
 SOURCES: dict[str, str] = {
     "pysteps-data": "https://github.com/pySTEPS/pysteps-data/raw/master/",
@@ -79,19 +73,13 @@ BASE_URL_ENV_PREFIX = "CONVLSTM_LAB_BASE_URL_"
 DEFAULT_TIMEOUT_S = 60.0  # seconds without bytes from the server before a download is abandoned
 
 
-@dataclass(frozen=True)
-class FileSet:
-    """The files one downloadable dataset needs: ``{relative_path: sha256 or None}`` in a source."""
-
-    source: str
-    files: dict[str, str | None]
-
-
 _FILE_SETS: dict[str, FileSet] = {}
 
 
 def register_files(name: str, source: str, files: dict[str, str | None]) -> None:
-    """Declare the files that dataset ``name`` downloads from ``source``.
+    """Declare, at run time, the files that dataset ``name`` downloads from ``source``.
+
+    The built-in datasets are in :data:`datasets.manifests.MANIFESTS` and need no call.
 
     Parameters
     ----------
@@ -124,9 +112,7 @@ def register_files(name: str, source: str, files: dict[str, str | None]) -> None
 
 
 def registered_downloads() -> dict[str, FileSet]:
-    """The declared downloadable datasets (after importing the built-in dataset modules)."""
-    import datasets.builtin  # noqa: F401  (each dataset module calls register_files)
-
+    """The downloadable datasets: the manifests table plus any added with :func:`register_files`."""
     return dict(sorted(_FILE_SETS.items()))
 
 
@@ -275,7 +261,7 @@ def fetch_dataset(
     DatasetError
         Unknown name, a missing file with ``download=False``, or any download failure.
     """
-    sets = _FILE_SETS if name.lower() in _FILE_SETS else registered_downloads()
+    sets = registered_downloads()
     key = name.lower()
     if key not in sets:
         raise DatasetError(
@@ -303,15 +289,6 @@ def fetch_dataset(
             )
         paths[rel] = local
     return paths
-
-
-def sha256_of(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
-    """Lower-case hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def manifest(root: str | os.PathLike, *, pattern: str = "**/*") -> dict[str, str]:
@@ -394,9 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    # Run the copy in ``datasets.download`` (where dataset modules register their files), not this
-    # ``__main__`` copy, whose registry stays empty.
-    from datasets.download import main as _main
+for _name, _file_set in MANIFESTS.items():  # the table, checked once (paths, hashes, sources)
+    register_files(_name, _file_set.source, _file_set.files)
 
-    sys.exit(_main())
+
+if __name__ == "__main__":
+    sys.exit(main())

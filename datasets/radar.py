@@ -1,7 +1,7 @@
 """Radar datasets: a bundled synthetic one and the pysteps example events, in mm/h.
 
-Registered datasets
--------------------
+Datasets (listed in :mod:`datasets.catalog`)
+--------------------------------------------
 ``radar_synthetic``
     Bundled and offline: synthetic precipitation made with pysteps' noise generators and
     semi-Lagrangian advection (:mod:`datasets.radar_synthetic`), 128 x 128 at 1 km, 24 frames at 5
@@ -46,7 +46,7 @@ dataset             train                        val                       test
 ==================  ===========================  ========================  =======================
 
 ``n_samples`` keeps that many windows, evenly spaced. The arrays are those of
-:func:`datasets.radar_io.sliding_windows`: ``time`` is the frame index in the window and the
+:func:`datasets.windows.sliding_windows`: ``time`` is the frame index in the window and the
 ``timestamp (sample, time)`` coordinate holds the real valid times.
 """
 
@@ -60,8 +60,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from datasets.download import fetch_dataset, register_files
+from datasets.download import fetch_dataset
 from datasets.errors import DatasetError
+from datasets.manifests import MANIFESTS
 from datasets.radar_io import (
     DEFAULT_CROP_THRESHOLD,
     PYSTEPS_LICENCE,
@@ -71,13 +72,10 @@ from datasets.radar_io import (
     rain_crop_origin,
     read_radar_file,
     read_radar_sequence,
-    sliding_windows,
 )
-from datasets.radar_manifest import BOM_C10_FILES, BOM_CSCN_FILES, FMI_FILES, MCH_FILES
 from datasets.radar_synthetic import synthetic_precipitation
-from datasets.registry import register
+from datasets.windows import sliding_windows, take_evenly
 
-DOWNLOAD_SOURCE = "pysteps-data"
 DEFAULT_SAMPLES = {"train": 128, "val": 16, "test": 16}  # radar_synthetic
 SPLIT_FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 
@@ -104,41 +102,36 @@ EVENTS: dict[str, RadarEvents] = {
                 "mch/20170131": ("val",),
                 "mch/20160711": ("test",),
             },
-            MCH_FILES,
+            MANIFESTS["radar_mch"].files,
             "MeteoSwiss radar, 3 events (pysteps-data)",
         ),
         RadarEvents(
             "radar_fmi",
             "fmi",
             {"fmi/pgm/20160928": ("train",), "fmi/pgm/20170509": ("val", "test")},
-            FMI_FILES,
+            MANIFESTS["radar_fmi"].files,
             "FMI radar, 2 events (pysteps-data)",
         ),
         RadarEvents(
             "radar_bom_c10",
             "bom",
             {"bom/prcp-c10/66/2020/10/31": ("train", "val", "test")},
-            BOM_C10_FILES,
+            MANIFESTS["radar_bom_c10"].files,
             "BoM Rainfields3 prcp-c10, radar 66, 24 h at 10 min (pysteps-data)",
         ),
         RadarEvents(
             "radar_bom_cscn",
             "bom",
             {"bom/prcp-cscn/2/2018/06/16": ("train", "val", "test")},
-            BOM_CSCN_FILES,
+            MANIFESTS["radar_bom_cscn"].files,
             "BoM Rainfields3 prcp-cscn, radar 2, 6 h at 6 min (pysteps-data)",
         ),
     )
 }
 
-for _spec in EVENTS.values():
-    register_files(_spec.name, DOWNLOAD_SOURCE, _spec.files)
-
-
 # --- bundled synthetic ---------------------------------------------------------------------------
 
 
-@register("radar_synthetic", bundled=True, domain="radar")
 def radar_synthetic(
     *,
     split: str,
@@ -292,14 +285,7 @@ def load_radar_events(
         for p in parts
     ]
     out = xr.concat(parts, dim="sample", combine_attrs="override", join="override")
-    if n_samples is not None and int(n_samples) < out.sizes["sample"]:
-        if int(n_samples) < 1:
-            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-        keep = np.unique(
-            np.linspace(0, out.sizes["sample"] - 1, int(n_samples)).round().astype(int)
-        )
-        out = out.isel(sample=keep)
-    out = out.assign_coords(sample=np.arange(out.sizes["sample"]))
+    out = take_evenly(out.assign_coords(sample=np.arange(out.sizes["sample"])), n_samples)
     step = out.attrs.get("time_step", "unknown")
     out.attrs.update(
         description=(
@@ -381,7 +367,9 @@ def _event_folders(
     return folders
 
 
-def _loader(name: str):
+def events_loader(name: str):
+    """The loader of the real radar dataset ``name``: :func:`load_radar_events` bound to it."""
+
     def load(*, split: str, **options) -> xr.DataArray:
         return load_radar_events(name, split=split, **options)
 
@@ -394,12 +382,9 @@ def _loader(name: str):
     return load
 
 
-for _name in EVENTS:  # not bundled: they need root= or download=True
-    register(_name, bundled=False, domain="radar")(_loader(_name))
-
-
 __all__ = [
     "EVENTS",
+    "events_loader",
     "RADAR_SOURCES",
     "find_radar_files",
     "load_radar_events",

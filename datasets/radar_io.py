@@ -9,7 +9,8 @@ Public readers (each raises only :class:`~datasets.errors.DatasetError` on bad i
 - :func:`parse_timestamp` — the valid time written in a file name.
 - :func:`guess_radar_source` — which of the sources below a file is (``source="auto"``).
 - :func:`find_radar_files` — the files of one source in a folder, in time order.
-- :func:`sliding_windows` — cut a sequence into ``context + horizon`` windows.
+- :func:`sliding_windows` — cut a sequence into ``context + horizon`` windows (its home is
+  :mod:`datasets.windows`; re-exported here).
 
 Sources (``source=``)
 ---------------------
@@ -56,6 +57,9 @@ import numpy as np
 import xarray as xr
 
 from datasets.errors import DatasetError
+from datasets.guards import check_file
+from datasets.magic import GZIP_MAGIC, HDF5_MAGIC, NETCDF3_MAGIC, head, is_gif
+from datasets.timesteps import iso_duration
 from datasets.untrusted import (
     DEFAULT_MAX_DECODED_BYTES,
     check_gzip,
@@ -64,6 +68,7 @@ from datasets.untrusted import (
     gif_info,
     public_message,
 )
+from datasets.windows import sliding_windows  # noqa: F401  (re-exported: its home was here)
 
 MAX_BYTES = 200 * 1024 * 1024  # refuse radar files larger than this (a composite is ~1 MB)
 MAX_PIXELS = 25_000_000  # refuse fields with more pixels than this (5000 x 5000)
@@ -75,9 +80,6 @@ PYSTEPS_LICENCE = (
     "redistribute."
 )
 
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-_NETCDF3_MAGIC = b"CDF"
-_GZIP_MAGIC = b"\x1f\x8b"
 _BOM_PATCH_LOCK = threading.Lock()  # one BoM import at a time while pysteps sees the shim
 
 
@@ -179,8 +181,8 @@ def _fast_bom_coordinates(importers):
 
 
 def _check_gif(path: Path, max_pixels: int) -> None:
-    head = _head(path, 10)
-    if head[:6] not in (b"GIF87a", b"GIF89a"):
+    head = _read_head(path, 10)
+    if not is_gif(head):
         raise DatasetError(
             f"{path.name}: not a GIF file (starts with {head[:6]!r}); expected MeteoSwiss AQC GIF"
         )
@@ -225,10 +227,10 @@ def _check_pgm(path: Path, max_pixels: int) -> None:
 
 
 def _check_netcdf(path: Path, max_pixels: int) -> None:
-    head = _head(path, 8)
-    if not (head.startswith(_NETCDF3_MAGIC) or head.startswith(_HDF5_MAGIC)):
+    head = _read_head(path, 8)
+    if not (head.startswith(NETCDF3_MAGIC) or head.startswith(HDF5_MAGIC)):
         raise DatasetError(f"{path.name}: not a netCDF file (starts with {head[:8]!r})")
-    if head.startswith(_NETCDF3_MAGIC):  # before the netCDF library allocates what it declares
+    if head.startswith(NETCDF3_MAGIC):  # before the netCDF library allocates what it declares
         check_netcdf3_header(path, max_bytes=DEFAULT_MAX_DECODED_BYTES)
     else:  # netCDF-4: no links to other files, no plugin filters, declared sizes bounded
         check_hdf5(path, max_bytes=DEFAULT_MAX_DECODED_BYTES)
@@ -256,8 +258,8 @@ def _check_netcdf(path: Path, max_pixels: int) -> None:
 
 
 def _hdf5_shapes(path: Path, kind: str) -> list[tuple[int, ...]]:
-    head = _head(path, 8)
-    if not head.startswith(_HDF5_MAGIC):
+    head = _read_head(path, 8)
+    if not head.startswith(HDF5_MAGIC):
         raise DatasetError(f"{path.name}: not an HDF5 file (starts with {head[:8]!r})")
     check_hdf5(path, max_bytes=DEFAULT_MAX_DECODED_BYTES)  # before any link is followed
     try:
@@ -378,12 +380,12 @@ def guess_radar_source(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -
     """
     path = Path(path)
     _check_file(path, max_bytes)
-    head = _head(path, 8)
-    if head[:6] in (b"GIF87a", b"GIF89a"):
+    head = _read_head(path, 8)
+    if is_gif(head):
         return "mch"
     if head.startswith(b"P5"):
         return "fmi"
-    if head.startswith(_GZIP_MAGIC):
+    if head.startswith(GZIP_MAGIC):
         try:
             with gzip.open(path, "rb") as handle:
                 inner = handle.read(2)
@@ -391,9 +393,9 @@ def guess_radar_source(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -
             raise DatasetError(f"{path.name}: damaged gzip file ({exc})") from exc
         if inner == b"P5":
             return "fmi"
-    if head.startswith(_NETCDF3_MAGIC):
+    if head.startswith(NETCDF3_MAGIC):
         return "bom"
-    if head.startswith(_HDF5_MAGIC):
+    if head.startswith(HDF5_MAGIC):
         check_hdf5(path, max_bytes=DEFAULT_MAX_DECODED_BYTES)
         try:
             import h5py
@@ -722,7 +724,7 @@ def read_radar_sequence(
     pixel_km = geometry["pixel_km"] * factor
     array.attrs = {
         "units": "mm/h",
-        "time_step": _iso_minutes(step_min),
+        "time_step": "unknown" if step_min is None else iso_duration(step_min * 60),
         "domain": "radar",
         "source": f"{geometry['institution']} via {geometry['importer']}",
         "licence": licence,
@@ -744,62 +746,6 @@ def read_radar_sequence(
     return array
 
 
-def sliding_windows(
-    sequence: xr.DataArray, *, context: int, horizon: int, stride: int = 1
-) -> xr.DataArray:
-    """Cut a one-sample sequence into windows of ``context + horizon`` frames.
-
-    Parameters
-    ----------
-    sequence : xarray.DataArray
-        dims ``(sample, time, channel, y, x)`` with ``sample`` of length 1.
-    context, horizon : int
-        Frames given to the model and frames to forecast (>= 1 each).
-    stride : int
-        Frames between the starts of consecutive windows (>= 1).
-
-    Returns
-    -------
-    xarray.DataArray
-        dims ``(sample, time, channel, y, x)``, one sample per window; ``time`` is the frame index
-        in the window (0 .. context + horizon - 1) and ``timestamp (sample, time)`` the valid
-        times; attrs as the input plus ``context`` and ``horizon``.
-
-    Raises
-    ------
-    DatasetError
-        The sequence is shorter than one window.
-    """
-    if context < 1 or horizon < 1 or stride < 1:
-        raise ValueError(f"need context, horizon, stride >= 1; got {context}, {horizon}, {stride}")
-    length = context + horizon
-    n_time = sequence.sizes["time"]
-    if n_time < length:
-        raise DatasetError(
-            f"sequence in {sequence.attrs.get('folder', '?')} has {n_time} frames, fewer than "
-            f"context + horizon = {length}; ask for a shorter window"
-        )
-    starts = np.arange(0, n_time - length + 1, stride)
-    data = sequence.values[0]  # (T, C, H, W)
-    stamps = sequence["timestamp"].values[0]  # (T,)
-    windows = np.stack([data[s : s + length] for s in starts])  # (N, L, C, H, W)
-    out = xr.DataArray(
-        windows,
-        dims=("sample", "time", "channel", "y", "x"),
-        coords={
-            "sample": np.arange(len(starts)),
-            "time": np.arange(length),
-            "channel": sequence["channel"].values,
-            "y": sequence["y"],
-            "x": sequence["x"],
-            "timestamp": (("sample", "time"), np.stack([stamps[s : s + length] for s in starts])),
-        },
-        name=sequence.name,
-        attrs={**sequence.attrs, "context": int(context), "horizon": int(horizon)},
-    )
-    return out
-
-
 # --- helpers -------------------------------------------------------------------------------------
 
 
@@ -813,18 +759,12 @@ def _source(source: str) -> RadarSource:
 
 
 def _check_file(path: Path, max_bytes: int) -> None:
-    if not path.exists():
-        raise DatasetError(f"radar file {path.name} does not exist")
-    if not path.is_file():
-        raise DatasetError(f"{path.name} is not a regular file")
-    size = path.stat().st_size
-    if size == 0:
-        raise DatasetError(f"{path.name} is empty (0 bytes)")
-    if size > max_bytes:
-        raise DatasetError(
-            f"{path.name} is {size:,} bytes, larger than the limit of {max_bytes:,}; a radar composite "
-            "is a few MB. Raise max_bytes if the file is genuine."
-        )
+    check_file(
+        path,
+        max_bytes=max_bytes,
+        hint="Check the folder and the file name.",
+        limit_hint="A radar composite is a few MB; raise max_bytes if the file is genuine.",
+    )
 
 
 def _check_size(path: Path, height: int, width: int, max_pixels: int) -> None:
@@ -837,16 +777,15 @@ def _check_size(path: Path, height: int, width: int, max_pixels: int) -> None:
         )
 
 
-def _head(path: Path, n: int) -> bytes:
+def _read_head(path: Path, n: int) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            return handle.read(n)
+        return head(path, n)
     except OSError as exc:
         raise DatasetError(f"{path.name}: cannot be read ({exc})") from exc
 
 
 def _is_gzip(path: Path) -> bool:
-    return _head(path, 2) == _GZIP_MAGIC
+    return _read_head(path, 2) == GZIP_MAGIC
 
 
 @contextlib.contextmanager
@@ -885,14 +824,6 @@ def _common_step(paths: list[Path], times: np.ndarray) -> float | None:
             "one product and step at a time, or fill the gaps."
         )
     return float(steps[0]) / 60.0
-
-
-def _iso_minutes(minutes: float | None) -> str:
-    if minutes is None:
-        return "unknown"
-    if float(minutes).is_integer():
-        return f"PT{int(minutes)}M"
-    return f"PT{minutes * 60:g}S"
 
 
 def _block_factor(path: Path, native_km: float, resolution_km: float | None) -> int:

@@ -14,13 +14,21 @@ of samples (windows) returned, so callers such as the dashboard can ask for a fe
 - invalid pixels (e.g. outside the radar domain) are NaN in the array; :func:`valid_mask` turns them
   into the boolean mask that travels beside the data (NaN never reaches the network).
 
-Registering
------------
-``@register(name, bundled=True, domain="video")`` above the loader. ``bundled=True`` promises that
+The table
+---------
+The built-in datasets are listed in one table, :data:`datasets.catalog.CATALOG` (a
+:class:`~datasets.catalog.DatasetSpec` each: loader, domain, ``bundled``, summary, download manifest,
+file format), which the catalog module builds by importing the dataset modules; nothing registers
+itself on import. This module imports the catalog on first use, so ``import datasets`` (and the
+readers of :mod:`datasets.files`) do not import the dataset modules. ``bundled=True`` promises that
 the dataset loads on a fresh machine without network or ``../shared`` (the generic test holds it to
-that); ``bundled=False`` (the default) marks one that needs files (a ``path=`` or ``download=True``)
-and must then raise :class:`DatasetError` saying how to get them. :func:`dataset_info` returns what
-was registered.
+that); ``bundled=False`` marks one that needs files (a ``path=`` or ``download=True``) and must then
+raise :class:`DatasetError` saying how to get them. :func:`dataset_info` returns what is listed.
+
+Adding a dataset at run time
+----------------------------
+``@register(name, domain="video", bundled=False)`` above a loader adds it for this process (a user's
+own data in a notebook or a test); built-in datasets never use it.
 """
 
 from __future__ import annotations
@@ -30,22 +38,27 @@ from collections.abc import Callable
 import xarray as xr
 
 from datasets.errors import DatasetError
+from datasets.layout import DOMAINS, SPLITS, valid_mask
 
 Loader = Callable[..., xr.DataArray]
 
-_REGISTRY: dict[str, Loader] = {}
-_INFO: dict[str, dict] = {}
-SPLITS = ("train", "val", "test")
-DOMAINS = ("radar", "traffic", "video")
+_ADDED: dict = {}  # name -> DatasetSpec, added at run time with register()
+
+
+def _table() -> dict:
+    """Built-in datasets (the catalog, imported on first use) plus those added with register()."""
+    from datasets.catalog import CATALOG
+
+    return {**CATALOG, **_ADDED}
 
 
 def register(name: str, *, domain: str, bundled: bool = False) -> Callable[[Loader], Loader]:
-    """Decorator that adds a loader to the registry under ``name`` (lower case).
+    """Decorator that adds a loader, for this process, under ``name`` (lower case).
 
     Parameters
     ----------
     name : str
-        Registered name (stored lower case).
+        Name (stored lower case); a built-in name or one added before is refused.
     bundled : bool
         True when the dataset works offline right after install (no network, no ``../shared``).
     domain : {"radar", "traffic", "video"}
@@ -56,47 +69,37 @@ def register(name: str, *, domain: str, bundled: bool = False) -> Callable[[Load
         raise ValueError(f"domain {domain!r} of dataset {name!r}: use one of {', '.join(DOMAINS)}")
 
     def wrap(loader: Loader) -> Loader:
+        from datasets.catalog import spec_for
+
         key = name.lower()
-        if key in _REGISTRY:
+        if key in _table():
             raise ValueError(f"dataset {key!r} is registered twice")
-        _REGISTRY[key] = loader
-        doc = (loader.__doc__ or "").strip()
-        _INFO[key] = {
-            "name": key,
-            "bundled": bool(bundled),
-            "domain": domain,
-            "summary": doc.splitlines()[0] if doc else "",
-        }
+        _ADDED[key] = spec_for(key, loader, domain=domain, bundled=bundled)
         return loader
 
     return wrap
 
 
 def dataset_info(name: str) -> dict:
-    """What was registered for ``name``: ``{"name", "bundled", "domain", "summary"}``.
+    """What is listed for ``name``: ``{"name", "bundled", "domain", "summary"}``.
 
     ``summary`` is the first line of the loader's docstring. Unknown name -> ``ValueError``.
     """
-    _import_builtin()
-    key = str(name).lower()
-    if key not in _INFO:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    return dict(_INFO[key])
+    return _spec(name).info()
 
 
 def list_datasets() -> list[str]:
-    """Names of all registered datasets, sorted."""
-    _import_builtin()
-    return sorted(_REGISTRY)
+    """Names of all datasets, sorted."""
+    return sorted(_table())
 
 
 def get_dataset(name: str, *, split: str = "test", **options) -> xr.DataArray:
-    """Load a registered dataset.
+    """Load a dataset.
 
     Parameters
     ----------
     name : str
-        Registered name (case-insensitive); see :func:`list_datasets`.
+        Name (case-insensitive); see :func:`list_datasets`.
     split : {"train", "val", "test"}
         Which part of the data.
     **options
@@ -114,23 +117,18 @@ def get_dataset(name: str, *, split: str = "test", **options) -> xr.DataArray:
     DatasetError
         The data could not be read or validated.
     """
-    _import_builtin()
-    key = str(name).lower()
-    if key not in _REGISTRY:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+    spec = _spec(name)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    return _REGISTRY[key](split=split, **options)
+    return spec.loader(split=split, **options)
 
 
-def valid_mask(array: xr.DataArray) -> xr.DataArray:
-    """Boolean mask of valid (finite) pixels, same dims as ``array``."""
-    return array.notnull()
-
-
-def _import_builtin() -> None:
-    """Import the modules that register the built-in datasets (lazily, to keep imports light)."""
-    import datasets.builtin  # noqa: F401
+def _spec(name: str):
+    table = _table()
+    key = str(name).lower()
+    if key not in table:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(sorted(table))}")
+    return table[key]
 
 
 __all__ = [

@@ -52,7 +52,7 @@ HEADER_MAX_BYTES = 1024**2
 
 DEFAULT_READER = "datasets.files:read_any"
 
-PRELOAD = ["datasets.files", "datasets.builtin", "datasets.untrusted"]
+PRELOAD = ["datasets.files", "datasets.catalog", "datasets.untrusted"]
 """Modules the forkserver imports once, so each child starts with the readers loaded."""
 
 _CONTEXT_LOCK = threading.Lock()

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from datasets.errors import DatasetError
+from datasets.magic import NETCDF3_MAGIC, is_gif
 
 DEFAULT_MAX_DECODED_BYTES = 512 * 2**20  # float32 output (N*T*C*H*W*4) and declared stored arrays
 MAX_CHUNK_BYTES = 64 * 2**20  # one chunk is decompressed whole; real chunks are KiB to a few MiB
@@ -83,7 +84,6 @@ ZARR_CODECS = frozenset(
 
 _NC_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 4, 11: 8, 12: 8}
 _NC_DIMENSION, _NC_VARIABLE, _NC_ATTRIBUTE = 0x0A, 0x0B, 0x0C
-_NETCDF3_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -559,7 +559,7 @@ def check_netcdf3_header(path: str | os.PathLike, *, max_bytes: int | None = Non
     size = path.stat().st_size
     with open(path, "rb") as fh:
         data = fh.read(min(size, NETCDF3_HEADER_MAX_BYTES))
-    if not data.startswith(_NETCDF3_MAGIC):
+    if not data.startswith(NETCDF3_MAGIC):
         raise _refuse(path, f"not a classic netCDF file (starts {data[:4]!r}).")
     width = 8 if data[3] == 5 else 4  # NON_NEG counts and lengths: 64-bit in CDF-5
     offset_width = 4 if data[3] == 1 else 8
@@ -746,7 +746,7 @@ def gif_info(path: str | os.PathLike, *, max_frames: int) -> GifInfo:
     """
     path = Path(path)
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
+        if not is_gif(data) or len(data) < 13:
             raise _refuse(path, f"not a GIF file (starts {data[:6]!r}).")
         width = int.from_bytes(data[6:8], "little")
         height = int.from_bytes(data[8:10], "little")

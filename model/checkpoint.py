@@ -46,7 +46,6 @@ server path; :attr:`CheckpointError.path` keeps the full path for logs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -61,6 +60,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from datasets.guards import sha256_of
 from model.convlstm import CONV_GATES, ConvLSTM, ConvLSTMConfig, reorder_gates
 from model.devices import CPU_FALLBACK_NOTE, free_gpu_memory, is_out_of_memory
 from model.normalize import KINDS, Normalizer
@@ -205,7 +205,7 @@ def save_checkpoint(directory: str | Path, model: ConvLSTM, *, metadata: dict) -
         channels=cfg.in_channels,
         frame_size=list(cfg.frame_size),
         parameters=sum(p.numel() for p in model.parameters()),
-        weights_sha256=_sha256(weights),
+        weights_sha256=sha256_of(weights),
     )
     text = json.dumps(meta, indent=2, sort_keys=True, default=_json_default)
     (directory / META_FILE).write_text(text + "\n")
@@ -325,7 +325,7 @@ def load_checkpoint(
     weights = directory / WEIGHTS_FILE
     where = f"{directory.name}/{WEIGHTS_FILE}"
     expected_hash = meta.get("weights_sha256")
-    if expected_hash and _sha256(weights) != expected_hash:
+    if expected_hash and sha256_of(weights) != expected_hash:
         raise CheckpointError(
             f"{where}: sha256 does not match meta.json (file changed or truncated); "
             "re-copy the checkpoint or retrain",
@@ -926,14 +926,6 @@ def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"metadata value {value!r} ({type(value).__name__}) is not JSON-serialisable")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 __all__ = [

@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 import xarray as xr
 
+from datasets.timesteps import time_step_delta
 from model.convlstm import GATES, ConvLSTM
 from model.kernels import conv_step
 from model.normalize import Normalizer
@@ -349,19 +349,10 @@ def _context_times(context, n_ctx: int):
     return np.arange(n_ctx)
 
 
-def _step_delta(time_step: str | None) -> pd.Timedelta | None:
-    if not time_step:
-        return None
-    try:
-        return pd.Timedelta(time_step)
-    except (ValueError, TypeError):
-        return None
-
-
 def _forecast_coords(context, n_ctx: int, horizon: int, time_step) -> tuple[Iterable, Iterable]:
     """Forecast times (timestamps or step index) and lead times (timedelta or steps)."""
     steps = np.arange(1, horizon + 1)
-    delta = _step_delta(time_step)
+    delta = time_step_delta(time_step)
     lead = steps * delta.to_timedelta64() if delta is not None else steps
     times = _context_times(context, n_ctx)
     if delta is not None and np.issubdtype(np.asarray(times).dtype, np.datetime64):

@@ -2,8 +2,8 @@
 reader. A reader may return a valid dataset array or raise ``DatasetError``; nothing else may
 escape, and nothing may hang (per-test timeouts; hypothesis ``deadline`` per example).
 
-The readers under test are :data:`datasets.files.READERS` (so every reader a dataset module adds
-with ``register_reader`` is fuzzed too), the named readers below, and the readers of other modules
+The readers under test are :data:`datasets.files.READERS` (so every format listed there, and any
+added with ``register_reader``, is fuzzed too), the named readers below, and the readers of other modules
 listed in ``MODULE_READERS`` (extend the list). Every listed reader must import: an ImportError or
 a missing function fails the run instead of dropping the reader silently.
 """
@@ -76,8 +76,6 @@ def _mnist_seq_reader(path, **_):
 
 
 def _all_readers():
-    import datasets.builtin  # noqa: F401  (dataset modules register their readers)
-
     named = [
         pytest.param(F.read_any, id="read_any"),
         pytest.param(F.open_npy, id="open_npy"),

@@ -373,7 +373,7 @@ def test_refusal_says_why(hostile, case, words):
 # ----------------------------------------------------------------------------------------------
 HARNESS = r"""
 import json, resource, sys, time
-import datasets.builtin, datasets.files as F, datasets.radar_io as R
+import datasets.catalog, datasets.files as F, datasets.radar_io as R
 import h5py, netCDF4, zarr, PIL.Image, imageio.v3, imageio.plugins.ffmpeg, scipy.io
 import pysteps.io.importers
 from datasets.errors import DatasetError

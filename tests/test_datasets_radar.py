@@ -314,7 +314,7 @@ def test_odim_hdf5_sequence(tmp_path):
         files.append(_write_odim(tmp_path / name, raw))
     seq = read_radar_sequence(files, source="odim", grid=16, resolution_km=2.0)
     assert seq.shape == (1, 3, 1, 16, 16)
-    assert seq.attrs["time_step"] == "PT60M" and seq.attrs["units"] == "mm/h"
+    assert seq.attrs["time_step"] == "PT1H" and seq.attrs["units"] == "mm/h"
     assert np.nanmax(seq.values) == pytest.approx(20.0, rel=1e-4)
     assert seq.attrs["crop_row"] <= 8 and seq.attrs["crop_row"] + 16 >= 16  # storm inside
     coarse = read_radar_sequence(files, source="odim", grid=None, resolution_km=4.0)

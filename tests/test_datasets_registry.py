@@ -124,8 +124,7 @@ def test_names_are_case_insensitive_and_info_is_complete():
 def test_register_defaults_and_rejects_duplicates(monkeypatch):
     from datasets import registry
 
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setattr(registry, "_INFO", dict(registry._INFO))
+    monkeypatch.setattr(registry, "_ADDED", dict(registry._ADDED))
 
     @registry.register("tmp_plain", domain="video")
     def tmp_plain(*, split):

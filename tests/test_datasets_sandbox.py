@@ -53,7 +53,7 @@ def test_memory_hog_is_stopped_and_the_server_does_not_grow(tmp_path):
             reader="tests.sandbox_readers:hog_memory",
         )
     elapsed = time.perf_counter() - t0
-    assert elapsed < 5, elapsed
+    assert elapsed < 20, elapsed  # stopped by the memory limit, well before the 60 s timeout
     assert _peak_rss_mb() - before < 50
     assert str(tmp_path) not in str(info.value)
 

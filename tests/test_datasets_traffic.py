@@ -460,7 +460,7 @@ def test_corrupted_taxibj_files_raise_only_dataset_error(tmp_path, seed):
 
 
 def test_demand_profile_has_weekday_commute_peaks_only():
-    from datasets.sumo_traffic import SumoConfig, demand_rates
+    from tools.sumo_traffic import SumoConfig, demand_rates
 
     cfg = SumoConfig()
     minutes = np.arange(7 * 1440)
@@ -474,7 +474,7 @@ def test_demand_profile_has_weekday_commute_peaks_only():
 
 
 def test_route_follows_predecessor_table():
-    from datasets.sumo_traffic import route
+    from tools.sumo_traffic import route
 
     pred = np.full((4, 4), -9999, dtype=np.int32)  # edge graph 0 -> 1 -> 2 -> 3
     pred[0, 1], pred[0, 2], pred[0, 3] = 0, 1, 2
@@ -487,7 +487,7 @@ def test_sumo_generator_end_to_end_tiny(tmp_path):
     pytest.importorskip(
         "sumolib", reason="Eclipse SUMO is an optional extra (requirements-sumo.txt)"
     )
-    from datasets import sumo_traffic as S
+    from tools import sumo_traffic as S
 
     try:
         S.sumo_binary("sumo")

@@ -3,7 +3,7 @@
 SUMO is an *optional* extra (``pip install -r requirements-sumo.txt``); users of the bundled file
 ``datasets/data/traffic_sumo.nc`` never need it. Run::
 
-    python -m datasets.sumo_traffic --out datasets/data/traffic_sumo.nc --days 35 --seed 0
+    python tools/sumo_traffic.py --out datasets/data/traffic_sumo.nc --days 35 --seed 0
 
 What it does
 ------------
@@ -679,7 +679,7 @@ def to_dataset(counts: np.ndarray, grid: Grid, cfg: SumoConfig, stats: SimStats)
         "(Poisson trips with a daily profile, downtown work hotspot, routes precomputed as "
         "shortest paths under randomly perturbed travel times); each day is a separate SUMO run "
         "starting from an empty network at midnight. Timestamps are nominal, "
-        f"starting on Monday {START[:10]}. Made by datasets/sumo_traffic.py."
+        f"starting on Monday {START[:10]}. Made by tools/sumo_traffic.py."
     )
     attrs = {
         "units": "vehicles per interval",
@@ -687,10 +687,10 @@ def to_dataset(counts: np.ndarray, grid: Grid, cfg: SumoConfig, stats: SimStats)
         "domain": "traffic",
         "synthetic": 1,
         "description": description,
-        "source": "Eclipse SUMO (https://eclipse.dev/sumo) via datasets/sumo_traffic.py",
+        "source": "Eclipse SUMO (https://eclipse.dev/sumo) via tools/sumo_traffic.py",
         "licence": "CC0-1.0 (generated data); SUMO itself is EPL-2.0",
         "cell_size_m": float(grid.cell_m),
-        "generator": "python -m datasets.sumo_traffic",
+        "generator": "python tools/sumo_traffic.py",
         **{f"config_{k}": int(v) if isinstance(v, bool) else v for k, v in asdict(cfg).items()},
         **{f"sim_{k}": v for k, v in asdict(stats).items()},
     }
@@ -735,7 +735,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     defaults = SumoConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m datasets.sumo_traffic",
+        prog="python tools/sumo_traffic.py",
         description="Simulate grid-city traffic with Eclipse SUMO and bin in/out flows to NetCDF.",
     )
     parser.add_argument("--out", type=Path, required=True, help="output NetCDF path")
