@@ -160,12 +160,13 @@ def explore(link: DeepLink, query: dict) -> None:
         side.caption(safe(f"Unavailable: {bad}: {reason}"))
     if not ckpt_names:
         c, h, w = (int(data.sizes[d]) for d in ("channel", "y", "x"))
+        why = "; ".join(f"{n}: {services.fit_problem(m, data)}" for n, m in cache.checkpoints(root))
         st.error(
             safe(
                 f"No checkpoint fits {data_label} ({c} channel(s), {h}x{w} grid, domain "
-                f"{data.attrs.get('domain', '?')}). Checkpoints available: "
-                f"{', '.join(n for n, _ in cache.checkpoints(root)) or 'none'}. Pick other data or "
-                "train a checkpoint for this grid (python -m model.train)."
+                f"{data.attrs.get('domain', '?')}, step {data.attrs.get('time_step', '?')}). "
+                f"Checkpoints available: {why or 'none'}. Pick other data or train a checkpoint "
+                "for it (python -m model.train)."
             )
         )
         _preview(data, data_label)
@@ -173,6 +174,9 @@ def explore(link: DeepLink, query: dict) -> None:
     _choose("checkpoint", ckpt_names, default_ckpt)
     ckpt = side.selectbox("Checkpoint", ckpt_names, key="checkpoint")
     meta = dict(compatible[ckpt_names.index(ckpt)][1])
+    step_note = services.time_step_note(meta, data)
+    if step_note:
+        side.warning(safe(step_note))
     query["checkpoint"] = ckpt
 
     # window

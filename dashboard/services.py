@@ -243,6 +243,30 @@ def compatible_checkpoints(data: xr.DataArray, root=None) -> list[tuple[str, dic
     return [(name, meta) for name, meta in list_checkpoints(root) if compatible(meta, data)]
 
 
+def fit_problem(meta: dict, data: xr.DataArray) -> str:
+    """Why checkpoint ``meta`` does not fit ``data`` (a phrase), or ``"fits"``."""
+    from model.checkpoint import compatibility_problem
+
+    return compatibility_problem(meta, data) or "fits"
+
+
+def time_step_note(meta: dict, data: xr.DataArray) -> str | None:
+    """A sentence when the data states no duration per frame but the checkpoint was trained on one."""
+    from datasets.timesteps import parse_time_step
+
+    trained = meta.get("time_step")
+    if (
+        parse_time_step(trained) is not None
+        and parse_time_step(data.attrs.get("time_step")) is None
+    ):
+        return (
+            f"This data states no time step ({data.attrs.get('time_step', 'none')}); the checkpoint "
+            f"was trained on {trained} steps. Forecasts are only meaningful if the frames are that "
+            "far apart."
+        )
+    return None
+
+
 def load_model(name: str, *, root=None, device: str = "auto"):
     """``(model, meta)`` of checkpoint ``name`` (a folder under the root)."""
     from model.checkpoint import CheckpointError, load_checkpoint

@@ -436,26 +436,67 @@ def list_checkpoints(root: str | Path = DEFAULT_ROOT) -> list[tuple[str, dict]]:
 def compatible(meta: dict, data) -> bool:
     """Whether a checkpoint fits a dataset array ``(sample, time, channel, y, x)``.
 
-    Channels and grid must match; the domain must match when both say one. Odd metadata or data
+    Channels and grid must match; the domain must match when both say one; the time steps must
+    be equal when both state a duration (see :func:`compatibility_problem`). Odd metadata or data
     (wrong types, missing keys) gives False, never an exception.
     """
+    return compatibility_problem(meta, data) is None
+
+
+def compatibility_problem(meta: dict, data) -> str | None:
+    """Why a checkpoint does not fit ``data`` (one sentence), or None when it fits.
+
+    Parameters
+    ----------
+    meta : dict
+        Checkpoint metadata (:func:`read_metadata`).
+    data : xarray.DataArray
+        ``(sample, time, channel, y, x)`` with ``attrs`` ``domain`` and ``time_step``.
+
+    Returns
+    -------
+    str or None
+        E.g. ``"trained on 5 min steps, the data has 2 min steps"``. A data time step that is no
+        duration (``"1 frame"``) or missing is not a mismatch: the page says so instead.
+    """
+    from datasets.timesteps import parse_time_step
+
     try:
         cfg = meta.get("config") if isinstance(meta, dict) else None
         if not isinstance(cfg, dict):
-            return False
+            return "its metadata has no architecture config"
         shape = tuple(int(s) for s in data.shape)
         frame = cfg.get("frame_size")
         channels = cfg.get("in_channels")
         if len(shape) < 3 or not isinstance(frame, list | tuple) or not _is_int(channels):
-            return False
-        channels_ok = channels == shape[-3]
-        grid_ok = tuple(frame) == shape[-2:]
+            return "its metadata or the data has no channel and grid sizes"
+        if channels != shape[-3]:
+            return f"it reads {channels} channel(s), the data has {shape[-3]}"
+        if tuple(frame) != shape[-2:]:
+            return f"its grid is {frame[0]}x{frame[1]}, the data's is {shape[-2]}x{shape[-1]}"
         attrs = getattr(data, "attrs", None)
-        domain = attrs.get("domain") if isinstance(attrs, dict) else None
-        domain_ok = domain is None or meta.get("domain") in (None, domain)
-        return bool(channels_ok and grid_ok and domain_ok)
-    except Exception:  # noqa: BLE001 - a yes/no question about untrusted metadata
-        return False
+        attrs = attrs if isinstance(attrs, dict) else {}
+        domain = attrs.get("domain")
+        if domain is not None and meta.get("domain") not in (None, domain):
+            return f"it was trained on {meta.get('domain')} data, this is {domain} data"
+        trained = parse_time_step(meta.get("time_step"))
+        given = parse_time_step(attrs.get("time_step"))
+        if trained is not None and given is not None and abs(trained - given) > 1e-6 * trained:
+            return (
+                f"it was trained on {_duration(trained)} steps, the data has {_duration(given)} "
+                "steps; resample the data in time first"
+            )
+        return None
+    except Exception:  # noqa: BLE001 - a question about untrusted metadata never raises
+        return "its metadata could not be compared with the data"
+
+
+def _duration(seconds: float) -> str:
+    """``300 -> "5 min"``, ``3600 -> "1 h"``, ``90 -> "90 s"``."""
+    for size, unit in ((86400, "day"), (3600, "h"), (60, "min")):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{seconds:g} s"
 
 
 def state_shapes(config: ConvLSTMConfig) -> dict[str, tuple[int, ...]]:
@@ -932,6 +973,7 @@ __all__ = [
     "CheckpointEntry",
     "CheckpointError",
     "FORMAT_VERSION",
+    "compatibility_problem",
     "compatible",
     "list_checkpoints",
     "load_checkpoint",

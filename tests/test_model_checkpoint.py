@@ -206,3 +206,45 @@ def test_pick_device_refuses_cuda_without_cuda(monkeypatch):
     assert pick_device("cpu") == (torch.device("cpu"), "using cpu (asked for)")
     with pytest.raises(CheckpointError, match="CUDA is not available"):
         pick_device("cuda")
+
+
+def _frames(time_step, domain="radar", shape=(1, 4, 1, 8, 8)):
+    import xarray as xr
+
+    return xr.DataArray(
+        np.zeros(shape, np.float32),
+        dims=("sample", "time", "channel", "y", "x"),
+        attrs={"time_step": time_step, "domain": domain},
+    )
+
+
+def test_a_mismatched_time_step_is_refused_naming_both_steps():
+    from model.checkpoint import compatibility_problem, compatible
+
+    meta = {
+        "config": {"in_channels": 1, "frame_size": [8, 8]},
+        "domain": "radar",
+        "time_step": "PT5M",
+    }
+    assert compatible(meta, _frames("PT5M")) and compatible(meta, _frames(300))
+    problem = compatibility_problem(meta, _frames("PT2M"))
+    assert problem.startswith("it was trained on 5 min steps, the data has 2 min steps")
+    assert not compatible(meta, _frames("PT2M"))
+    assert not compatible(dict(meta, time_step="PT1H"), _frames("PT5M"))
+    # a data set that states no duration is not refused (the page says so instead)
+    assert compatible(meta, _frames("1 frame"))
+    assert "its grid is 8x8, the data's is 16x16" in compatibility_problem(
+        meta, _frames("PT5M", shape=(1, 4, 1, 16, 16))
+    )
+    assert "trained on radar data, this is video data" in compatibility_problem(
+        meta, _frames("PT5M", domain="video")
+    )
+
+
+def test_the_page_notes_a_data_set_without_a_time_step():
+    from dashboard.services import time_step_note
+
+    meta = {"time_step": "PT5M"}
+    assert "trained on PT5M steps" in time_step_note(meta, _frames("1 frame"))
+    assert time_step_note(meta, _frames("PT5M")) is None
+    assert time_step_note({"time_step": "1 frame"}, _frames("1 frame")) is None
