@@ -5,7 +5,8 @@ checkpoint for the bundled ``radar_synthetic`` data (the worst case: a rain colo
 error colour bar side by side) and one for ``moving_mnist`` when it loads offline, opens it in
 Debian chromium at 1024x768, 1280x720, 1440x900 and 1920x1080 and measures the bounding boxes of
 the plotly SVG parts of the forecast, gates and metrics charts: colour bars, legend, titles,
-subplot titles, axis titles, plot areas, play/pause buttons and the slider's current-value label.
+subplot titles, axis titles, plot areas, play/pause buttons, the slider's rail, step labels and
+current-value label.
 No two of them may overlap and each must lie inside its chart. Screenshots go to
 ``test-artifacts/layout_WIDTHxHEIGHT_*.png`` and the measurements to
 ``test-artifacts/layout_boxes.json``.
@@ -178,8 +179,9 @@ JS_BOXES = """(kind) => {
   add('g[class^="g-y"][class$="title"]', 'ytitle', text);
   add('rect.nsewdrag', 'plot');
   add('g.updatemenu-button', 'button', text);
-  add('.slider-currentvalue', 'slider-value', text);
+  add('text.current-label, .slider-currentvalue', 'slider-value', text);
   add('.slider-rail-rect', 'slider-rail');
+  add('text.slider-label:not(.current-label)', 'slider-label', text);
   return out;
 }"""
 
@@ -230,7 +232,7 @@ def _check_chart(page, kind: str, tag: str, report: dict) -> list[str]:
     bad_clip = clipped(boxes["chart"], boxes["parts"])
     report[f"{tag} {kind}"] = {
         "chart": [round(v, 1) for v in boxes["chart"]],
-        "parts": len(boxes["parts"]),
+        "parts": {name: [round(v, 1) for v in r] for name, *r in boxes["parts"]},
         "overlaps": bad_overlap,
         "clipped": bad_clip,
     }
