@@ -179,9 +179,13 @@ JS_BOXES = """(kind) => {
   add('g[class^="g-y"][class$="title"]', 'ytitle', text);
   add('rect.nsewdrag', 'plot');
   add('g.updatemenu-button', 'button', text);
-  add('text.current-label, .slider-currentvalue', 'slider-value', text);
   add('.slider-rail-rect', 'slider-rail');
-  add('text.slider-label:not(.current-label)', 'slider-label', text);
+  // step labels sit in g.slider-label-group; the current value is the other text.slider-label
+  add('g.slider-label-group', 'slider-label', text);
+  gd.querySelectorAll('text.slider-label').forEach((el, i) => {
+    if (el.closest('.slider-label-group')) return;
+    out.parts.push([`slider-value[${i}] ${text(el)}`, ...box(el)]);
+  });
   return out;
 }"""
 
