@@ -1,7 +1,10 @@
 """Downloads: the animation as GIF/MP4, the rollout with its gates as NetCDF, scores as CSV.
 
 Frames are drawn with the same colour scales as the figures (:mod:`dashboard.scales`), so a
-downloaded animation looks like the page. No model math here.
+downloaded animation looks like the page, and are slide-ready: at least 1280 px wide, with a title
+(lead time, valid time when the data has real timestamps), the dataset/sample/checkpoint, panel
+names and colour bars with units; the frame rate is a parameter of :func:`to_gif`/:func:`to_mp4`.
+No model math here.
 """
 
 from __future__ import annotations
@@ -172,13 +175,13 @@ def render_animation(
     channel: int = 0,
     show_context: bool = True,
     width: int = SLIDE_WIDTH,
-    title: str | None = None,
+    heading: str | None = None,
 ) -> Animation:
     """Slide-ready frames: title, prediction | truth | error panels, colour bars with units.
 
     Each frame is at least ``width`` pixels wide. The title gives the lead time (and the valid
     time when the data has real timestamps) and whether the frame is context or forecast; the
-    line under it the dataset, sample and checkpoint (or ``title``). Context steps show the
+    line under it the dataset, sample and checkpoint (or ``heading``). Context steps show the
     observed frame in the truth panel and blank prediction/error panels, as on the page. Map
     grids are drawn north up.
     """
@@ -234,7 +237,7 @@ def render_animation(
                 "lut": elut,
             }
         )
-    heading = title or _heading(ds, channel)
+    heading = heading or _heading(ds, channel)
     title_font, sub_font, label_font = _font(TITLE_SIZE), _font(SUBTITLE_SIZE), _font(LABEL_SIZE)
     # the parts that do not change between frames
     base = np.full((full_h, full_w, 3), 255, np.uint8)
@@ -280,10 +283,17 @@ def render_animation(
 
 
 def animation_frames(
-    ds: xr.Dataset, *, channel: int = 0, show_context: bool = True, width: int = SLIDE_WIDTH
+    ds: xr.Dataset,
+    *,
+    channel: int = 0,
+    show_context: bool = True,
+    width: int = SLIDE_WIDTH,
+    heading: str | None = None,
 ) -> list[np.ndarray]:
     """RGB frames ``(height, width, 3)`` uint8 of :func:`render_animation` (slide-ready)."""
-    return render_animation(ds, channel=channel, show_context=show_context, width=width).frames
+    return render_animation(
+        ds, channel=channel, show_context=show_context, width=width, heading=heading
+    ).frames
 
 
 def _check_fps(fps: float) -> float:

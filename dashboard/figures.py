@@ -14,6 +14,13 @@ times ``-(Tc - 1) .. 0``), the rest the forecast (``+1 .. +H`` time steps), the 
 the ``step`` dimension of the gates.
 Heatmaps carry ``uint8`` codes (see :mod:`dashboard.scales`); ``layout.meta`` records the scales
 so a reader (a test, the browser) can decode them.
+
+Layout: figure heights and everything under the panels (colour bars, play/pause, slider, legends)
+are placed in pixels, so the charts stay clean from a 1024 px window (about 560 px of chart) to
+1920 px: colour bars are horizontal under their own panels, play/pause sits left of the slider's
+right-aligned current value above the rail, legends sit under the axes, subplot titles are pinned
+to their panels (``tests/test_browser_layout.py`` measures this in Chromium). Titles give the lead
+time and, when the data has real timestamps, the valid time (:func:`valid_times`).
 """
 
 from __future__ import annotations
@@ -990,7 +997,7 @@ def gate_means_figure(
             fig.add_vline(x=float(x[step]), line={"color": "#ff4b4b", "width": 1.5}, row=row, col=1)
     fig.update_yaxes(title_text="mean activation", row=1, col=1, range=[0, 1])
     fig.update_yaxes(title_text="mean value", row=2, col=1)
-    fig.update_xaxes(title_text=axis.title, row=2, col=1)
+    fig.update_xaxes(title_text=axis.title, title_standoff=4, row=2, col=1)
     fig.update_layout(
         title=_title(
             f"Layer {layer}: mean of each gate per step<br><span style='font-size:12px'>"

@@ -130,3 +130,13 @@ def test_metrics_csv():
     text = exports.metrics_csv(table).decode()
     assert text.splitlines()[0] == "lead_step,forecast,MSE"
     assert text.splitlines()[2] == "2,ConvLSTM,1.0"
+
+
+def test_heading_can_be_given_and_frames_can_be_wider():
+    ds = synthetic_rollout(domain="traffic", n_context=2, horizon=2, size=16)
+    anim = exports.render_animation(ds, channel=1, width=1920, heading="my upload · run 3")
+    assert anim.heading == "my upload · run 3"
+    assert anim.frames[0].shape[1] == 1920
+    assert "channel: outflow" in exports.render_animation(ds, channel=1).heading
+    frames = exports.animation_frames(ds, heading="x", show_context=False)
+    assert len(frames) == 2
