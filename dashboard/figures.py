@@ -14,6 +14,13 @@ times ``-(Tc - 1) .. 0``), the rest the forecast (``+1 .. +H`` time steps), the 
 the ``step`` dimension of the gates.
 Heatmaps carry ``uint8`` codes (see :mod:`dashboard.scales`); ``layout.meta`` records the scales
 so a reader (a test, the browser) can decode them.
+
+Layout: figure heights and everything under the panels (colour bars, play/pause, slider, legends)
+are placed in pixels, so the charts stay clean from a 1024 px window (about 560 px of chart) to
+1920 px: colour bars are horizontal under their own panels, play/pause sits left of the slider's
+right-aligned current value above the rail, legends sit under the axes, subplot titles are pinned
+to their panels (``tests/test_browser_layout.py`` measures this in Chromium). Titles give the lead
+time and, when the data has real timestamps, the valid time (:func:`valid_times`).
 """
 
 from __future__ import annotations
@@ -144,6 +151,60 @@ def time_axis(ds: xr.Dataset) -> TimeAxis:
     return TimeAxis(steps * seconds / size, unit, n_ctx)
 
 
+def _datetimes(ds: xr.Dataset, dim: str) -> np.ndarray | None:
+    for name in ("valid_time", "timestamp", dim):
+        if name in ds.coords and ds.coords[name].dims == (dim,):
+            values = np.asarray(ds.coords[name].values)
+            if np.issubdtype(values.dtype, np.datetime64):
+                return values.astype("datetime64[s]")
+    if dim == "context_time" and "context_valid_time" in ds.coords:
+        values = np.asarray(ds.coords["context_valid_time"].values)
+        if np.issubdtype(values.dtype, np.datetime64):
+            return values.astype("datetime64[s]")
+    return None
+
+
+def valid_times(ds: xr.Dataset) -> np.ndarray | None:
+    """Valid time (``datetime64[s]``, UTC) of every animation step ``0 .. Tc + H - 1``, or None.
+
+    Read from datetime coordinates of ``time``/``context_time`` (or ``valid_time``/``timestamp``
+    coordinates along them; ``context_valid_time`` along ``context_time``); missing context times
+    are filled back from the first forecast time and the time step. Synthetic data
+    (``attrs["synthetic"]``) carries nominal timestamps only: None.
+    """
+    if ds.attrs.get("synthetic"):
+        return None
+    n_ctx = int(ds.sizes.get("context_time", 0))
+    fc = _datetimes(ds, "time")
+    if fc is None:
+        return None
+    ctx = _datetimes(ds, "context_time") if n_ctx else np.array([], "datetime64[s]")
+    if ctx is None:
+        step = parse_time_step(ds.attrs.get("time_step"))
+        if step is None:
+            return None
+        lead0 = 1
+        if "lead_time" in ds.coords and np.issubdtype(ds["lead_time"].dtype, np.timedelta64):
+            lead0 = float(ds["lead_time"].values[0].astype("timedelta64[s]").astype(float)) / step
+        offsets = (np.arange(-(n_ctx - 1), 1) - lead0) * step
+        ctx = fc[0] + offsets.astype("timedelta64[s]")
+    return np.concatenate([ctx, fc])
+
+
+def format_valid_time(value) -> str:
+    """``"2016-07-11 14:35 UTC"`` (seconds shown only when not zero)."""
+    t = pd.Timestamp(value)
+    return t.strftime("%Y-%m-%d %H:%M:%S UTC" if t.second else "%Y-%m-%d %H:%M UTC")
+
+
+def step_time_label(axis: TimeAxis, times: np.ndarray | None, step: int) -> str:
+    """``"Lead time +20 min · valid 2016-07-11 14:35 UTC"``, or the lead alone without times."""
+    label = f"Lead time {axis.label(step)}"
+    if times is not None and 0 <= step < len(times):
+        label += f" · valid {format_valid_time(times[step])}"
+    return label
+
+
 # -- geometry ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Grid:
@@ -160,48 +221,79 @@ class Grid:
     height: int
 
 
+_METRES = ("m", "metre", "metres", "meter", "meters")
+_LAT_NAMES = ("lat", "latitude")
+
+
+def _coord_scale(step: float, units: str, km: float | None) -> tuple[float, str] | None:
+    """Factor that turns a coordinate into display units, and the unit name; None: unknown."""
+    u = units.strip().lower()
+    if u == "km" or u == "kilometres" or u == "kilometers":
+        return 1.0, "km"
+    if u in _METRES:
+        return 1e-3, "km"
+    if km:
+        step = abs(step)
+        if math.isclose(step, km, rel_tol=1e-3):
+            return 1.0, "km"  # coordinates already in km (the radar readers)
+        if math.isclose(step, km * 1000.0, rel_tol=1e-3):
+            return 1e-3, "km"  # metres
+        if math.isclose(step, 1.0, rel_tol=1e-6):
+            return float(km), "km"  # grid-cell indices of km kilometres
+    return None
+
+
+def _is_index(values: np.ndarray) -> bool:
+    return bool(np.array_equal(values, np.arange(values.size)))
+
+
 def frame_grid(ds: xr.Dataset) -> Grid:
-    """Grid of the data frames: projected coordinates when ``x``/``y`` carry units, else pixels."""
+    """Grid of the data frames: a map (north up, km when the scale is known) or an image.
+
+    Numeric ``x``/``y`` coordinates other than plain pixel indices are map coordinates: ``y`` is
+    drawn increasing upwards whatever its storage order, so a CF grid stored south-to-north and a
+    radar grid stored north-to-south both show north up. Metres (``units`` "m") and radar grids
+    with ``resolution_km`` are shown in km; latitude/longitude in degrees. Pixel indices give an
+    image (row 0 at the top).
+    """
     ny, nx = int(ds.sizes["y"]), int(ds.sizes["x"])
     xs, ys = ds.coords.get("x"), ds.coords.get("y")
     km = ds.attrs.get("resolution_km") or ds.attrs.get("pixel_km")
+    km = float(km) if km else None
     if (
-        km
-        and xs is not None
+        xs is not None
         and ys is not None
         and nx > 1
         and ny > 1
         and np.issubdtype(xs.dtype, np.number)
         and np.issubdtype(ys.dtype, np.number)
-    ):
-        # coordinates in grid cells of pixel_km kilometres (e.g. the synthetic radar)
-        xv, yv = xs.values.astype(float) * float(km), ys.values.astype(float) * float(km)
-        return Grid(
-            float(xv[0]), float(xv[1] - xv[0]), float(yv[0]), float(yv[1] - yv[0]),
-            "x (km)", "y (km)", False, nx, ny,
-        )  # fmt: skip
-    if (
-        xs is not None
-        and ys is not None
-        and xs.attrs.get("units")
-        and ys.attrs.get("units")
-        and nx > 1
-        and ny > 1
-        and np.issubdtype(xs.dtype, np.number)
+        and (not (_is_index(xs.values) and _is_index(ys.values)) or km or xs.attrs.get("units"))
     ):
         xv, yv = xs.values.astype(float), ys.values.astype(float)
+        dx, dy = float(xv[1] - xv[0]), float(yv[1] - yv[0])
+        xu, yu = str(xs.attrs.get("units", "")), str(ys.attrs.get("units", ""))
+        fx, fy = _coord_scale(dx, xu, km), _coord_scale(dy, yu, km)
+        dims = str(ds.attrs.get("original_dims", "")).lower().split()
+        if fx and fy:
+            x_title, y_title = f"x ({fx[1]})", f"y ({fy[1]})"
+            sx, sy = fx[0], fy[0]
+        elif "degrees_north" in yu.lower() or any(d in _LAT_NAMES for d in dims):
+            x_title, y_title, sx, sy = "longitude (°E)", "latitude (°N)", 1.0, 1.0
+        else:
+            x_title = f"x ({xu})" if xu else "x"
+            y_title = f"y ({yu})" if yu else "y"
+            sx = sy = 1.0
         return Grid(
-            float(xv[0]),
-            float(xv[1] - xv[0]),
-            float(yv[0]),
-            float(yv[1] - yv[0]),
-            f"x ({xs.attrs['units']})",
-            f"y ({ys.attrs['units']})",
-            False,
-            nx,
-            ny,
-        )
+            float(xv[0]) * sx, dx * sx, float(yv[0]) * sy, dy * sy,
+            x_title, y_title, False, nx, ny,
+        )  # fmt: skip
     return Grid(0.0, 1.0, 0.0, 1.0, "x (pixel)", "y (pixel)", True, nx, ny)
+
+
+def north_up_rows(ds: xr.Dataset) -> bool:
+    """True when row 0 of the frames is the southern edge (flip it to draw north up)."""
+    grid = frame_grid(ds)
+    return not grid.image and grid.dy > 0
 
 
 def latent_grid(ds: xr.Dataset) -> tuple[Grid, int]:
@@ -265,6 +357,8 @@ def _style_axes(fig: go.Figure, grid: Grid, n_cols: int, *, row: int = 1, rows: 
         suffix = "" if idx == 1 else str(idx)
         fig.update_xaxes(
             title_text=grid.x_title,
+            title_standoff=4,
+            title_font={"size": 13},
             range=[grid.x0 - grid.dx / 2, grid.x0 + (grid.width - 0.5) * grid.dx],
             constrain="domain",
             showgrid=False,
@@ -285,6 +379,7 @@ def _style_axes(fig: go.Figure, grid: Grid, n_cols: int, *, row: int = 1, rows: 
             scaleanchor=f"x{suffix}",
             scaleratio=1,
             constrain="domain",
+            constraintoward="bottom",
             showgrid=False,
             zeroline=False,
             showline=True,
@@ -296,10 +391,54 @@ def _style_axes(fig: go.Figure, grid: Grid, n_cols: int, *, row: int = 1, rows: 
         )
 
 
+# Pixel sizes of the parts below the panels (the layout is in pixels so it holds at any width).
+AXIS_BELOW_PX = 48  # x tick labels and the x axis title
+COLORBAR_BAND_PX = 62  # a horizontal colour bar: title above, bar, tick labels below
+CONTROLS_PX = 100  # play/pause + current value on one line, then the slider rail and labels
+BUTTON_FONT = 12
+
+
+def _below(px: float, plot_px: float) -> float:
+    """Paper ``y`` of a point ``px`` pixels below the bottom of a plot area ``plot_px`` tall."""
+    return -px / plot_px
+
+
+def _titles_on_panels(fig: go.Figure, n_panels: int, *, size: int) -> None:
+    """Pin the subplot titles to their panels' drawn tops (``x/y domain`` references).
+
+    Square panels (``scaleanchor``) shrink inside their subplot cell when the page is narrow;
+    titles pinned to the cell would float above them, titles pinned to the axis domain follow.
+    """
+    for i, ann in enumerate(list(fig.layout.annotations)[:n_panels]):
+        suffix = "" if i == 0 else str(i + 1)
+        ann.update(
+            xref=f"x{suffix} domain",
+            yref=f"y{suffix} domain",
+            x=0.5,
+            y=1.0,
+            xanchor="center",
+            yanchor="bottom",
+            yshift=2,
+            font={"size": size},
+        )
+
+
 def _animation_controls(
-    fig: go.Figure, names: list[str], labels: list[str], active: int, prefix: str, y: float = -0.1
+    fig: go.Figure,
+    names: list[str],
+    labels: list[str],
+    active: int,
+    prefix: str,
+    *,
+    top_px: float,
+    plot_px: float,
 ) -> None:
-    """One play/pause menu and one slider driving all panels of ``fig``."""
+    """One play/pause menu and one slider driving all panels of ``fig``.
+
+    Both start ``top_px`` below the plot area: the buttons at the left, the slider's current value
+    right-aligned on the same line, the slider rail under both, so the buttons never cover the
+    label nor the rail at any width.
+    """
     play = {
         "frame": {"duration": FRAME_MS, "redraw": True},
         "fromcurrent": True,
@@ -307,6 +446,7 @@ def _animation_controls(
         "mode": "immediate",
     }
     pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}
+    y = _below(top_px, plot_px)
     fig.update_layout(
         updatemenus=[
             {
@@ -317,7 +457,8 @@ def _animation_controls(
                 "y": y,
                 "xanchor": "left",
                 "yanchor": "top",
-                "pad": {"t": 30, "r": 10},
+                "pad": {"t": 0, "r": 0, "b": 0, "l": 0},
+                "font": {"size": BUTTON_FONT},
                 "buttons": [
                     {"label": "▶ Play", "method": "animate", "args": [None, play]},
                     {"label": "❚❚ Pause", "method": "animate", "args": [[None], pause]},
@@ -327,12 +468,19 @@ def _animation_controls(
         sliders=[
             {
                 "active": active,
-                "x": 0.2,
-                "len": 0.8,
+                "x": 0.0,
+                "len": 1.0,
+                "xanchor": "left",
                 "y": y,
                 "yanchor": "top",
-                "pad": {"t": 20},
-                "currentvalue": {"prefix": prefix, "font": {"size": 13}},
+                "pad": {"t": 0, "b": 0, "l": 0, "r": 0},
+                "font": {"size": 11},
+                "currentvalue": {
+                    "prefix": prefix,
+                    "xanchor": "right",
+                    "offset": 16,
+                    "font": {"size": 13},
+                },
                 "steps": [
                     {
                         "label": lab,
@@ -350,6 +498,26 @@ def _animation_controls(
                 ],
             }
         ],
+    )
+
+
+def _hbar(scale: Scale, title: str, *, x0: float, x1: float, top_px: float, plot_px: float) -> dict:
+    """A horizontal colour bar under the panels spanning paper ``x0 .. x1``, title above it."""
+    return scale.coloraxis(
+        title=title,
+        orientation="h",
+        x=(x0 + x1) / 2,
+        xanchor="center",
+        len=max(0.05, x1 - x0),
+        y=_below(top_px, plot_px),
+        yanchor="top",
+        thickness=10,
+        tickfont={"size": 10},
+        title_side="top",
+        title_font={"size": 12},
+        outlinewidth=0,
+        ypad=0,
+        xpad=0,
     )
 
 
@@ -405,6 +573,50 @@ def n_steps(ds: xr.Dataset, *, show_context: bool = True) -> int:
     return int(ds.sizes["time"]) + (int(ds.sizes.get("context_time", 0)) if show_context else 0)
 
 
+FORECAST_HEIGHT = 560
+FORECAST_MARGIN = {"l": 10, "r": 10, "t": 92, "b": AXIS_BELOW_PX + COLORBAR_BAND_PX + CONTROLS_PX}
+TITLE_TOP_PX = 8
+
+
+def _title(text: str, *, size: int = 15) -> dict:
+    """A left-aligned figure title at the top edge (pixels from the top, whatever the height)."""
+    return {
+        "text": text,
+        "x": 0.0,
+        "xref": "paper",
+        "xanchor": "left",
+        "y": 1.0,
+        "yref": "container",
+        "yanchor": "top",
+        # plotly anchors a multi-line title by its first line: leave room for the rest above
+        "pad": {"t": TITLE_TOP_PX + 12 * text.count("<br>")},
+        "font": {"size": size},
+    }
+
+
+LEGEND_PX = 56  # room for a horizontal legend under the x axis title (two lines when narrow)
+
+
+def _bottom_legend() -> dict:
+    """A horizontal legend at the bottom edge of the figure, under the axes (never on a plot)."""
+    return {
+        "orientation": "h",
+        "x": 0.0,
+        "xanchor": "left",
+        "xref": "paper",
+        "y": 0.0,
+        "yref": "container",
+        "yanchor": "bottom",
+        "font": {"size": 12},
+    }
+
+
+def _source_label(ds: xr.Dataset) -> str:
+    """``"radar_synthetic · tiny_radar"``: the dataset and the checkpoint of a rollout."""
+    parts = [str(ds.attrs.get(k) or "") for k in ("dataset", "checkpoint")]
+    return " · ".join(p for p in parts if p)
+
+
 # -- forecast view -----------------------------------------------------------------------------
 def forecast_figure(
     ds: xr.Dataset,
@@ -451,7 +663,7 @@ def forecast_figure(
     if truth is None:
         titles = ["Prediction", "Observed (context)"]
     n_cols = len(titles)
-    fig = make_subplots(rows=1, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.07)
+    fig = make_subplots(rows=1, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.04)
 
     first = 0 if show_context else n_ctx
     steps = list(range(first, n_ctx + pred.shape[0]))
@@ -479,6 +691,8 @@ def forecast_figure(
 
     ch_name = _channel_name(ds, channel)
 
+    times = valid_times(ds)
+
     def title(s: int) -> str:
         k = s - n_ctx + 1
         if s < n_ctx:
@@ -488,7 +702,10 @@ def forecast_figure(
             if beyond_training is not None and k > beyond_training:
                 what += " — beyond training horizon"
         extra = f" · {ch_name}" if ch_name else ""
-        return f"Lead time {axis.label(s)} · {what}{extra}"
+        return (
+            f"{step_time_label(axis, times, s)}<br>"
+            f"<span style='font-size:12px'>{what}{extra}</span>"
+        )
 
     names = [str(s) for s in steps]
     fig.frames = [
@@ -503,12 +720,32 @@ def forecast_figure(
     for col, trace in enumerate(panels(step), start=1):
         fig.add_trace(trace, row=1, col=col)
     _style_axes(fig, grid, n_cols)
+    for col in range(2, n_cols + 1):
+        fig.update_yaxes(showticklabels=False, row=1, col=col)  # same y as the first panel
+    _titles_on_panels(fig, n_cols, size=14)
     vlabel = value_label(scale, units)
+    plot_px = FORECAST_HEIGHT - FORECAST_MARGIN["t"] - FORECAST_MARGIN["b"]
+    dom = [fig.layout[f"xaxis{'' if i == 0 else i + 1}"].domain for i in range(n_cols)]
+    value_end = dom[1][1] if n_cols == 3 else dom[-1][1]
+    layout = {
+        "coloraxis": _hbar(
+            scale, vlabel, x0=dom[0][0], x1=value_end, top_px=AXIS_BELOW_PX, plot_px=plot_px
+        )
+    }
+    if n_cols == 3:
+        layout["coloraxis2"] = _hbar(
+            escale,
+            f"error ({units})" if units else "error",
+            x0=dom[2][0],
+            x1=dom[2][1],
+            top_px=AXIS_BELOW_PX,
+            plot_px=plot_px,
+        )
     fig.update_layout(
-        coloraxis=scale.coloraxis(title=vlabel, x=1.0, len=0.9),
-        title={"text": title(step), "x": 0.0, "xanchor": "left", "font": {"size": 15}},
-        height=440,
-        margin={"l": 10, "r": 10, "t": 60, "b": 110},
+        **layout,
+        title=_title(title(step)),
+        height=FORECAST_HEIGHT,
+        margin=FORECAST_MARGIN,
         template=TEMPLATE,
         meta={
             "kind": "forecast",
@@ -516,22 +753,31 @@ def forecast_figure(
             "error_scale": _scale_meta(escale),
             "steps": steps,
             "labels": [axis.label(s) for s in steps],
+            "valid_times": [format_valid_time(t) for t in times] if times is not None else None,
             "n_context": n_ctx,
             "dataset": str(ds.attrs.get("dataset", "")),
             "sample": int(ds.attrs.get("sample", 0)),
             "channel": channel,
         },
     )
-    if n_cols == 3:
-        fig.update_layout(
-            coloraxis2=escale.coloraxis(
-                title=f"error ({units})" if units else "error", x=1.08, len=0.9
-            )
-        )
-        fig.update_layout(margin={"r": 40})
     labels = [axis.label(s) for s in steps]
-    _animation_controls(fig, names, labels, steps.index(step), "Lead time: ", y=-0.24)
+    _animation_controls(
+        fig,
+        names,
+        labels,
+        steps.index(step),
+        "Lead time: ",
+        top_px=AXIS_BELOW_PX + COLORBAR_BAND_PX,
+        plot_px=plot_px,
+    )
     return fig
+
+
+GATES_TICKS_PX = 24  # x tick labels of the upper row
+GATES_BAR_PX = 34  # a gate's colour bar (bar and tick labels) under its panel
+GATES_ROW_GAP_PX = GATES_TICKS_PX + GATES_BAR_PX + 30  # ... then the lower row's titles
+GATES_HEIGHT = 740
+GATES_MARGIN = {"l": 10, "r": 10, "t": 78, "b": AXIS_BELOW_PX + GATES_BAR_PX + 8 + CONTROLS_PX}
 
 
 # -- gates view --------------------------------------------------------------------------------
@@ -607,9 +853,15 @@ def gates_figure(
         step = min(axis.n_context, n_steps_g - 1)
 
     titles = [f"<b>{n}</b> · {desc[n]}" if n == gate else f"{n} · {desc[n]}" for n in names]
+    plot_px = GATES_HEIGHT - GATES_MARGIN["t"] - GATES_MARGIN["b"]
     fig = make_subplots(
-        rows=2, cols=3, subplot_titles=titles, horizontal_spacing=0.1, vertical_spacing=0.16
+        rows=2,
+        cols=3,
+        subplot_titles=titles,
+        horizontal_spacing=0.05,
+        vertical_spacing=GATES_ROW_GAP_PX / plot_px,
     )
+    times = valid_times(ds)
 
     def panels(s: int) -> list[go.Heatmap]:
         return [
@@ -619,7 +871,8 @@ def gates_figure(
     def title(s: int) -> str:
         phase = "context" if s < axis.n_context else "forecast"
         label = axis.label(s) if s < len(axis.values) else f"step {s}"
-        return f"Layer {layer} gates at lead time {label} ({phase}, step {s})"
+        when = f" · valid {format_valid_time(times[s])}" if times is not None else ""
+        return f"Layer {layer} gates at lead time {label}{when} ({phase}, step {s})"
 
     fig.frames = [
         go.Frame(
@@ -632,24 +885,34 @@ def gates_figure(
     for row in (1, 2):
         _style_axes(fig, grid, 3, row=row, rows=2)
     fig.update_xaxes(title_text=None, row=1)
+    fig.update_yaxes(showticklabels=False, col=2)
+    fig.update_yaxes(showticklabels=False, col=3)
+    _titles_on_panels(fig, len(names), size=12)
     layout: dict = {}
     for i in range(len(names)):
         xdom = fig.layout[f"xaxis{'' if i == 0 else i + 1}"].domain
         ydom = fig.layout[f"yaxis{'' if i == 0 else i + 1}"].domain
-        key = "coloraxis" if i == 0 else f"coloraxis{i + 1}"
-        layout[key] = scales[i].coloraxis(
+        below = GATES_TICKS_PX if i < 3 else AXIS_BELOW_PX
+        width = xdom[1] - xdom[0]
+        layout[_ca(i)] = scales[i].coloraxis(
             title="",
-            x=xdom[1] + 0.005,
-            y=(ydom[0] + ydom[1]) / 2,
-            len=(ydom[1] - ydom[0]) * 0.95,
-            thickness=10,
+            orientation="h",
+            x=(xdom[0] + xdom[1]) / 2,
+            xanchor="center",
+            len=width * 0.8,
+            y=ydom[0] - below / plot_px,
+            yanchor="top",
+            thickness=8,
             tickfont={"size": 10},
+            outlinewidth=0,
+            ypad=0,
+            xpad=0,
         )
     fig.update_layout(
         **layout,
-        title={"text": title(step), "x": 0.0, "xanchor": "left", "font": {"size": 15}},
-        height=640,
-        margin={"l": 10, "r": 30, "t": 70, "b": 60},
+        title=_title(title(step)),
+        height=GATES_HEIGHT,
+        margin=GATES_MARGIN,
         template=TEMPLATE,
         meta={
             "kind": "gates",
@@ -660,22 +923,29 @@ def gates_figure(
             "reduction": reduction,
         },
     )
-    if gate in names:
+    if gate in names:  # the focus gate: its panel outlined in red
         i = names.index(gate)
-        xd = fig.layout[f"xaxis{'' if i == 0 else i + 1}"].domain
-        yd = fig.layout[f"yaxis{'' if i == 0 else i + 1}"].domain
+        suffix = "" if i == 0 else str(i + 1)
         fig.add_shape(
             type="rect",
-            xref="paper",
-            yref="paper",
-            x0=xd[0] - 0.005,
-            x1=xd[1] + 0.03,
-            y0=yd[0] - 0.01,
-            y1=yd[1] + 0.05,
-            line={"color": "#ff4b4b", "width": 2},
+            xref=f"x{suffix} domain",
+            yref=f"y{suffix} domain",
+            x0=0,
+            x1=1,
+            y0=0,
+            y1=1,
+            line={"color": "#ff4b4b", "width": 3},
         )
     labels = [axis.label(s) if s < len(axis.values) else str(s) for s in steps]
-    _animation_controls(fig, [str(s) for s in steps], labels, steps.index(step), "Lead time: ")
+    _animation_controls(
+        fig,
+        [str(s) for s in steps],
+        labels,
+        steps.index(step),
+        "Lead time: ",
+        top_px=AXIS_BELOW_PX + GATES_BAR_PX + 8,
+        plot_px=plot_px,
+    )
     return fig
 
 
@@ -699,8 +969,8 @@ def gate_means_figure(
         rows=2,
         cols=1,
         shared_xaxes=True,
-        vertical_spacing=0.08,
-        subplot_titles=("gates (0–1)", "candidate, cell and hidden state"),
+        vertical_spacing=0.12,
+        subplot_titles=("input, forget, output gates (0–1)", "candidate, cell and hidden state"),
     )
     for name in [str(v) for v in means["gate"].values]:
         row = 1 if name in ("input", "forget", "output") else 2
@@ -727,19 +997,21 @@ def gate_means_figure(
             fig.add_vline(x=float(x[step]), line={"color": "#ff4b4b", "width": 1.5}, row=row, col=1)
     fig.update_yaxes(title_text="mean activation", row=1, col=1, range=[0, 1])
     fig.update_yaxes(title_text="mean value", row=2, col=1)
-    fig.update_xaxes(title_text=axis.title, row=2, col=1)
+    fig.update_xaxes(title_text=axis.title, title_standoff=4, row=2, col=1)
     fig.update_layout(
-        title={
-            "text": f"Layer {layer}: mean of each gate per step (forecast starts after the dotted line)",
-            "x": 0.0,
-            "font": {"size": 14},
-        },
-        height=480,
-        margin={"l": 10, "r": 10, "t": 95, "b": 40},
-        legend={"orientation": "h", "y": 1.16, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+        title=_title(
+            f"Layer {layer}: mean of each gate per step<br><span style='font-size:12px'>"
+            "the forecast starts after the dotted line</span>",
+            size=14,
+        ),
+        height=520,
+        margin={"l": 10, "r": 10, "t": 80, "b": 40 + LEGEND_PX},
+        legend=_bottom_legend(),
         template=TEMPLATE,
         meta={"kind": "gate_means", "layer": layer},
     )
+    for ann in fig.layout.annotations:
+        ann.font = {"size": 13}
     return fig
 
 
@@ -949,8 +1221,45 @@ def probe_map_figure(
 
 
 # -- metrics -----------------------------------------------------------------------------------
+def score_labels(
+    score: str, unit: str, *, frame_size: tuple[int, int] | None = None, pixels: int | None = None
+) -> tuple[str, str]:
+    """Panel title and y-axis title of a score, with its unit (see :mod:`model.metrics`).
+
+    ``"MSE"`` with the video unit (a sum over the frame) -> ``("MSE per frame (sum over 64×64 px)",
+    "squared error summed over the frame")``; ``"CSI@1"`` -> ``("CSI (event: rain ≥ 1 mm/h)",
+    "CSI (0–1)")``; ``"MSE"`` in ``(mm/h)^2`` -> ``("MSE", "MSE ((mm/h)^2)")``.
+    """
+    unit = str(unit or "").strip()
+    name = score.split("@")[0]
+    low = unit.lower()
+    if low.startswith("sum over frame"):
+        if frame_size:
+            where = f"{int(frame_size[0])}×{int(frame_size[1])} px"
+        elif pixels:
+            where = f"{int(pixels)} px"
+        else:
+            where = "all pixels"
+        what = "squared error" if "squared" in low else "absolute error"
+        value = " of [0,1] values" if "[0,1]" in unit else ""
+        return f"{score} per frame (sum over {where})", f"{what}{value}, summed"
+    if unit == "1" or low.startswith("1 ("):
+        event = unit[unit.index("(") + 1 : unit.rindex(")")] if "(" in unit else ""
+        event = event.replace(">=", "≥").replace("event: ", "")
+        title = f"{name} ({event})" if event else score
+        bounded = name in ("CSI", "POD", "FAR", "SSIM", "ETS", "HSS")
+        return title, f"{name} ({'0–1' if bounded else 'no unit'})"
+    if not unit:
+        return score, score
+    return score, f"{score} ({unit})"
+
+
 def metrics_figure(
-    tables: dict[str, pd.DataFrame], *, lead: TimeAxis | None = None, units: dict | None = None
+    tables: dict[str, pd.DataFrame],
+    *,
+    lead: TimeAxis | None = None,
+    units: dict | None = None,
+    frame_size: tuple[int, int] | None = None,
 ) -> go.Figure:
     """Per-lead-time scores of several forecasts (e.g. model and persistence), one panel per score.
 
@@ -961,22 +1270,45 @@ def metrics_figure(
     lead : TimeAxis, optional
         Converts lead steps to lead times on the x axis (else steps).
     units : dict, optional
-        Score -> unit for the y-axis titles.
+        Score -> unit for the titles (default: ``attrs["units"]`` of the first table, as
+        :func:`model.metrics.per_lead` sets it).
+    frame_size : (int, int), optional
+        ``(height, width)`` of the frames, named in the title of per-frame sums (video MSE/MAE);
+        default: the pixel count from the tables' ``attrs["valid_pixels"]``.
     """
-    scores = [c for c in next(iter(tables.values())).columns if not c.startswith("_")]
+    first = next(iter(tables.values()))
+    scores = [c for c in first.columns if not c.startswith("_")]
+    if units is None:
+        units = dict(first.attrs.get("units") or {})
+    pixels = None
+    counts, n = first.attrs.get("valid_pixels"), first.attrs.get("n_samples")
+    if counts and n:
+        pixels = int(round(float(counts[0]) / float(n)))
+    labels = {
+        sc: score_labels(sc, (units or {}).get(sc, ""), frame_size=frame_size, pixels=pixels)
+        for sc in scores
+    }
     ncols = 3 if len(scores) > 4 else (2 if len(scores) > 1 else 1)
     nrows = math.ceil(len(scores) / ncols)
+    panel_px = 250
+    gap_px = 80  # x tick labels and title of the row above, then this row's titles
+    plot_px = nrows * panel_px + (nrows - 1) * gap_px
     fig = make_subplots(
-        rows=nrows, cols=ncols, subplot_titles=scores, vertical_spacing=0.12 if nrows < 4 else 0.06
+        rows=nrows,
+        cols=ncols,
+        subplot_titles=[labels[sc][0] for sc in scores],
+        vertical_spacing=gap_px / plot_px if nrows > 1 else 0.0,
+        horizontal_spacing=0.09 if ncols > 1 else 0.0,
     )
     palette = ["#ff4b4b", "#555555", "#1f77b4", "#2ca02c"]
+    xtitle = "lead time (steps)"
     for k, (name, table) in enumerate(tables.items()):
         steps = np.asarray(table.index, dtype=int)
         if lead is not None:
             x = lead.values[lead.n_context + steps - 1]
             xtitle = lead.title
         else:
-            x, xtitle = steps, "lead time (steps)"
+            x = steps
         for i, score in enumerate(scores):
             if score not in table:
                 continue
@@ -997,17 +1329,19 @@ def metrics_figure(
                 col=i % ncols + 1,
             )
     for i, score in enumerate(scores):
-        unit = str((units or {}).get(score, "") or "")
-        short = unit and len(unit) <= 12 and unit != "1"
         row, col = i // ncols + 1, i % ncols + 1
-        fig.update_yaxes(title_text=f"{score} ({unit})" if short else score, row=row, col=col)
-        last_in_column = i + ncols >= len(scores)
-        fig.update_xaxes(title_text=xtitle if last_in_column else None, row=row, col=col)
+        fig.update_yaxes(title_text=labels[score][1], title_font={"size": 12}, row=row, col=col)
+        fig.update_xaxes(
+            title_text=xtitle, title_font={"size": 12}, title_standoff=4, row=row, col=col
+        )
+    for ann in fig.layout.annotations:
+        ann.font = {"size": 13}
+    top, bottom = 56, 44 + LEGEND_PX  # top: room for the mode bar above the panel titles
     fig.update_layout(
-        height=max(340, 300 * nrows),
-        margin={"l": 10, "r": 10, "t": 60, "b": 40},
-        legend={"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"},
+        height=plot_px + top + bottom,
+        margin={"l": 10, "r": 10, "t": top, "b": bottom},
+        legend=_bottom_legend(),
         template=TEMPLATE,
-        meta={"kind": "metrics", "scores": scores},
+        meta={"kind": "metrics", "scores": scores, "titles": [labels[sc][0] for sc in scores]},
     )
     return fig

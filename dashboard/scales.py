@@ -163,11 +163,26 @@ class Scale:
         labels = [_fmt(v) for v in values]
         return codes, labels
 
-    def coloraxis(self, *, title: str | None = None, x: float | None = None, **colorbar) -> dict:
-        """A plotly ``coloraxis`` dict: colorscale over codes, relabelled colorbar."""
+    def coloraxis(
+        self,
+        *,
+        title: str | None = None,
+        x: float | None = None,
+        title_side: str = "right",
+        title_font: dict | None = None,
+        **colorbar,
+    ) -> dict:
+        """A plotly ``coloraxis`` dict: colorscale over codes, relabelled colorbar.
+
+        ``title_side`` is where the title sits ("right" for a vertical bar, "top" for a
+        horizontal one); other keywords go to the colorbar (``orientation``, ``len``...).
+        """
         tickvals, ticktext = self.ticks()
+        head = {"text": title if title is not None else self.units, "side": title_side}
+        if title_font:
+            head["font"] = title_font
         bar = {
-            "title": {"text": title if title is not None else self.units, "side": "right"},
+            "title": head,
             "tickvals": tickvals,
             "ticktext": ticktext,
             "thickness": 14,

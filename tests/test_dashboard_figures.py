@@ -235,3 +235,143 @@ def test_payload_of_a_radar_rollout_with_gates_is_under_5_mb():
     ]
     total = sum(len(pio.to_json(f, validate=False)) for f in figs)
     assert total < 5e6, total
+
+
+# -- valid times, map orientation, units, layout ------------------------------------------------
+def _with_times(ds, start="2016-07-11 14:15"):
+    import pandas as pd
+
+    t0 = pd.Timestamp(start)
+    n_ctx = ds.sizes["context_time"]
+    return ds.assign_coords(
+        time=("time", t0 + ds["lead_time"].values),
+        context_time=(
+            "context_time",
+            t0 + np.arange(-(n_ctx - 1), 1) * pd.Timedelta(ds.attrs["time_step"]),
+        ),
+    )
+
+
+def test_titles_give_valid_time_when_the_data_has_timestamps():
+    ds = _with_times(synthetic_rollout(domain="radar", n_context=3, horizon=4))
+    fig = F.forecast_figure(ds)
+    assert fig.layout.title.text.startswith("Lead time +5 min · valid 2016-07-11 14:20 UTC")
+    assert "valid 2016-07-11 14:35 UTC" in fig.frames[-1].layout.title.text
+    assert "valid 2016-07-11 14:05 UTC" in fig.frames[0].layout.title.text
+    assert fig.layout.meta["valid_times"][3] == "2016-07-11 14:20 UTC"
+    gates = F.gates_figure(ds, step=3)
+    assert "valid 2016-07-11 14:20 UTC" in gates.layout.title.text
+    # the presenter's pattern still finds the lead
+    import re
+
+    assert re.search(r"Lead time ([+-]?\d+ \w+)", fig.layout.title.text).group(1) == "+5 min"
+
+
+def test_relative_lead_only_without_real_timestamps():
+    ds = synthetic_rollout(domain="radar", n_context=3, horizon=4)
+    assert F.valid_times(ds) is None
+    assert "valid" not in F.forecast_figure(ds).layout.title.text
+    nominal = _with_times(synthetic_rollout(domain="radar"))
+    nominal.attrs["synthetic"] = 1  # nominal timestamps of synthetic data are not shown
+    assert F.valid_times(nominal) is None
+    # context times missing: filled back from the first forecast time and the time step
+    ds = _with_times(synthetic_rollout(domain="radar", n_context=3, horizon=2))
+    ds = ds.assign_coords(context_time=np.arange(3))
+    times = F.valid_times(ds)
+    assert [F.format_valid_time(t) for t in times] == [
+        "2016-07-11 14:05 UTC",
+        "2016-07-11 14:10 UTC",
+        "2016-07-11 14:15 UTC",
+        "2016-07-11 14:20 UTC",
+        "2016-07-11 14:25 UTC",
+    ]
+
+
+def test_cf_grid_stored_south_to_north_is_drawn_north_up_in_km():
+    ds = synthetic_rollout(domain="radar", size=16)
+    ds = ds.assign_coords(y=np.arange(16) * 2000.0 + 1000.0, x=np.arange(16) * 2000.0 + 1000.0)
+    ds["y"].attrs["units"] = "m"
+    ds["x"].attrs["units"] = "m"
+    grid = F.frame_grid(ds)
+    assert (grid.x_title, grid.y_title) == ("x (km)", "y (km)")
+    assert grid.dy == 2.0 and grid.y0 == 1.0 and not grid.image
+    fig = F.forecast_figure(ds)
+    lo, hi = fig.layout.yaxis.range
+    assert lo < hi  # y increases upwards: north up
+    assert F.north_up_rows(ds)
+    # the same grid stored north to south (radar readers): still north up, rows not flipped
+    flipped = ds.isel(y=slice(None, None, -1))
+    lo, hi = F.forecast_figure(flipped).layout.yaxis.range
+    assert lo < hi and not F.north_up_rows(flipped)
+
+
+def test_radar_km_coordinates_with_resolution_are_not_rescaled():
+    ds = synthetic_rollout(domain="radar", size=16)
+    ds = ds.assign_coords(y=63.0 - 2.0 * np.arange(16), x=1.0 + 2.0 * np.arange(16))
+    ds.attrs["resolution_km"] = 2.0  # x/y already in km (the radar readers)
+    grid = F.frame_grid(ds)
+    assert grid.x_title == "x (km)" and grid.dx == 2.0 and grid.y0 == 63.0
+    cells = synthetic_rollout(domain="radar", size=16)
+    cells.attrs["resolution_km"] = 2.0  # x/y are cell indices
+    assert F.frame_grid(cells).dx == 2.0
+    lat = synthetic_rollout(domain="radar", size=16)
+    lat = lat.assign_coords(y=50.0 + 0.01 * np.arange(16), x=5.0 + 0.01 * np.arange(16))
+    lat.attrs["original_dims"] = "time lat lon"
+    assert F.frame_grid(lat).y_title == "latitude (°N)"
+    assert F.frame_grid(synthetic_rollout(size=16)).image  # pixel indices: an image
+
+
+def test_metric_titles_carry_units():
+    import pandas as pd
+
+    idx = pd.Index([1, 2], name="lead_step")
+    video = pd.DataFrame(
+        {"MSE": [120.0, 300.0], "MAE": [1.0, 2.0], "SSIM": [0.9, 0.8], "PSNR": [20.0, 18.0]},
+        index=idx,
+    )
+    video.attrs["units"] = {
+        "MSE": "sum over frame of squared [0,1] error",
+        "MAE": "sum over frame of absolute [0,1] error",
+        "SSIM": "1",
+        "PSNR": "dB",
+    }
+    video.attrs.update(n_samples=1, valid_pixels=[4096, 4096])
+    fig = F.metrics_figure({"ConvLSTM": video}, frame_size=(64, 64))
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[0] == "MSE per frame (sum over 64×64 px)"
+    assert fig.layout.yaxis.title.text.startswith("squared error")
+    assert fig.layout.yaxis3.title.text == "SSIM (0–1)"
+    assert fig.layout.yaxis4.title.text == "PSNR (dB)"
+    # without frame_size: the pixel count from the table's attrs
+    assert F.metrics_figure({"m": video}).layout.annotations[0].text == (
+        "MSE per frame (sum over 4096 px)"
+    )
+    assert F.score_labels("CSI@1", "1 (event: rain rate >= 1 mm/h)") == (
+        "CSI (rain rate ≥ 1 mm/h)",
+        "CSI (0–1)",
+    )
+    assert F.score_labels("RMSE", "counts per interval")[1] == "RMSE (counts per interval)"
+
+
+def test_layout_parts_are_placed_apart_in_pixels():
+    """What the browser test measures, in the spec: bars side by side, legend under the axes."""
+    ds = synthetic_rollout(domain="radar", n_context=3, horizon=3)
+    fig = F.forecast_figure(ds)
+    a, b = fig.layout.coloraxis.colorbar, fig.layout.coloraxis2.colorbar
+    assert a.orientation == b.orientation == "h"
+    assert a.x + a.len / 2 <= b.x - b.len / 2  # rain bar left of the error bar, no overlap
+    menu, slider = fig.layout.updatemenus[0], fig.layout.sliders[0]
+    assert menu.y == slider.y and slider.currentvalue.xanchor == "right"
+    assert menu.xanchor == "left" and slider.x == 0.0
+    assert a.y > menu.y  # colour bars above the controls
+    gates = F.gates_figure(synthetic_rollout(), gate="candidate")
+    xs = sorted(
+        (gates.layout[f"coloraxis{'' if i == 0 else i + 1}"].colorbar.x, i) for i in range(3)
+    )
+    bars = [gates.layout[f"coloraxis{'' if i == 0 else i + 1}"].colorbar for _, i in xs]
+    for left, right in zip(bars, bars[1:], strict=False):
+        assert left.x + left.len / 2 < right.x - right.len / 2
+    assert all(a.yref.endswith("domain") for a in gates.layout.annotations[:6])
+    means = F.gate_means_figure(synthetic_rollout())
+    assert means.layout.legend.yref == "container" and means.layout.legend.y == 0.0
+    assert means.layout.margin.b >= F.LEGEND_PX

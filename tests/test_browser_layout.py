@@ -1,0 +1,277 @@
+"""Chart layout in a real browser at four window sizes: nothing overlaps, nothing is clipped.
+
+Starts the dashboard (as ``tests/test_browser_dashboard.py`` does) with a small untrained
+checkpoint for the bundled ``radar_synthetic`` data (the worst case: a rain colour bar and an
+error colour bar side by side) and one for ``moving_mnist`` when it loads offline, opens it in
+Debian chromium at 1024x768, 1280x720, 1440x900 and 1920x1080 and measures the bounding boxes of
+the plotly SVG parts of the forecast, gates and metrics charts: colour bars, legend, titles,
+subplot titles, axis titles, plot areas, play/pause buttons, the slider's rail, step labels and
+current-value label.
+No two of them may overlap and each must lie inside its chart. Screenshots go to
+``test-artifacts/layout_WIDTHxHEIGHT_*.png`` and the measurements to
+``test-artifacts/layout_boxes.json``.
+
+Skipped when ``/usr/bin/chromium`` is missing, unless ``CONVLSTM_REQUIRE_BROWSER=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SIZES = [(1024, 768), (1280, 720), (1440, 900), (1920, 1080)]
+RADAR_NORMALIZATION = {
+    "kind": "db",
+    "units": "mm/h",
+    "threshold": 0.1,
+    "zerovalue": -15.0,
+    "scale": 10.0,
+}
+TOLERANCE_PX = 1.0
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _require_browser() -> None:
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("CONVLSTM_REQUIRE_BROWSER") == "1":
+        pytest.fail(
+            f"{CHROMIUM} is missing and CONVLSTM_REQUIRE_BROWSER=1: install Debian chromium"
+        )
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); browser test skipped")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _checkpoints(root: Path) -> list[str]:
+    """Tiny untrained checkpoints: radar_synthetic (always) and moving_mnist (when offline)."""
+    import datasets
+    from tests.dashboard_synthetic import make_checkpoint
+
+    made = []
+    for name, domain, norm in (
+        ("radar_synthetic", "radar", RADAR_NORMALIZATION),
+        ("moving_mnist", "video", None),
+    ):
+        try:
+            data = datasets.get_dataset(name, split="test", n_samples=2)
+        except Exception:  # noqa: BLE001 - needs a download: not part of this test
+            continue
+        c, h, w = (int(data.sizes[d]) for d in ("channel", "y", "x"))
+        n_t = int(data.sizes["time"])
+        make_checkpoint(
+            root,
+            f"tiny_{name}",
+            dataset=name,
+            domain=domain,
+            in_channels=c,
+            frame_size=(h, w),
+            hidden=(4, 4),
+            patch_size=4,
+            context=min(10, n_t // 2),
+            horizon=min(10, n_t - n_t // 2),
+            normalization=norm,
+        )
+        made.append(name)
+    return made
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _require_browser()
+    root = tmp_path_factory.mktemp("layout_checkpoints")
+    made = _checkpoints(root)
+    assert "radar_synthetic" in made
+    port = _free_port()
+    env = dict(os.environ, CONVLSTM_CHECKPOINTS=str(root))
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
+        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"streamlit did not start (exit {proc.poll()}); see {log.name}")
+            time.sleep(0.5)
+        yield {"url": url, "datasets": made}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+JS_READY = """(kind) => {
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    const m = gd.layout && gd.layout.meta;
+    if (m && m.kind === kind && gd._fullLayout && gd.querySelector('.main-svg')) return m;
+  }
+  return null;
+}"""
+
+# Bounding boxes (client pixels) of the parts of one chart that must neither overlap nor be
+# clipped. Each entry: [name, left, top, right, bottom]; the chart's own box comes first.
+JS_BOXES = """(kind) => {
+  let gd = null;
+  for (const g of document.querySelectorAll('.js-plotly-plot')) {
+    const m = g.layout && g.layout.meta;
+    if (m && m.kind === kind) { gd = g; break; }
+  }
+  if (!gd) return null;
+  gd.setAttribute('data-layout-kind', kind);
+  gd.scrollIntoView({block: 'start'});
+  const box = (el) => { const r = el.getBoundingClientRect();
+                        return [r.left, r.top, r.right, r.bottom]; };
+  const out = {chart: box(gd), parts: []};
+  const add = (sel, name, labelOf) => {
+    gd.querySelectorAll(sel).forEach((el, i) => {
+      const r = box(el);
+      if (r[2] - r[0] < 0.5 || r[3] - r[1] < 0.5) return;  // empty (e.g. an untitled axis)
+      const label = labelOf ? labelOf(el) : '';
+      out.parts.push([`${name}[${i}]${label ? ' ' + label : ''}`, ...r]);
+    });
+  };
+  const text = (el) => (el.textContent || '').trim().slice(0, 40);
+  add('g.colorbar', 'colorbar', (el) => text(el.querySelector('.cbtitle') || el));
+  add('g.legend', 'legend');
+  add('g.annotation', 'annotation', text);
+  add('.gtitle', 'title', text);
+  add('g[class^="g-x"][class$="title"]', 'xtitle', text);
+  add('g[class^="g-y"][class$="title"]', 'ytitle', text);
+  add('rect.nsewdrag', 'plot');
+  add('g.updatemenu-button', 'button', text);
+  add('.slider-rail-rect', 'slider-rail');
+  // step labels sit in g.slider-label-group; the current value is the other text.slider-label
+  add('g.slider-label-group', 'slider-label', text);
+  gd.querySelectorAll('text.slider-label').forEach((el, i) => {
+    if (el.closest('.slider-label-group')) return;
+    out.parts.push([`slider-value[${i}] ${text(el)}`, ...box(el)]);
+  });
+  return out;
+}"""
+
+
+def _wait_kind(page, kind: str, timeout: float = 120.0) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        meta = page.evaluate(JS_READY, kind)
+        if meta is not None:
+            return meta
+        page.wait_for_timeout(200)
+    raise AssertionError(f"chart {kind!r} did not appear")
+
+
+def overlaps(parts: list, tol: float = TOLERANCE_PX) -> list[tuple[str, str, float]]:
+    """Pairs of parts whose boxes intersect by more than ``tol`` pixels in both directions."""
+    found = []
+    for i, (a, *ra) in enumerate(parts):
+        for b, *rb in parts[i + 1 :]:
+            w = min(ra[2], rb[2]) - max(ra[0], rb[0])
+            h = min(ra[3], rb[3]) - max(ra[1], rb[1])
+            if w > tol and h > tol:
+                found.append((a, b, round(min(w, h), 1)))
+    return found
+
+
+def clipped(chart: list, parts: list, tol: float = TOLERANCE_PX) -> list[tuple[str, list]]:
+    """Parts that stick out of the chart's box."""
+    left, top, right, bottom = chart
+    return [
+        (name, [round(v, 1) for v in r])
+        for name, *r in parts
+        if r[0] < left - tol or r[1] < top - tol or r[2] > right + tol or r[3] > bottom + tol
+    ]
+
+
+def _check_chart(page, kind: str, tag: str, report: dict) -> list[str]:
+    _wait_kind(page, kind)
+    page.wait_for_timeout(600)  # let plotly finish its layout (automargin redraws)
+    boxes = page.evaluate(JS_BOXES, kind)
+    page.wait_for_timeout(300)
+    boxes = page.evaluate(JS_BOXES, kind)  # after scrolling the chart into view
+    page.screenshot(path=str(ARTIFACTS / f"layout_{tag}_{kind}.png"))
+    page.locator(f'[data-layout-kind="{kind}"]').first.screenshot(
+        path=str(ARTIFACTS / f"layout_{tag}_{kind}_chart.png")
+    )
+    bad_overlap = overlaps(boxes["parts"])
+    bad_clip = clipped(boxes["chart"], boxes["parts"])
+    report[f"{tag} {kind}"] = {
+        "chart": [round(v, 1) for v in boxes["chart"]],
+        "parts": {name: [round(v, 1) for v in r] for name, *r in boxes["parts"]},
+        "overlaps": bad_overlap,
+        "clipped": bad_clip,
+    }
+    problems = [f"{tag} {kind}: {a} overlaps {b} by {px} px" for a, b, px in bad_overlap]
+    problems += [f"{tag} {kind}: {n} outside the chart {r}" for n, r in bad_clip]
+    return problems
+
+
+def _view(page, name: str) -> None:
+    page.locator('[data-testid="stRadio"]').get_by_text(name, exact=True).first.click()
+
+
+@pytest.mark.parametrize("width,height", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_chart_layout_has_no_overlaps(server, width, height):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    tag = f"{width}x{height}"
+    report_path = ARTIFACTS / "layout_boxes.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(server["url"] + "/?dataset=radar_synthetic&view=Gates")
+        problems += _check_chart(page, "forecast", tag, report)
+        problems += _check_chart(page, "gates", tag, report)
+        problems += _check_chart(page, "gate_means", tag, report)
+        _view(page, "Metrics")
+        problems += _check_chart(page, "metrics", tag, report)
+        if "moving_mnist" in server["datasets"] and width == 1280:
+            page.goto(server["url"] + "/?dataset=moving_mnist&view=Metrics")
+            _wait_kind(page, "forecast")
+            for kind in ("forecast", "metrics"):
+                problems += _check_chart(page, kind, f"{tag}_video", report)
+        browser.close()
+    report_path.write_text(json.dumps(report, indent=1))
+    assert not problems, "\n".join(problems)
