@@ -582,7 +582,9 @@ def _metrics_view(ds, rollout_key: tuple, axis, score_split) -> None:
             cache.split_scores(split_key, lambda: score_split(threshold, on_sample))
             st.rerun()
     st.plotly_chart(
-        figures.metrics_figure(tables, lead=axis, units=units),
+        figures.metrics_figure(
+            tables, lead=axis, units=units, frame_size=(int(ds.sizes["y"]), int(ds.sizes["x"]))
+        ),
         key="metrics_chart",
         config=CHART_CONFIG,
         theme=None,
@@ -598,10 +600,15 @@ def _metrics_view(ds, rollout_key: tuple, axis, score_split) -> None:
 def _export_view(ds, rollout_key: tuple, axis, channel: int, label: str) -> None:
     stem = re.sub(r"[^A-Za-z0-9._-]", "_", f"{label}_s{rollout_key[2]}_{rollout_key[0]}")[:120]
     st.markdown("Downloads are built when you click (GIF/MP4 take a few seconds).")
+    fps = st.select_slider(
+        "Animation frame rate (frames per second)", [1, 2, 3, 5, 8, 12], value=3, key="export_fps"
+    )
     a, b, c, d = st.columns(4)
     a.download_button(
         "Animation (GIF)",
-        data=lambda: exports.to_gif(exports.animation_frames(ds, channel=channel)),
+        data=lambda: exports.to_gif(
+            exports.animation_frames(ds, channel=channel, heading=label), fps=fps
+        ),
         file_name=f"{stem}.gif",
         mime="image/gif",
         key="dl_gif",
@@ -609,7 +616,9 @@ def _export_view(ds, rollout_key: tuple, axis, channel: int, label: str) -> None
     )
     b.download_button(
         "Animation (MP4)",
-        data=lambda: exports.to_mp4(exports.animation_frames(ds, channel=channel)),
+        data=lambda: exports.to_mp4(
+            exports.animation_frames(ds, channel=channel, heading=label), fps=fps
+        ),
         file_name=f"{stem}.mp4",
         mime="video/mp4",
         key="dl_mp4",

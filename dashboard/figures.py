@@ -26,7 +26,6 @@ time and, when the data has real timestamps, the valid time (:func:`valid_times`
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +35,7 @@ import xarray as xr
 from plotly.subplots import make_subplots
 
 from dashboard.scales import Scale, error_scale, gate_scale, value_scale
+from datasets.timesteps import parse_time_step
 
 GATE_NAMES = ("input", "forget", "output", "candidate", "cell", "hidden")
 REDUCTIONS = ("mean", "max", "variance")
@@ -68,9 +68,6 @@ TEMPLATE = go.layout.Template(
         "hoverlabel": {"font": {"family": FONT}},
         "title": {"font": {"size": 15}},
     }
-)
-_ISO = re.compile(
-    r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
 )
 
 
@@ -109,20 +106,6 @@ class TimeAxis:
     @property
     def title(self) -> str:
         return f"lead time ({self.unit})"
-
-
-def parse_time_step(value) -> float | None:
-    """Seconds in an ISO 8601 duration (``"PT5M"``), a number of seconds, or None."""
-    if value is None:
-        return None
-    if isinstance(value, int | float | np.integer | np.floating):
-        return float(value) if value > 0 else None
-    match = _ISO.match(str(value).strip().upper())
-    if not match or not any(match.groups()):
-        return None
-    d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
-    seconds = ((d * 24 + h) * 60 + m) * 60 + s
-    return seconds or None
 
 
 def time_axis(ds: xr.Dataset) -> TimeAxis:

@@ -364,6 +364,15 @@ def run_rollout(
         raise DashboardError(f"The rollout failed: {exc}") from exc
     if capture_note:
         ds.attrs["capture_note"] = capture_note
+    stamps = context.coords.get("timestamp")  # real radar keeps valid times here
+    if (
+        stamps is not None
+        and stamps.dims == ("time",)
+        and np.issubdtype(stamps.dtype, np.datetime64)
+    ):
+        ds = ds.assign_coords(context_valid_time=("context_time", stamps.values))
+        if np.issubdtype(ds["lead_time"].dtype, np.timedelta64):
+            ds = ds.assign_coords(valid_time=("time", stamps.values[-1] + ds["lead_time"].values))
     if fallback:
         ds.attrs["device_note"] = fallback
     ds.attrs.update(
