@@ -56,14 +56,29 @@ def test_model_forecast_matches_checkpoint_rollout(checkpoints):
 
     model, meta = load_checkpoint(checkpoints / "tiny_radar", device="cpu")
     data = tiny_loader("tiny_radar", split="test", n_samples=2)
-    fc = ev.forecast(model, meta, data.isel(time=slice(0, 3)), horizon=3)
-    single = rollout(model, data.isel(sample=1, time=slice(0, 3)), 3,
-                     normalizer=Normalizer.from_metadata(meta["normalization"]), precision="fp32")  # fmt: skip
-    ref = single.prediction.values
-    got = fc.isel(sample=1).values
-    valid = np.isfinite(got)
-    assert not valid[..., -1].any()  # the invalid column stays invalid
-    np.testing.assert_allclose(got[valid], ref[valid], rtol=1e-5, atol=1e-6)
+    normalizer = Normalizer.from_metadata(meta["normalization"])
+    for precision in ("fp32", "auto"):  # "auto": the one policy, the same in both
+        fc = ev.forecast(model, meta, data.isel(time=slice(0, 3)), horizon=3, precision=precision)
+        single = rollout(model, data.isel(sample=1, time=slice(0, 3)), 3, normalizer=normalizer,
+                         precision=precision)  # fmt: skip
+        ref = single.prediction.values
+        got = fc.isel(sample=1).values
+        valid = np.isfinite(got)
+        assert not valid[..., -1].any()  # the invalid column stays invalid
+        np.testing.assert_allclose(got[valid], ref[valid], rtol=1e-5, atol=1e-6)
+
+
+def test_scores_record_the_precision_of_the_dashboard(checkpoints):
+    import torch
+
+    from model.rollout import resolve_precision
+
+    _, facts = ev.evaluate(checkpoints / "tiny_video", device="cpu", loader=tiny_loader,
+                           with_baselines=False)  # fmt: skip
+    assert facts["precision"] == resolve_precision("auto", torch.device("cpu"))
+    _, facts = ev.evaluate(checkpoints / "tiny_video", device="cpu", loader=tiny_loader,
+                           with_baselines=False, precision="fp32")  # fmt: skip
+    assert facts["precision"] == "fp32"
 
 
 def test_cli_writes_csv_png_and_model_card(checkpoints, tmp_path, monkeypatch):
