@@ -252,6 +252,7 @@ def validate(
     The forecasts come from :func:`model.rollout.forecast_windows` under ``precision``, the policy
     the evaluation and the dashboard use.
     """
+    from model.baselines import persistence
     from model.metrics import per_lead
 
     pred = forecast_windows(net, split.frames[:, :context], horizon, batch_size=batch_size,
@@ -262,10 +263,10 @@ def validate(
     truth = np.asarray(split.array.values[:, context:], dtype=np.float32)
     physical = normalizer.to_physical(pred)
     domain = str(split.array.attrs.get("domain", "video"))
-    persistence = np.repeat(np.asarray(split.array.values[:, context - 1 : context]), horizon, 1)
     key = "RMSE" if domain == "traffic" else "MSE"
     model_scores = per_lead(physical, truth, domain=domain)
-    pers_scores = per_lead(persistence, truth, domain=domain)
+    pers_scores = per_lead(persistence(split.array.values[:, :context], horizon=horizon), truth,
+                           domain=domain)  # fmt: skip
     return {
         "val_loss": loss,
         f"val_{key}": float(model_scores[key].mean()),
