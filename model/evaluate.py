@@ -34,6 +34,7 @@ from model.metrics import per_lead
 from model.normalize import Normalizer
 from model.rollout import PRECISIONS, forecast_windows, resolve_precision
 from model.runtime import tune_cpu_allocator
+from model.windows import data_config, load_windows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAIN_METRICS = {
@@ -42,28 +43,6 @@ MAIN_METRICS = {
     "traffic": ["RMSE", "MAE"],
 }
 LOWER_IS_BETTER = {"MSE", "MAE", "RMSE", "FAR"}
-
-
-def windows(meta: dict, *, split: str, dataset: str | None = None, options: dict | None = None,
-            loader=None) -> xr.DataArray:  # fmt: skip
-    """The dataset windows a checkpoint is scored on, cut to its context + horizon frames.
-
-    Options are the checkpoint's training options for that split (``meta["dataset_options"]``)
-    updated by ``options``; ``loader`` replaces ``datasets.get_dataset`` (tests).
-    """
-    from datasets import get_dataset
-
-    name = dataset or meta["dataset"]
-    stored = meta.get("dataset_options", {}) if name == meta.get("dataset") else {}
-    opts = {**stored.get("options", {}), **stored.get(split, {}), **(options or {})}
-    array = (loader or get_dataset)(name, split=split, **opts)
-    need = int(meta["context"]) + int(meta["horizon"])
-    if array.sizes["time"] < need:
-        raise ValueError(
-            f"dataset {name!r} ({split}) has {array.sizes['time']} frames per window; the "
-            f"checkpoint needs context + horizon = {need}"
-        )
-    return array.isel(time=slice(0, need)).transpose("sample", "time", "channel", "y", "x")
 
 
 def forecast(model, meta: dict, context: xr.DataArray, *, horizon: int, batch_size: int = 32,
@@ -130,7 +109,8 @@ def evaluate(
     options = dict(options or {})
     if n_samples is not None:
         options["n_samples"] = n_samples
-    data = windows(meta, split=split, dataset=dataset, options=options, loader=loader)
+    data_cfg = data_config(meta, dataset=dataset)
+    data = load_windows(data_cfg, split, overrides=options, loader=loader)
     domain = str(data.attrs.get("domain") or meta.get("domain") or "video")
     context, horizon = int(meta["context"]), int(meta["horizon"])
     ctx = data.isel(time=slice(0, context))
@@ -151,7 +131,7 @@ def evaluate(
             run("extrapolation", lambda: baselines.extrapolation(ctx, horizon=horizon))
         if domain == "traffic" and baselines.frame_times(ctx) is not None:
             where = {k: v for k, v in options.items() if k != "n_samples"}  # e.g. root=
-            train = windows(meta, split="train", dataset=dataset, options=where, loader=loader)
+            train = load_windows(data_cfg, "train", overrides=where, loader=loader)
             clim = baselines.HourOfWeekMean.fit(train)
             run("historical_mean", lambda: clim(ctx, horizon=horizon))
 
@@ -166,7 +146,7 @@ def evaluate(
     result = pd.concat(rows, ignore_index=True)
     facts = {
         "checkpoint": str(checkpoint),
-        "dataset": dataset or meta["dataset"],
+        "dataset": data_cfg.dataset,
         "split": split,
         "samples": int(data.sizes["sample"]),
         "context": context,

@@ -84,7 +84,8 @@ from model.losses import LOSSES, Objective, masked_mse, rain_weights
 from model.normalize import Normalizer
 from model.provenance import checkpoint_metadata, lineage
 from model.rollout import forecast_windows
-from model.train_config import ConfigError, DataConfig, TrainConfig
+from model.train_config import ConfigError, TrainConfig
+from model.windows import load_windows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,29 +112,6 @@ class Split:
 
     def __len__(self) -> int:
         return self.frames.shape[0]
-
-
-def load_split(data: DataConfig, split: str, *, overrides: dict | None = None, loader=None):
-    """``datasets.get_dataset`` for one split with the config's options, cut to context+horizon.
-
-    ``loader(name, split=..., **options)`` replaces ``datasets.get_dataset`` when given (tests).
-
-    Returns
-    -------
-    xarray.DataArray
-        ``(sample, time, channel, y, x)`` physical units, ``time`` = context + horizon frames.
-    """
-    from datasets import get_dataset
-
-    options = {**data.options, **getattr(data, split), **(overrides or {})}
-    array = (loader or get_dataset)(data.dataset, split=split, **options)
-    need = data.context + data.horizon
-    if array.sizes["time"] < need:
-        raise ConfigError(
-            f"dataset {data.dataset!r} ({split}) has {array.sizes['time']} frames per sample "
-            f"but context+horizon = {need}; ask the dataset for longer windows or shorten them"
-        )
-    return array.isel(time=slice(0, need)).transpose("sample", "time", "channel", "y", "x")
 
 
 def make_normalizer(normalization: dict, train_array) -> Normalizer:
@@ -360,12 +338,12 @@ def load_data(
     config: TrainConfig, ddp: Dist, loader=None
 ) -> tuple[Normalizer, Split, Split | None]:
     """The normaliser and the training split (every rank), the validation split (rank 0)."""
-    train_array = load_split(config.data, "train", loader=loader)
+    train_array = load_windows(config.data, "train", loader=loader)
     normalizer = make_normalizer(config.normalization, train_array)
     train_split = to_split(train_array, normalizer)
     val_split = None
     if ddp.main:
-        val_split = to_split(load_split(config.data, "val", loader=loader), normalizer)
+        val_split = to_split(load_windows(config.data, "val", loader=loader), normalizer)
     return normalizer, train_split, val_split
 
 

@@ -82,7 +82,7 @@ def test_scores_record_the_precision_of_the_dashboard(checkpoints):
 
 
 def test_cli_writes_csv_png_and_model_card(checkpoints, tmp_path, monkeypatch):
-    monkeypatch.setattr(ev, "windows", _tiny_windows)
+    monkeypatch.setattr(ev, "load_windows", _tiny_windows)
     out = tmp_path / "eval"
     table = ev.main([str(checkpoints / "tiny_traffic"), "--out", str(out), "--device", "cpu",
                      "--update-checkpoint"])  # fmt: skip
@@ -122,8 +122,29 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert "not a checkpoint folder" in capsys.readouterr().err
 
 
-_real_windows = ev.windows
+_real_windows = ev.load_windows
 
 
-def _tiny_windows(meta, **kwargs):
-    return _real_windows(meta, **{**kwargs, "loader": tiny_loader})
+def _tiny_windows(data, split, **kwargs):
+    return _real_windows(data, split, **{**kwargs, "loader": tiny_loader})
+
+
+def test_checkpoint_windows_use_its_stored_options_for_its_own_dataset_only():
+    from model.windows import data_config, load_windows
+
+    meta = {"dataset": "d", "context": 2, "horizon": 1,
+            "dataset_options": {"options": {"a": 1}, "train": {}, "val": {},
+                                "test": {"n_samples": 3}}}  # fmt: skip
+    seen = []
+
+    def loader(name, *, split, **options):
+        seen.append((name, split, options))
+        return tiny_loader("tiny_video", split=split, **options)
+
+    data = load_windows(data_config(meta), "test", overrides={"root": "x"}, loader=loader)
+    assert seen[-1] == ("d", "test", {"a": 1, "n_samples": 3, "root": "x"})
+    assert (data.sizes["sample"], data.sizes["time"]) == (3, 3)  # cut to context + horizon
+    load_windows(data_config(meta, dataset="other"), "test", loader=loader)
+    assert seen[-1] == ("other", "test", {})
+    with pytest.raises(ValueError, match=r"'d' \(test\) has 6 frames .* context \+ horizon = 7"):
+        load_windows(data_config(dict(meta, horizon=5)), "test", loader=loader)
