@@ -47,7 +47,9 @@ from model.convlstm import ConvLSTM
 from model.rollout import (
     CaptureSpec,
     GateRecorder,
+    autocast,
     compile_network,
+    forecast_windows,
     resolve_precision,
     rollout,
 )
@@ -167,7 +169,6 @@ def build(cfg: BenchConfig, device: torch.device) -> tuple[ConvLSTM, ReferenceNe
 
 def runners(cfg: BenchConfig, ours, ref, frames, device: torch.device) -> dict:
     """The timed variants, keyed ``reference``, ``fp32``, ``default``, ``capture``."""
-    precision = resolve_precision("auto", device)
     spec = CaptureSpec.parse(True, len(ours.cells))
     steps = cfg.context + cfg.horizon - 1
 
@@ -183,15 +184,11 @@ def runners(cfg: BenchConfig, ours, ref, frames, device: torch.device) -> dict:
         if cfg.batch == 1:  # what the dashboard runs, xarray result included
             rollout(ours, frames[0].cpu().numpy(), cfg.horizon, capture=capture)
             return
-        # rollout() takes one sequence; for batches time the same engine path directly
+        # rollout() takes one sequence; batches run the forecast path it calls
         hook = None
         if capture:
             hook = GateRecorder(ours, spec, steps=steps, batch=cfg.batch, device=device).hook
-        with (
-            torch.no_grad(),
-            torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"),
-        ):
-            ours(frames, horizon=cfg.horizon, gate_hook=hook)
+        forecast_windows(ours, frames, cfg.horizon, batch_size=cfg.batch, gate_hook=hook)
 
     return {
         "reference": run_ref,
@@ -245,8 +242,7 @@ def bench_config(
     variants = runners(cfg, ours, ref, frames, device)
     with torch.no_grad():
         same = (variants["reference"]() - variants["fp32"]()).abs().max().item()
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-        with autocast:
+        with autocast(precision, device):
             low = ours(frames, horizon=cfg.horizon)[0].float()
         full = variants["fp32"]()
         diff = (low - full).abs()
@@ -257,10 +253,7 @@ def bench_config(
         compiled = compile_network(ours)
 
         def run_compiled():
-            with (
-                torch.no_grad(),
-                torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"),
-            ):
+            with torch.no_grad(), autocast(precision, device):
                 return compiled(frames, horizon=cfg.horizon)[0]
 
         compile_seconds = _time(run_compiled)  # first call compiles

@@ -26,14 +26,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 import xarray as xr
 
 from model import baselines
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from model.metrics import per_lead
 from model.normalize import Normalizer
+from model.rollout import PRECISIONS, forecast_windows, resolve_precision
 from model.runtime import tune_cpu_allocator
+from model.windows import data_config, load_windows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAIN_METRICS = {
@@ -44,30 +45,8 @@ MAIN_METRICS = {
 LOWER_IS_BETTER = {"MSE", "MAE", "RMSE", "FAR"}
 
 
-def windows(meta: dict, *, split: str, dataset: str | None = None, options: dict | None = None,
-            loader=None) -> xr.DataArray:  # fmt: skip
-    """The dataset windows a checkpoint is scored on, cut to its context + horizon frames.
-
-    Options are the checkpoint's training options for that split (``meta["dataset_options"]``)
-    updated by ``options``; ``loader`` replaces ``datasets.get_dataset`` (tests).
-    """
-    from datasets import get_dataset
-
-    name = dataset or meta["dataset"]
-    stored = meta.get("dataset_options", {}) if name == meta.get("dataset") else {}
-    opts = {**stored.get("options", {}), **stored.get(split, {}), **(options or {})}
-    array = (loader or get_dataset)(name, split=split, **opts)
-    need = int(meta["context"]) + int(meta["horizon"])
-    if array.sizes["time"] < need:
-        raise ValueError(
-            f"dataset {name!r} ({split}) has {array.sizes['time']} frames per window; the "
-            f"checkpoint needs context + horizon = {need}"
-        )
-    return array.isel(time=slice(0, need)).transpose("sample", "time", "channel", "y", "x")
-
-
-@torch.no_grad()
-def forecast(model, meta: dict, context: xr.DataArray, *, horizon: int, batch_size: int = 32):
+def forecast(model, meta: dict, context: xr.DataArray, *, horizon: int, batch_size: int = 32,
+             precision: str = "auto") -> xr.DataArray:  # fmt: skip
     """Checkpoint forecasts in physical units, laid out like the baselines' output.
 
     Parameters
@@ -80,6 +59,10 @@ def forecast(model, meta: dict, context: xr.DataArray, *, horizon: int, batch_si
         ``(sample, time, channel, y, x)`` observed frames, physical units.
     horizon : int
         Frames to forecast.
+    batch_size : int
+        Windows per forward pass.
+    precision : {"auto", "fp32", "bf16"}
+        :func:`model.rollout.resolve_precision`; the same policy as the dashboard's rollouts.
 
     Returns
     -------
@@ -89,16 +72,9 @@ def forecast(model, meta: dict, context: xr.DataArray, *, horizon: int, batch_si
         pixels), the forecast is NaN too.
     """
     normalizer = Normalizer.from_metadata(meta.get("normalization", {"kind": "unit"}))
-    device = next(model.parameters()).device
-    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    values = np.asarray(context.values, dtype=np.float32)  # [S, Tc, C, H, W]
-    out = []
-    for start in range(0, values.shape[0], batch_size):
-        x = torch.from_numpy(np.asarray(normalizer.to_model(values[start : start + batch_size])))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            y, _ = model(x.float().to(device), horizon=horizon)  # [b, H, C, H, W]
-        out.append(y.float().cpu().numpy())
-    physical = np.asarray(normalizer.to_physical(np.concatenate(out)), dtype=np.float32)
+    physical = forecast_windows(model, np.asarray(context.values, dtype=np.float32), horizon,
+                                batch_size=batch_size, precision=precision,
+                                normalizer=normalizer)  # fmt: skip
     template = baselines.persistence(context, horizon=horizon)
     physical[np.isnan(template.values)] = np.nan  # keep the data's invalid pixels invalid
     return template.copy(data=physical).assign_attrs(baseline="", model=meta.get("name", ""))
@@ -116,8 +92,12 @@ def evaluate(
     thresholds=(1.0, 5.0),
     with_baselines: bool = True,
     loader=None,
+    precision: str = "auto",
 ) -> tuple[pd.DataFrame, dict]:
     """Per-lead-time scores of a checkpoint and the baselines.
+
+    The checkpoint forecasts under ``precision`` (:func:`model.rollout.resolve_precision`:
+    ``"auto"`` is bfloat16 autocast where the device computes it natively, as in the dashboard).
 
     Returns
     -------
@@ -129,7 +109,8 @@ def evaluate(
     options = dict(options or {})
     if n_samples is not None:
         options["n_samples"] = n_samples
-    data = windows(meta, split=split, dataset=dataset, options=options, loader=loader)
+    data_cfg = data_config(meta, dataset=dataset)
+    data = load_windows(data_cfg, split, overrides=options, loader=loader)
     domain = str(data.attrs.get("domain") or meta.get("domain") or "video")
     context, horizon = int(meta["context"]), int(meta["horizon"])
     ctx = data.isel(time=slice(0, context))
@@ -142,14 +123,15 @@ def evaluate(
         methods[name] = fn()
         seconds[name] = round(time.perf_counter() - t0, 2)
 
-    run("convlstm", lambda: forecast(model, meta, ctx, horizon=horizon, batch_size=batch_size))
+    run("convlstm", lambda: forecast(model, meta, ctx, horizon=horizon, batch_size=batch_size,
+                                     precision=precision))  # fmt: skip
     if with_baselines:
         run("persistence", lambda: baselines.persistence(ctx, horizon=horizon))
         if domain == "radar":
             run("extrapolation", lambda: baselines.extrapolation(ctx, horizon=horizon))
         if domain == "traffic" and baselines.frame_times(ctx) is not None:
             where = {k: v for k, v in options.items() if k != "n_samples"}  # e.g. root=
-            train = windows(meta, split="train", dataset=dataset, options=where, loader=loader)
+            train = load_windows(data_cfg, "train", overrides=where, loader=loader)
             clim = baselines.HourOfWeekMean.fit(train)
             run("historical_mean", lambda: clim(ctx, horizon=horizon))
 
@@ -164,7 +146,7 @@ def evaluate(
     result = pd.concat(rows, ignore_index=True)
     facts = {
         "checkpoint": str(checkpoint),
-        "dataset": dataset or meta["dataset"],
+        "dataset": data_cfg.dataset,
         "split": split,
         "samples": int(data.sizes["sample"]),
         "context": context,
@@ -173,6 +155,7 @@ def evaluate(
         "time_step": data.attrs.get("time_step"),
         "units": data.attrs.get("units"),
         "device": meta.get("device_note", ""),
+        "precision": resolve_precision(precision, next(model.parameters()).device),
         "seconds": seconds,
     }
     return result, facts
@@ -269,6 +252,11 @@ def model_card(meta: dict, table: pd.DataFrame, facts: dict) -> str:
         f"## Evaluation on the {facts['split']} split (per lead time)",
         "",
     ]
+    if facts.get("precision"):
+        lines += [
+            f"ConvLSTM forecasts in {facts['precision']} (model.rollout.resolve_precision).",
+            "",
+        ]
     lines += _markdown_table(table, metrics)
     lines += ["", "## Skill checks", ""]
     lines += [f"- {k}: {'yes' if v else 'NO'}" for k, v in skill_checks(table, domain).items()]
@@ -338,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", help="dataset option root= (real data folders)")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--precision", default="auto", choices=list(PRECISIONS),
+                        help="auto: bfloat16 autocast where the device computes it natively")  # fmt: skip
     parser.add_argument("--thresholds", default="1,5", help="radar thresholds in mm/h (1,5)")
     parser.add_argument("--out", help="output folder (default runs/NAME/eval)")
     parser.add_argument("--update-checkpoint", action="store_true",
@@ -360,6 +350,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             device=args.device,
             batch_size=args.batch_size,
             thresholds=thresholds,
+            precision=args.precision,
         )
     except (CheckpointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

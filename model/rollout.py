@@ -15,6 +15,20 @@ Everything the dashboard shows, exports or scores comes from this object:
 
 Capture memory is bounded by ``byte_budget``: a request over it raises :class:`CaptureBudgetError`
 saying how many bytes it needs and how to ask for less (fewer layers, gates or steps).
+
+:func:`forecast_windows` is the one place a network runs free on windows: :func:`rollout` (one
+window, the dashboard), training validation (:func:`model.train.validate`) and checkpoint scores
+(:func:`model.evaluate.evaluate`, the model cards) all call it.
+
+Precision policy (:func:`resolve_precision`), the same for all of them: ``"auto"`` runs the
+convolutions under bfloat16 autocast where the device computes bfloat16 natively (CUDA with bf16,
+CPUs with AVX512-BF16/AMX), float32 elsewhere; the gate math always runs in float32
+(:mod:`model.kernels`). bfloat16 halves the CPU forecast time (Moving MNIST, 64 windows: 6.8 s
+-> 3.5 s) and moves the scores little: at most 1.3e-4 relative in MSE per lead (Moving MNIST), 2.4e-3
+in RMSE (SUMO traffic). CUDA validation and evaluation already ran in bfloat16, so scores were
+never hardware-independent; one policy makes the dashboard, the validation log and the model
+cards agree on one machine, and the cards say which precision they used.
+``precision="fp32"`` gives float32 numbers where they are wanted.
 """
 
 from __future__ import annotations
@@ -181,6 +195,74 @@ def _cpu_has_bf16() -> bool:
         return False
 
 
+def autocast(precision: str, device: torch.device) -> torch.autocast:
+    """The autocast context of a resolved ``precision`` (``"bf16"`` on, ``"fp32"`` off)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@torch.no_grad()
+def forecast_windows(
+    net: ConvLSTM,
+    context,
+    horizon: int,
+    *,
+    batch_size: int = 32,
+    precision: str = "auto",
+    normalizer: Normalizer | None = None,
+    gate_hook=None,
+) -> np.ndarray:
+    """Free-running forecasts of a batch of windows, in batches, under one precision policy.
+
+    Parameters
+    ----------
+    net : ConvLSTM
+        The network (its device is used; it runs in eval mode, its mode is restored after).
+    context : numpy.ndarray or torch.Tensor
+        ``[S, Tc, C, H, W]`` observed frames: physical units when ``normalizer`` is given, model
+        space otherwise.
+    horizon : int
+        Frames to forecast.
+    batch_size : int
+        Windows per forward pass.
+    precision : {"auto", "fp32", "bf16"}
+        See :func:`resolve_precision` (the module docstring says why ``"auto"``).
+    normalizer : Normalizer, optional
+        Physical units <-> model space; without it input and output are in model space.
+    gate_hook : callable, optional
+        Passed to the network (gate capture); needs every window in one batch.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[S, horizon, C, H, W]`` float32 on the CPU, in the units of ``context``.
+    """
+    n = context.shape[0]
+    if gate_hook is not None and n > batch_size:
+        raise ValueError(
+            f"gate_hook needs every window in one batch: {n} > batch_size={batch_size}"
+        )
+    device = next(net.parameters()).device
+    precision = resolve_precision(precision, device)
+    was_training = net.training
+    net.eval()
+    out = []
+    try:
+        for start in range(0, n, batch_size):
+            chunk = context[start : start + batch_size]  # [b, Tc, C, H, W]
+            if normalizer is not None:
+                chunk = normalizer.to_model(chunk)
+            x = torch.as_tensor(chunk, dtype=torch.float32).to(device)
+            with autocast(precision, device):
+                y, _ = net(x, horizon=horizon, gate_hook=gate_hook)  # [b, horizon, C, H, W]
+            out.append(y.float().cpu())
+    finally:
+        net.train(was_training)
+    forecast = torch.cat(out).numpy()
+    if normalizer is not None:
+        forecast = normalizer.to_physical(forecast)
+    return np.asarray(forecast, dtype=np.float32)
+
+
 @torch.no_grad()
 def rollout(
     model: ConvLSTM,
@@ -219,7 +301,8 @@ def rollout(
     byte_budget : int
         Most bytes gate capture may use; above it :class:`CaptureBudgetError` is raised.
     precision : {"auto", "fp32", "bf16"}
-        ``"auto"`` runs convolutions in bfloat16 autocast where the hardware supports it.
+        ``"auto"`` runs convolutions in bfloat16 autocast where the hardware supports it (the
+        policy of every forecast, see the module docstring).
     time_step : str, optional
         ISO 8601 step (e.g. ``"PT5M"``); defaults to ``context.attrs["time_step"]``.
 
@@ -263,16 +346,16 @@ def rollout(
         recorder = GateRecorder(model, spec, steps=steps, batch=1, device=device)
     hook = recorder.hook if recorder is not None else None
 
-    x = torch.as_tensor(normalizer.to_model(ctx), dtype=torch.float32, device=device)[None]
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        if mode == "free":
-            forecast, _ = model(x, horizon=horizon, gate_hook=hook)  # [1, H, C, Hpx, Wpx]
-        else:
-            fed = torch.as_tensor(normalizer.to_model(tru[: horizon - 1]), dtype=torch.float32)
-            seq = torch.cat([x, fed.to(device)[None]], dim=1)  # [1, Tc+H-1, C, Hpx, Wpx]
-            one_step, _ = model.one_step(seq, gate_hook=hook)
-            forecast = one_step[:, n_ctx - 1 :]  # [1, H, C, Hpx, Wpx]
-    prediction = normalizer.to_physical(forecast[0].float().cpu().numpy()).astype(np.float32)
+    if mode == "free":
+        prediction = forecast_windows(model, ctx[None], horizon, batch_size=1, precision=precision,
+                                      normalizer=normalizer, gate_hook=hook)[0]  # fmt: skip
+    else:
+        seq = np.concatenate([ctx, tru[: horizon - 1]])  # [Tc+H-1, C, Hpx, Wpx]
+        x = torch.as_tensor(normalizer.to_model(seq), dtype=torch.float32, device=device)[None]
+        with autocast(precision, device):
+            one_step, _ = model.one_step(x, gate_hook=hook)
+        forecast = one_step[0, n_ctx - 1 :].float().cpu().numpy()  # [H, C, Hpx, Wpx]
+        prediction = normalizer.to_physical(forecast).astype(np.float32)
 
     times, lead = _forecast_coords(context, n_ctx, horizon, time_step)
     channel = _coord(context, "channel", ctx.shape[1])

@@ -48,7 +48,8 @@ Outputs: the best checkpoint by validation loss in ``checkpoints/NAME/`` (``mode
 Data parallel: launched by ``torchrun --nproc_per_node N -m model.train CONFIG``, each process
 trains on its share of every global batch (``DistributedSampler``) and gradients are averaged by
 ``DistributedDataParallel`` (gloo on CPU, nccl on GPU). Only rank 0 validates and writes files.
-On CUDA the forward pass runs under bfloat16 autocast.
+On CUDA the training forward pass runs under bfloat16 autocast; validation forecasts use the
+precision policy of every forecast (:func:`model.rollout.forecast_windows`, ``"auto"``).
 
 Layout: the config file is read into a :class:`model.train_config.TrainConfig` (fields, units and
 checks there); losses are in :mod:`model.losses`, checkpoint metadata in :mod:`model.provenance`.
@@ -82,7 +83,9 @@ from model.convlstm import ConvLSTM, ConvLSTMConfig
 from model.losses import LOSSES, Objective, masked_mse, rain_weights
 from model.normalize import Normalizer
 from model.provenance import checkpoint_metadata, lineage
-from model.train_config import ConfigError, DataConfig, TrainConfig
+from model.rollout import forecast_windows
+from model.train_config import ConfigError, TrainConfig
+from model.windows import load_windows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,29 +112,6 @@ class Split:
 
     def __len__(self) -> int:
         return self.frames.shape[0]
-
-
-def load_split(data: DataConfig, split: str, *, overrides: dict | None = None, loader=None):
-    """``datasets.get_dataset`` for one split with the config's options, cut to context+horizon.
-
-    ``loader(name, split=..., **options)`` replaces ``datasets.get_dataset`` when given (tests).
-
-    Returns
-    -------
-    xarray.DataArray
-        ``(sample, time, channel, y, x)`` physical units, ``time`` = context + horizon frames.
-    """
-    from datasets import get_dataset
-
-    options = {**data.options, **getattr(data, split), **(overrides or {})}
-    array = (loader or get_dataset)(data.dataset, split=split, **options)
-    need = data.context + data.horizon
-    if array.sizes["time"] < need:
-        raise ConfigError(
-            f"dataset {data.dataset!r} ({split}) has {array.sizes['time']} frames per sample "
-            f"but context+horizon = {need}; ask the dataset for longer windows or shorten them"
-        )
-    return array.isel(time=slice(0, need)).transpose("sample", "time", "channel", "y", "x")
 
 
 def make_normalizer(normalization: dict, train_array) -> Normalizer:
@@ -235,30 +215,6 @@ def weights_in_sync(model: torch.nn.Module) -> bool:
 
 # ------------------------------------------------------------------------------------------------
 # evaluation during training
-@torch.no_grad()
-def predict(
-    net: ConvLSTM,
-    frames: torch.Tensor,
-    *,
-    context: int,
-    horizon: int,
-    batch_size: int,
-    device: torch.device,
-    autocast: bool = False,
-) -> torch.Tensor:
-    """Free-running forecasts ``[N, horizon, C, H, W]`` (model space, on the CPU) in batches."""
-    was_training = net.training
-    net.eval()
-    out = []
-    for start in range(0, frames.shape[0], batch_size):
-        x = frames[start : start + batch_size, :context].to(device)  # [b, Tc, C, H, W]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            y, _ = net(x, horizon=horizon)  # [b, H, C, H, W]
-        out.append(y.float().cpu())
-    net.train(was_training)
-    return torch.cat(out)
-
-
 def validate(
     net: ConvLSTM,
     split: Split,
@@ -267,24 +223,28 @@ def validate(
     context: int,
     horizon: int,
     batch_size: int,
-    device: torch.device,
-    autocast: bool = False,
+    precision: str = "auto",
 ) -> dict:
-    """Validation loss (model space), physical scores of the model and of persistence."""
+    """Validation loss (model space), physical scores of the model and of persistence.
+
+    The forecasts come from :func:`model.rollout.forecast_windows` under ``precision``, the policy
+    the evaluation and the dashboard use.
+    """
+    from model.baselines import persistence
     from model.metrics import per_lead
 
-    pred = predict(net, split.frames, context=context, horizon=horizon, batch_size=batch_size,
-                   device=device, autocast=autocast)  # fmt: skip
+    pred = forecast_windows(net, split.frames[:, :context], horizon, batch_size=batch_size,
+                            precision=precision)  # fmt: skip  # [N, horizon, C, H, W] model space
     target = split.frames[:, context:]
     mask = None if split.valid is None else split.valid[:, context:]
-    loss = float(masked_mse(pred, target, mask))
+    loss = float(masked_mse(torch.from_numpy(pred), target, mask))
     truth = np.asarray(split.array.values[:, context:], dtype=np.float32)
-    physical = normalizer.to_physical(pred.numpy())
+    physical = normalizer.to_physical(pred)
     domain = str(split.array.attrs.get("domain", "video"))
-    persistence = np.repeat(np.asarray(split.array.values[:, context - 1 : context]), horizon, 1)
     key = "RMSE" if domain == "traffic" else "MSE"
     model_scores = per_lead(physical, truth, domain=domain)
-    pers_scores = per_lead(persistence, truth, domain=domain)
+    pers_scores = per_lead(persistence(split.array.values[:, :context], horizon=horizon), truth,
+                           domain=domain)  # fmt: skip
     return {
         "val_loss": loss,
         f"val_{key}": float(model_scores[key].mean()),
@@ -363,7 +323,8 @@ class Run:
 
     @property
     def autocast(self) -> bool:
-        """bfloat16 autocast of the forward pass (CUDA with bfloat16 support only)."""
+        """bfloat16 autocast of the training forward pass (CUDA with bfloat16 support only);
+        validation forecasts follow :func:`model.rollout.resolve_precision` instead."""
         return self.device.type == "cuda" and torch.cuda.is_bf16_supported()
 
     @property
@@ -377,12 +338,12 @@ def load_data(
     config: TrainConfig, ddp: Dist, loader=None
 ) -> tuple[Normalizer, Split, Split | None]:
     """The normaliser and the training split (every rank), the validation split (rank 0)."""
-    train_array = load_split(config.data, "train", loader=loader)
+    train_array = load_windows(config.data, "train", loader=loader)
     normalizer = make_normalizer(config.normalization, train_array)
     train_split = to_split(train_array, normalizer)
     val_split = None
     if ddp.main:
-        val_split = to_split(load_split(config.data, "val", loader=loader), normalizer)
+        val_split = to_split(load_windows(config.data, "val", loader=loader), normalizer)
     return normalizer, train_split, val_split
 
 
@@ -555,8 +516,7 @@ def validate_and_save(run: Run) -> dict:
     validation loss improved, and the state ``--resume`` needs. Returns the scores."""
     scores = validate(run.net, run.val_split, run.normalizer, context=run.config.data.context,
                       horizon=run.config.data.horizon,
-                      batch_size=run.config.train.eval_batch_size, device=run.device,
-                      autocast=run.autocast)  # fmt: skip
+                      batch_size=run.config.train.eval_batch_size)  # fmt: skip
     now = time.perf_counter()
     meta = checkpoint_metadata(run.config, run.train_split.array, run.normalizer, step=run.step,
                                seed=run.seed, world_size=run.ddp.world,

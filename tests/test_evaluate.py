@@ -56,18 +56,33 @@ def test_model_forecast_matches_checkpoint_rollout(checkpoints):
 
     model, meta = load_checkpoint(checkpoints / "tiny_radar", device="cpu")
     data = tiny_loader("tiny_radar", split="test", n_samples=2)
-    fc = ev.forecast(model, meta, data.isel(time=slice(0, 3)), horizon=3)
-    single = rollout(model, data.isel(sample=1, time=slice(0, 3)), 3,
-                     normalizer=Normalizer.from_metadata(meta["normalization"]), precision="fp32")  # fmt: skip
-    ref = single.prediction.values
-    got = fc.isel(sample=1).values
-    valid = np.isfinite(got)
-    assert not valid[..., -1].any()  # the invalid column stays invalid
-    np.testing.assert_allclose(got[valid], ref[valid], rtol=1e-5, atol=1e-6)
+    normalizer = Normalizer.from_metadata(meta["normalization"])
+    for precision in ("fp32", "auto"):  # "auto": the one policy, the same in both
+        fc = ev.forecast(model, meta, data.isel(time=slice(0, 3)), horizon=3, precision=precision)
+        single = rollout(model, data.isel(sample=1, time=slice(0, 3)), 3, normalizer=normalizer,
+                         precision=precision)  # fmt: skip
+        ref = single.prediction.values
+        got = fc.isel(sample=1).values
+        valid = np.isfinite(got)
+        assert not valid[..., -1].any()  # the invalid column stays invalid
+        np.testing.assert_allclose(got[valid], ref[valid], rtol=1e-5, atol=1e-6)
+
+
+def test_scores_record_the_precision_of_the_dashboard(checkpoints):
+    import torch
+
+    from model.rollout import resolve_precision
+
+    _, facts = ev.evaluate(checkpoints / "tiny_video", device="cpu", loader=tiny_loader,
+                           with_baselines=False)  # fmt: skip
+    assert facts["precision"] == resolve_precision("auto", torch.device("cpu"))
+    _, facts = ev.evaluate(checkpoints / "tiny_video", device="cpu", loader=tiny_loader,
+                           with_baselines=False, precision="fp32")  # fmt: skip
+    assert facts["precision"] == "fp32"
 
 
 def test_cli_writes_csv_png_and_model_card(checkpoints, tmp_path, monkeypatch):
-    monkeypatch.setattr(ev, "windows", _tiny_windows)
+    monkeypatch.setattr(ev, "load_windows", _tiny_windows)
     out = tmp_path / "eval"
     table = ev.main([str(checkpoints / "tiny_traffic"), "--out", str(out), "--device", "cpu",
                      "--update-checkpoint"])  # fmt: skip
@@ -107,8 +122,29 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert "not a checkpoint folder" in capsys.readouterr().err
 
 
-_real_windows = ev.windows
+_real_windows = ev.load_windows
 
 
-def _tiny_windows(meta, **kwargs):
-    return _real_windows(meta, **{**kwargs, "loader": tiny_loader})
+def _tiny_windows(data, split, **kwargs):
+    return _real_windows(data, split, **{**kwargs, "loader": tiny_loader})
+
+
+def test_checkpoint_windows_use_its_stored_options_for_its_own_dataset_only():
+    from model.windows import data_config, load_windows
+
+    meta = {"dataset": "d", "context": 2, "horizon": 1,
+            "dataset_options": {"options": {"a": 1}, "train": {}, "val": {},
+                                "test": {"n_samples": 3}}}  # fmt: skip
+    seen = []
+
+    def loader(name, *, split, **options):
+        seen.append((name, split, options))
+        return tiny_loader("tiny_video", split=split, **options)
+
+    data = load_windows(data_config(meta), "test", overrides={"root": "x"}, loader=loader)
+    assert seen[-1] == ("d", "test", {"a": 1, "n_samples": 3, "root": "x"})
+    assert (data.sizes["sample"], data.sizes["time"]) == (3, 3)  # cut to context + horizon
+    load_windows(data_config(meta, dataset="other"), "test", loader=loader)
+    assert seen[-1] == ("other", "test", {})
+    with pytest.raises(ValueError, match=r"'d' \(test\) has 6 frames .* context \+ horizon = 7"):
+        load_windows(data_config(dict(meta, horizon=5)), "test", loader=loader)

@@ -10,7 +10,13 @@ import xarray as xr
 
 from model.convlstm import GATES, ConvLSTM
 from model.normalize import Normalizer
-from model.rollout import CaptureBudgetError, CaptureSpec, capture_bytes, rollout
+from model.rollout import (
+    CaptureBudgetError,
+    CaptureSpec,
+    capture_bytes,
+    forecast_windows,
+    rollout,
+)
 
 
 @pytest.fixture
@@ -147,3 +153,20 @@ def test_normalizer_round_trip(kind, values):
 def test_gate_names_are_the_constant(model, context):
     ds = rollout(model, context, 2, capture=True)
     assert tuple(ds.gate.values) == GATES
+
+
+def test_forecast_windows_is_the_rollout_forecast_in_batches(model, context):
+    norm = Normalizer(kind="db", units="mm/h", scale=10.0)
+    windows = np.stack([context.values, context.values[::-1], 2 * context.values])  # [3, Tc, ...]
+    batched = forecast_windows(model, windows, 3, batch_size=2, precision="fp32", normalizer=norm)
+    assert batched.shape == (3, 3, 1, 8, 8) and batched.dtype == np.float32
+    for k in range(3):
+        one = rollout(model, windows[k], 3, precision="fp32", normalizer=norm).prediction.values
+        np.testing.assert_allclose(batched[k], one, rtol=1e-5, atol=1e-6)
+    # model space in and out without a normalizer; the network's mode is restored
+    model.train()
+    raw = forecast_windows(model, torch.from_numpy(norm.to_model(windows)), 3, precision="fp32")
+    assert model.training
+    np.testing.assert_allclose(norm.to_physical(raw), batched, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="one batch"):
+        forecast_windows(model, windows, 3, batch_size=2, gate_hook=lambda *a: None)

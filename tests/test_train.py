@@ -307,3 +307,28 @@ def test_main_tunes_the_allocator_and_trains_the_overridden_config(tmp_path, mon
     assert calls["tuned"] and calls["config"].train.lr == 0.0
     assert calls["steps"] == 0 and calls["progress"] is False
     assert calls["command"].endswith("-m model.train " + f"{path} --lr 0 --steps 0 --no-progress")
+
+
+@pytest.mark.parametrize("name", ["tiny_radar", "tiny_traffic"])
+def test_validate_scores_persistence_and_the_forecast_path(name):
+    import numpy as np
+
+    from model.convlstm import ConvLSTM
+    from model.metrics import per_lead
+    from model.rollout import forecast_windows
+    from model.train import to_split, validate
+
+    array = tiny_loader(name, split="val")  # 6 frames: 3 in, 3 out
+    norm = Normalizer(kind="scale", units="", scale=40.0)
+    torch.manual_seed(0)
+    channels = array.sizes["channel"]
+    net = ConvLSTM(in_channels=channels, hidden_channels=(4,), kernel_size=3, frame_size=(8, 8))
+    scores = validate(net, to_split(array, norm), norm, context=3, horizon=3, batch_size=4)
+    key = "RMSE" if name == "tiny_traffic" else "MSE"
+    truth = array.values[:, 3:]
+    pers = np.repeat(array.values[:, 2:3], 3, axis=1)  # the last context frame, by hand
+    want = per_lead(pers, truth, domain=array.attrs["domain"])[key].mean()
+    assert scores[f"val_persistence_{key}"] == pytest.approx(want)
+    pred = forecast_windows(net, array.values[:, :3], 3, batch_size=4, normalizer=norm)
+    got = per_lead(pred, truth, domain=array.attrs["domain"])[key].mean()
+    assert scores[f"val_{key}"] == pytest.approx(got, rel=1e-4)
