@@ -68,7 +68,7 @@ from datasets.untrusted import (
     gif_info,
     public_message,
 )
-from datasets.windows import sliding_windows  # noqa: F401  (re-exported: its home was here)
+from datasets.windows import sliding_windows  # re-exported (in __all__): its home was here
 
 MAX_BYTES = 200 * 1024 * 1024  # refuse radar files larger than this (a composite is ~1 MB)
 MAX_PIXELS = 25_000_000  # refuse fields with more pixels than this (5000 x 5000)

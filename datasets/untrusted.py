@@ -206,7 +206,7 @@ def check_hdf5(
 
     try:
         handle = h5py.File(path, "r")
-    except Exception as exc:  # h5py raises OSError with the full path on damaged files
+    except Exception as exc:  # noqa: BLE001 - h5py raises OSError with the full path on damaged files
         raise _refuse(
             path,
             f"cannot be opened as HDF5 ({type(exc).__name__}); the file is truncated, corrupted "

@@ -240,7 +240,7 @@ def mnist_test_seq(
         raise DatasetError(f"{path}: no such file. Pass path= to mnist_test_seq.npy.")
     try:
         raw = np.load(path, mmap_mode="r", allow_pickle=False)  # (20, N, 64, 64) uint8
-    except Exception as exc:  # noqa: BLE001  (numpy raises several types on bad files)
+    except Exception as exc:  # numpy raises several types on bad files
         raise DatasetError(
             f"{path}: not a readable .npy file ({type(exc).__name__}: {exc}). Download it again."
         ) from exc

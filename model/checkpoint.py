@@ -371,7 +371,7 @@ def load_torch_weights(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - the unpickler raises many types; all mean "refused"
+    except Exception as exc:  # the unpickler raises many types; all mean "refused"
         raise CheckpointError(
             f"{path}: refused to load: not a plain tensor file ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}). Only weights are accepted; "

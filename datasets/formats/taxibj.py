@@ -477,5 +477,5 @@ def looks_like_taxibj(path: Path, head: bytes) -> bool:
                 )
                 for name, link in zip(("date", "data"), links, strict=True)
             )
-    except Exception:  # unreadable: let the other readers (or read_any's error) handle it
+    except Exception:  # noqa: BLE001 - unreadable: let the other readers (or read_any's error) handle it
         return False

@@ -104,7 +104,7 @@ def open_video(
     with iio.imopen(path, "r", extension=ext, plugin=plugin) as video:
         try:
             meta = video.metadata()  # GIF: global metadata, no frame is decoded
-        except Exception:  # metadata is optional for GIF; frames are what matter
+        except Exception:  # noqa: BLE001 - metadata is optional for GIF; frames are what matter
             meta = {}
         if plugin == "FFMPEG":
             check_video(path, meta, max_frames=max_frames)  # ffmpeg's frame size, then decode
