@@ -169,7 +169,7 @@ def warm_up_defaults(root: str, order: tuple[str, ...]) -> list[tuple[str, str]]
             key = (fits[0], names[0], 0, 0, context, horizon)
             forecast_figure(key, 0, int(ds.sizes.get("context_time", 0)), train_h, _ds=ds)
             warmed.append((names[0], fits[0]))
-        except Exception:  # noqa: BLE001, S112 - warming is optional; the page reports errors
+        except Exception:  # noqa: BLE001 - warming is optional; the page reports errors
             continue
     return warmed
 

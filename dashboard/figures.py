@@ -601,6 +601,87 @@ def _source_label(ds: xr.Dataset) -> str:
 
 
 # -- forecast view -----------------------------------------------------------------------------
+def _forecast_panels(
+    s: int,
+    n_ctx: int,
+    ctx: np.ndarray | None,
+    pred: np.ndarray,
+    truth: np.ndarray | None,
+    err: np.ndarray | None,
+    scale: Scale,
+    escale: Scale,
+    grid: Grid,
+    n_cols: int,
+) -> list[go.Heatmap]:
+    """The panels of animation step ``s``: a context frame (``s < n_ctx``) or a forecast step."""
+    if s < n_ctx:
+        obs = ctx[s]
+        out = [
+            _blank(grid, "coloraxis", "prediction"),
+            _heatmap(scale.encode(obs), grid, "coloraxis", "observed"),
+        ]
+        if n_cols == 3:
+            out.append(_blank(grid, "coloraxis2", "error"))
+        return out
+    k = s - n_ctx
+    out = [_heatmap(scale.encode(pred[k]), grid, "coloraxis", "prediction")]
+    if truth is not None:
+        out.append(_heatmap(scale.encode(truth[k]), grid, "coloraxis", "truth"))
+        out.append(_heatmap(escale.encode(err[k]), grid, "coloraxis2", "error"))
+    else:
+        out.append(_blank(grid, "coloraxis", "observed"))
+    return out
+
+
+def _forecast_title(
+    s: int,
+    axis: TimeAxis,
+    times: np.ndarray | None,
+    horizon: int,
+    beyond_training: int | None,
+    ch_name: str,
+) -> str:
+    """The figure title of animation step ``s``: its time, then what the frame is."""
+    n_ctx = axis.n_context
+    k = s - n_ctx + 1
+    if s < n_ctx:
+        what = f"Context frame {s + 1}/{n_ctx} (input)"
+    else:
+        what = f"Forecast step {k}/{horizon}"
+        if beyond_training is not None and k > beyond_training:
+            what += " — beyond training horizon"
+    extra = f" · {ch_name}" if ch_name else ""
+    return f"{step_time_label(axis, times, s)}<br><span style='font-size:12px'>{what}{extra}</span>"
+
+
+def _forecast_colorbars(
+    fig: go.Figure, scale: Scale, escale: Scale, units: str, n_cols: int, plot_px: int
+) -> dict:
+    """Colour bars under the panels: values under prediction/truth, the error under its panel."""
+    dom = [fig.layout[f"xaxis{'' if i == 0 else i + 1}"].domain for i in range(n_cols)]
+    value_end = dom[1][1] if n_cols == 3 else dom[-1][1]
+    layout = {
+        "coloraxis": _hbar(
+            scale,
+            value_label(scale, units),
+            x0=dom[0][0],
+            x1=value_end,
+            top_px=AXIS_BELOW_PX,
+            plot_px=plot_px,
+        )
+    }
+    if n_cols == 3:
+        layout["coloraxis2"] = _hbar(
+            escale,
+            f"error ({units})" if units else "error",
+            x0=dom[2][0],
+            x1=dom[2][1],
+            top_px=AXIS_BELOW_PX,
+            plot_px=plot_px,
+        )
+    return layout
+
+
 def forecast_figure(
     ds: xr.Dataset,
     *,
@@ -654,41 +735,14 @@ def forecast_figure(
         step = n_ctx if n_ctx < n_ctx + pred.shape[0] else steps[0]
 
     def panels(s: int) -> list[go.Heatmap]:
-        if s < n_ctx:
-            obs = ctx[s]
-            out = [
-                _blank(grid, "coloraxis", "prediction"),
-                _heatmap(scale.encode(obs), grid, "coloraxis", "observed"),
-            ]
-            if n_cols == 3:
-                out.append(_blank(grid, "coloraxis2", "error"))
-            return out
-        k = s - n_ctx
-        out = [_heatmap(scale.encode(pred[k]), grid, "coloraxis", "prediction")]
-        if truth is not None:
-            out.append(_heatmap(scale.encode(truth[k]), grid, "coloraxis", "truth"))
-            out.append(_heatmap(escale.encode(err[k]), grid, "coloraxis2", "error"))
-        else:
-            out.append(_blank(grid, "coloraxis", "observed"))
-        return out
+        return _forecast_panels(s, n_ctx, ctx, pred, truth, err, scale, escale, grid, n_cols)
 
     ch_name = _channel_name(ds, channel)
 
     times = valid_times(ds)
 
     def title(s: int) -> str:
-        k = s - n_ctx + 1
-        if s < n_ctx:
-            what = f"Context frame {s + 1}/{n_ctx} (input)"
-        else:
-            what = f"Forecast step {k}/{pred.shape[0]}"
-            if beyond_training is not None and k > beyond_training:
-                what += " — beyond training horizon"
-        extra = f" · {ch_name}" if ch_name else ""
-        return (
-            f"{step_time_label(axis, times, s)}<br>"
-            f"<span style='font-size:12px'>{what}{extra}</span>"
-        )
+        return _forecast_title(s, axis, times, pred.shape[0], beyond_training, ch_name)
 
     names = [str(s) for s in steps]
     fig.frames = [
@@ -706,24 +760,8 @@ def forecast_figure(
     for col in range(2, n_cols + 1):
         fig.update_yaxes(showticklabels=False, row=1, col=col)  # same y as the first panel
     _titles_on_panels(fig, n_cols, size=14)
-    vlabel = value_label(scale, units)
     plot_px = FORECAST_HEIGHT - FORECAST_MARGIN["t"] - FORECAST_MARGIN["b"]
-    dom = [fig.layout[f"xaxis{'' if i == 0 else i + 1}"].domain for i in range(n_cols)]
-    value_end = dom[1][1] if n_cols == 3 else dom[-1][1]
-    layout = {
-        "coloraxis": _hbar(
-            scale, vlabel, x0=dom[0][0], x1=value_end, top_px=AXIS_BELOW_PX, plot_px=plot_px
-        )
-    }
-    if n_cols == 3:
-        layout["coloraxis2"] = _hbar(
-            escale,
-            f"error ({units})" if units else "error",
-            x0=dom[2][0],
-            x1=dom[2][1],
-            top_px=AXIS_BELOW_PX,
-            plot_px=plot_px,
-        )
+    layout = _forecast_colorbars(fig, scale, escale, units, n_cols, plot_px)
     fig.update_layout(
         **layout,
         title=_title(title(step)),

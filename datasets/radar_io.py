@@ -68,7 +68,7 @@ from datasets.untrusted import (
     gif_info,
     public_message,
 )
-from datasets.windows import sliding_windows  # noqa: F401  (re-exported: its home was here)
+from datasets.windows import sliding_windows  # re-exported (in __all__): its home was here
 
 MAX_BYTES = 200 * 1024 * 1024  # refuse radar files larger than this (a composite is ~1 MB)
 MAX_PIXELS = 25_000_000  # refuse fields with more pixels than this (5000 x 5000)
@@ -366,6 +366,36 @@ RADAR_SOURCES: dict[str, RadarSource] = {
 }
 
 
+def _gzipped_head(path: Path, n: int) -> bytes:
+    """The first ``n`` bytes inside a gzip file."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            return handle.read(n)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DatasetError(f"{path.name}: damaged gzip file ({exc})") from exc
+
+
+def _hdf5_radar_source(path: Path) -> str | None:
+    """``knmi``, ``odim`` or ``bom`` from the top-level groups of an HDF5 file, else ``None``."""
+    check_hdf5(path, max_bytes=DEFAULT_MAX_DECODED_BYTES)
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            names = set(f)
+            if {"image1", "geographic"} <= names:
+                return "knmi"
+            if "where" in names and any(n.startswith("dataset") for n in names):
+                return "odim"
+            if "precipitation" in names:
+                return "bom"  # netCDF4 files are HDF5 inside
+    except Exception as exc:  # h5py raises OSError, KeyError, ... on damaged files
+        raise DatasetError(
+            f"{path.name}: cannot open as HDF5 ({type(exc).__name__}: {exc})"
+        ) from exc
+    return None
+
+
 def guess_radar_source(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> str:
     """The radar source of a file, from its first bytes and (for HDF5) its groups.
 
@@ -385,33 +415,14 @@ def guess_radar_source(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -
         return "mch"
     if head.startswith(b"P5"):
         return "fmi"
-    if head.startswith(GZIP_MAGIC):
-        try:
-            with gzip.open(path, "rb") as handle:
-                inner = handle.read(2)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DatasetError(f"{path.name}: damaged gzip file ({exc})") from exc
-        if inner == b"P5":
-            return "fmi"
+    if head.startswith(GZIP_MAGIC) and _gzipped_head(path, 2) == b"P5":
+        return "fmi"
     if head.startswith(NETCDF3_MAGIC):
         return "bom"
     if head.startswith(HDF5_MAGIC):
-        check_hdf5(path, max_bytes=DEFAULT_MAX_DECODED_BYTES)
-        try:
-            import h5py
-
-            with h5py.File(path, "r") as f:
-                names = set(f)
-                if {"image1", "geographic"} <= names:
-                    return "knmi"
-                if "where" in names and any(n.startswith("dataset") for n in names):
-                    return "odim"
-                if "precipitation" in names:
-                    return "bom"  # netCDF4 files are HDF5 inside
-        except Exception as exc:  # h5py raises OSError, KeyError, ... on damaged files
-            raise DatasetError(
-                f"{path.name}: cannot open as HDF5 ({type(exc).__name__}: {exc})"
-            ) from exc
+        source = _hdf5_radar_source(path)
+        if source is not None:
+            return source
     raise DatasetError(
         f"{path.name}: cannot tell which radar format this is (starts with {head!r}); pass source= one "
         f"of {', '.join(RADAR_SOURCES)}"

@@ -206,7 +206,7 @@ def check_hdf5(
 
     try:
         handle = h5py.File(path, "r")
-    except Exception as exc:  # h5py raises OSError with the full path on damaged files
+    except Exception as exc:  # noqa: BLE001 - h5py raises OSError with the full path on damaged files
         raise _refuse(
             path,
             f"cannot be opened as HDF5 ({type(exc).__name__}); the file is truncated, corrupted "
@@ -386,6 +386,31 @@ def _zarr_codec_names(meta: dict) -> list[str]:
     return names
 
 
+def _zarr_array(path, document: dict, where: str, *, is_v2: bool) -> _ZarrArray:
+    """One array description (v2 ``.zarray`` keys, else v3 ``zarr.json``), checked."""
+    try:
+        shape = tuple(int(n) for n in document["shape"])
+        if is_v2:
+            chunks = tuple(int(n) for n in document["chunks"])
+            itemsize = _zarr_itemsize(path, where, document["dtype"])
+        else:
+            grid = document.get("chunk_grid", {}).get("configuration", {})
+            chunks = tuple(int(n) for n in grid.get("chunk_shape", shape))
+            itemsize = _zarr_itemsize(path, where, document.get("data_type"))
+    except (TypeError, ValueError, AttributeError):
+        raise _refuse(path, f"Zarr array {where} has malformed metadata.") from None
+    if any(n < 0 for n in shape + chunks):
+        raise _refuse(path, f"Zarr array {where} declares a negative size.")
+    for codec in _zarr_codec_names(document):
+        if codec.removeprefix("numcodecs.") not in ZARR_CODECS:
+            raise _refuse(
+                path,
+                f"Zarr array {where} uses codec {codec!r}, which is not accepted (known: "
+                f"{', '.join(sorted(ZARR_CODECS))}).",
+            )
+    return _ZarrArray(where, shape, itemsize, chunks)
+
+
 def _zarr_arrays(path, document, where: str, found: list[_ZarrArray]) -> None:
     """Every array description anywhere in a Zarr metadata document (consolidated included)."""
     if isinstance(document, list):
@@ -397,27 +422,7 @@ def _zarr_arrays(path, document, where: str, found: list[_ZarrArray]) -> None:
     is_v2 = "shape" in document and "dtype" in document and "chunks" in document
     is_v3 = document.get("node_type") == "array"
     if is_v2 or is_v3:
-        try:
-            shape = tuple(int(n) for n in document["shape"])
-            if is_v2:
-                chunks = tuple(int(n) for n in document["chunks"])
-                itemsize = _zarr_itemsize(path, where, document["dtype"])
-            else:
-                grid = document.get("chunk_grid", {}).get("configuration", {})
-                chunks = tuple(int(n) for n in grid.get("chunk_shape", shape))
-                itemsize = _zarr_itemsize(path, where, document.get("data_type"))
-        except (TypeError, ValueError, AttributeError):
-            raise _refuse(path, f"Zarr array {where} has malformed metadata.") from None
-        if any(n < 0 for n in shape + chunks):
-            raise _refuse(path, f"Zarr array {where} declares a negative size.")
-        for codec in _zarr_codec_names(document):
-            if codec.removeprefix("numcodecs.") not in ZARR_CODECS:
-                raise _refuse(
-                    path,
-                    f"Zarr array {where} uses codec {codec!r}, which is not accepted (known: "
-                    f"{', '.join(sorted(ZARR_CODECS))}).",
-                )
-        found.append(_ZarrArray(where, shape, itemsize, chunks))
+        found.append(_zarr_array(path, document, where, is_v2=is_v2))
     for key, value in document.items():
         if key not in ("attributes", "shape", "chunks", "fill_value") and not key.endswith(
             ".zattrs"
@@ -561,79 +566,99 @@ def check_netcdf3_header(path: str | os.PathLike, *, max_bytes: int | None = Non
         data = fh.read(min(size, NETCDF3_HEADER_MAX_BYTES))
     if not data.startswith(NETCDF3_MAGIC):
         raise _refuse(path, f"not a classic netCDF file (starts {data[:4]!r}).")
-    width = 8 if data[3] == 5 else 4  # NON_NEG counts and lengths: 64-bit in CDF-5
-    offset_width = 4 if data[3] == 1 else 8
-    pos = 4
-
-    def number(n: int) -> int:
-        nonlocal pos
-        if pos + n > len(data):
-            raise _refuse(path, f"netCDF header is truncated at byte {pos}.")
-        value = int.from_bytes(data[pos : pos + n], "big")
-        pos += n
-        return value
-
-    def check_fits(nbytes: int, what: str) -> None:
-        if nbytes > size - pos:
-            raise _refuse(path, f"netCDF header declares {what} at byte {pos} of a {size}-byte "
-                                "file; the file is corrupt.")  # fmt: skip
-
-    def skip(n: int, what: str) -> None:
-        nonlocal pos
-        padded = n + (-n) % 4
-        check_fits(padded, f"a {n}-byte {what}")
-        pos += padded
-
-    def skip_name() -> None:
-        skip(number(width), "name")
-
-    def count(tag: int, what: str, min_bytes: int) -> int:
-        found, n = number(4), number(width)
-        if found == 0 and n == 0:  # ABSENT
-            return 0
-        if found != tag:
-            raise _refuse(path, f"netCDF header has tag {found} where {what} should be.")
-        check_fits(n * min_bytes, f"{n} {what}")
-        return n
-
-    def type_bytes(what: str) -> int:
-        nc_type = number(4)
-        if nc_type not in _NC_TYPE_BYTES:
-            raise _refuse(path, f"netCDF {what} type {nc_type} is unknown.")
-        return _NC_TYPE_BYTES[nc_type]
-
-    def attributes() -> None:
-        for _ in range(count(_NC_ATTRIBUTE, "attributes", 2 * width + 4)):
-            skip_name()
-            item_bytes = type_bytes("attribute")
-            skip(number(width) * item_bytes, "attribute")
-
-    numrecs = number(width)
-    lengths = []
-    for _ in range(count(_NC_DIMENSION, "dimensions", 2 * width)):
-        skip_name()
-        lengths.append(number(width))  # 0: the record (unlimited) dimension
-    attributes()
-    total = 0
-    for _ in range(count(_NC_VARIABLE, "variables", 4 * width + 4)):
-        skip_name()
-        n_var_dims = number(width)
-        check_fits(n_var_dims * width, f"a variable with {n_var_dims} dimensions")
-        dim_ids = [number(width) for _ in range(n_var_dims)]
-        if any(i >= len(lengths) for i in dim_ids):
-            raise _refuse(path, "netCDF variable refers to a dimension that is not there.")
-        attributes()
-        item_bytes = type_bytes("variable")
-        number(width)  # vsize
-        number(offset_width)  # begin
-        total += _product(lengths[i] or numrecs for i in dim_ids) * item_bytes
+    header = _Netcdf3Header(path, data, size)
+    total = header.variables_bytes()
     if max_bytes is not None and total > max_bytes:
         raise _refuse(
             path,
-            f"netCDF header declares {_mb(total)} of variables ({numrecs:,} records), over the "
-            f"limit of {_mb(max_bytes)}; crop it or subset the variables first.",
+            f"netCDF header declares {_mb(total)} of variables ({header.numrecs:,} records), over "
+            f"the limit of {_mb(max_bytes)}; crop it or subset the variables first.",
         )
     return total
+
+
+class _Netcdf3Header:
+    """A cursor over the bytes of a classic netCDF header that checks every declared length
+    against the bytes left in the file before moving on."""
+
+    def __init__(self, path: Path, data: bytes, size: int) -> None:
+        self.path, self.data, self.size = path, data, size
+        self.width = 8 if data[3] == 5 else 4  # NON_NEG counts and lengths: 64-bit in CDF-5
+        self.offset_width = 4 if data[3] == 1 else 8
+        self.pos = 4
+        self.numrecs = 0
+
+    def number(self, n: int) -> int:
+        if self.pos + n > len(self.data):
+            raise _refuse(self.path, f"netCDF header is truncated at byte {self.pos}.")
+        value = int.from_bytes(self.data[self.pos : self.pos + n], "big")
+        self.pos += n
+        return value
+
+    def check_fits(self, nbytes: int, what: str) -> None:
+        if nbytes > self.size - self.pos:
+            raise _refuse(self.path, f"netCDF header declares {what} at byte {self.pos} of a "
+                                     f"{self.size}-byte file; the file is corrupt.")  # fmt: skip
+
+    def skip(self, n: int, what: str) -> None:
+        padded = n + (-n) % 4
+        self.check_fits(padded, f"a {n}-byte {what}")
+        self.pos += padded
+
+    def skip_name(self) -> None:
+        self.skip(self.number(self.width), "name")
+
+    def count(self, tag: int, what: str, min_bytes: int) -> int:
+        found, n = self.number(4), self.number(self.width)
+        if found == 0 and n == 0:  # ABSENT
+            return 0
+        if found != tag:
+            raise _refuse(self.path, f"netCDF header has tag {found} where {what} should be.")
+        self.check_fits(n * min_bytes, f"{n} {what}")
+        return n
+
+    def type_bytes(self, what: str) -> int:
+        nc_type = self.number(4)
+        if nc_type not in _NC_TYPE_BYTES:
+            raise _refuse(self.path, f"netCDF {what} type {nc_type} is unknown.")
+        return _NC_TYPE_BYTES[nc_type]
+
+    def attributes(self) -> None:
+        for _ in range(self.count(_NC_ATTRIBUTE, "attributes", 2 * self.width + 4)):
+            self.skip_name()
+            item_bytes = self.type_bytes("attribute")
+            self.skip(self.number(self.width) * item_bytes, "attribute")
+
+    def dimensions(self) -> list[int]:
+        lengths = []
+        for _ in range(self.count(_NC_DIMENSION, "dimensions", 2 * self.width)):
+            self.skip_name()
+            lengths.append(self.number(self.width))  # 0: the record (unlimited) dimension
+        return lengths
+
+    def variable_bytes(self, lengths: list[int]) -> int:
+        width = self.width
+        self.skip_name()
+        n_var_dims = self.number(width)
+        self.check_fits(n_var_dims * width, f"a variable with {n_var_dims} dimensions")
+        dim_ids = [self.number(width) for _ in range(n_var_dims)]
+        if any(i >= len(lengths) for i in dim_ids):
+            raise _refuse(self.path, "netCDF variable refers to a dimension that is not there.")
+        self.attributes()
+        item_bytes = self.type_bytes("variable")
+        self.number(width)  # vsize
+        self.number(self.offset_width)  # begin
+        return _product(lengths[i] or self.numrecs for i in dim_ids) * item_bytes
+
+    def variables_bytes(self) -> int:
+        """Walk the whole header: the declared bytes of all variables."""
+        self.numrecs = self.number(self.width)
+        lengths = self.dimensions()
+        self.attributes()
+        total = 0
+        for _ in range(self.count(_NC_VARIABLE, "variables", 4 * self.width + 4)):
+            total += self.variable_bytes(lengths)
+        return total
 
 
 # ----------------------------------------------------------------------------------------------

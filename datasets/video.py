@@ -188,6 +188,37 @@ def mnist_seq_split(n_total: int, split: str) -> np.ndarray:
     return np.arange(edges[i], edges[i + 1])
 
 
+def _mnist_seq_path(
+    path: str | os.PathLike | None,
+    *,
+    download: bool,
+    cache_dir: str | os.PathLike | None,
+    base_url: str | None,
+) -> Path:
+    """The ``mnist_test_seq.npy`` to read: ``path``, else the cached (or downloaded) copy."""
+    if path is None:
+        local = cached_path(MNIST_SEQ_SOURCE, MNIST_SEQ_FILE, cache_dir=cache_dir)
+        if download:
+            local = fetch(
+                MNIST_SEQ_SOURCE,
+                MNIST_SEQ_FILE,
+                sha256=MNIST_SEQ_HASH,
+                base_url=base_url,
+                cache_dir=cache_dir,
+            )
+        elif not local.is_file():
+            raise DatasetError(
+                f"Dataset not found: {local} is missing. Use download=True to download it "
+                "(about 800 MB), run `python -m datasets.download mnist_test_seq`, or pass "
+                "path= to your own copy of mnist_test_seq.npy."
+            )
+        path = local
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file. Pass path= to mnist_test_seq.npy.")
+    return path
+
+
 def mnist_test_seq(
     *,
     split: str = "test",
@@ -218,29 +249,10 @@ def mnist_test_seq(
         float32 ``(sample, time, channel, y, x)`` = ``(n, 20, 1, 64, 64)`` in [0, 1]; the ``sample``
         coordinate is the sequence index in the file.
     """
-    if path is None:
-        local = cached_path(MNIST_SEQ_SOURCE, MNIST_SEQ_FILE, cache_dir=cache_dir)
-        if download:
-            local = fetch(
-                MNIST_SEQ_SOURCE,
-                MNIST_SEQ_FILE,
-                sha256=MNIST_SEQ_HASH,
-                base_url=base_url,
-                cache_dir=cache_dir,
-            )
-        elif not local.is_file():
-            raise DatasetError(
-                f"Dataset not found: {local} is missing. Use download=True to download it "
-                "(about 800 MB), run `python -m datasets.download mnist_test_seq`, or pass "
-                "path= to your own copy of mnist_test_seq.npy."
-            )
-        path = local
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DatasetError(f"{path}: no such file. Pass path= to mnist_test_seq.npy.")
+    path = _mnist_seq_path(path, download=download, cache_dir=cache_dir, base_url=base_url)
     try:
         raw = np.load(path, mmap_mode="r", allow_pickle=False)  # (20, N, 64, 64) uint8
-    except Exception as exc:  # noqa: BLE001  (numpy raises several types on bad files)
+    except Exception as exc:  # numpy raises several types on bad files
         raise DatasetError(
             f"{path}: not a readable .npy file ({type(exc).__name__}: {exc}). Download it again."
         ) from exc

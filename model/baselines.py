@@ -130,7 +130,7 @@ def _motion(oflow: Callable, frames: np.ndarray) -> np.ndarray:
         return np.zeros((2, *frames.shape[1:]))
     try:
         velocity = np.asarray(oflow(frames), dtype=np.float64)
-    except Exception as err:  # pysteps raises various errors on degenerate fields
+    except Exception as err:  # noqa: BLE001 - pysteps raises various errors on degenerate fields
         log.warning("optical flow failed (%s); using zero motion (persistence)", err)
         return np.zeros((2, *frames.shape[1:]))
     return np.nan_to_num(velocity, nan=0.0)

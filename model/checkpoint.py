@@ -371,7 +371,7 @@ def load_torch_weights(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - the unpickler raises many types; all mean "refused"
+    except Exception as exc:  # the unpickler raises many types; all mean "refused"
         raise CheckpointError(
             f"{path}: refused to load: not a plain tensor file ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}). Only weights are accepted; "
@@ -571,9 +571,8 @@ def _read_bounded(folder: Path, filename: str, limit: int) -> bytes:
     return data
 
 
-def _open_checked(folder: Path, filename: str, limit: int):
-    """Open ``folder/filename`` for reading after checking it is a regular file inside ``folder``
-    and at most ``limit`` bytes. Raises :class:`CheckpointError` naming the problem."""
+def _require_present(folder: Path, filename: str) -> None:
+    """Raise :class:`CheckpointError` unless ``folder/filename`` exists (a link counts)."""
     path = folder / filename
     where = f"{folder.name}/{filename}"
     try:
@@ -593,6 +592,10 @@ def _open_checked(folder: Path, filename: str, limit: int):
             "fix its permissions or remove it",
             path=folder,
         ) from None
+
+
+def _require_inside(folder: Path, path: Path, where: str) -> None:
+    """Raise :class:`CheckpointError` if ``path`` resolves outside ``folder`` (or loops)."""
     try:
         inside = path.resolve().is_relative_to(folder.resolve())
     except (OSError, RuntimeError):  # a symlink loop
@@ -603,6 +606,33 @@ def _open_checked(folder: Path, filename: str, limit: int):
             "folder instead",
             path=path,
         )
+
+
+def _check_opened(fh, filename: str, limit: int, where: str, path: Path) -> None:
+    """Raise :class:`CheckpointError` unless the open ``fh`` is a regular file of at most
+    ``limit`` bytes."""
+    info = os.fstat(fh.fileno())
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(f"{where}: not a regular file", path=path)
+    if info.st_size > limit:
+        raise CheckpointError(
+            f"{where}: {info.st_size:,} bytes, more than the {limit:,} accepted; "
+            + (
+                "not checkpoint metadata"
+                if filename == META_FILE
+                else "larger than any model within the limits of model.checkpoint"
+            ),
+            path=path,
+        )
+
+
+def _open_checked(folder: Path, filename: str, limit: int):
+    """Open ``folder/filename`` for reading after checking it is a regular file inside ``folder``
+    and at most ``limit`` bytes. Raises :class:`CheckpointError` naming the problem."""
+    path = folder / filename
+    where = f"{folder.name}/{filename}"
+    _require_present(folder, filename)
+    _require_inside(folder, path, where)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
     except PermissionError:
@@ -613,19 +643,7 @@ def _open_checked(folder: Path, filename: str, limit: int):
         raise CheckpointError(f"{where}: cannot be opened ({exc.strerror})", path=path) from None
     fh = os.fdopen(fd, "rb")
     try:
-        info = os.fstat(fh.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise CheckpointError(f"{where}: not a regular file", path=path)
-        if info.st_size > limit:
-            raise CheckpointError(
-                f"{where}: {info.st_size:,} bytes, more than the {limit:,} accepted; "
-                + (
-                    "not checkpoint metadata"
-                    if filename == META_FILE
-                    else "larger than any model within the limits of model.checkpoint"
-                ),
-                path=path,
-            )
+        _check_opened(fh, filename, limit, where, path)
     except BaseException:
         fh.close()
         raise
@@ -676,16 +694,16 @@ def _parse_json(raw: bytes, where: str, path: Path):
         ) from None
 
 
+def _bad_meta(meta: dict, key: str, need: str, where: str, path: Path) -> CheckpointError:
+    return CheckpointError(
+        f"{where}: {key} must be {need}, found {_short(meta[key])}; the file is corrupt or "
+        "was written by other code (re-save it with model.checkpoint.save_checkpoint)",
+        path=path,
+    )
+
+
 def _check_metadata(meta: dict, where: str, path: Path) -> None:
     """Types and ranges of the metadata keys this code reads; raises on the first problem."""
-
-    def bad(key: str, need: str):
-        return CheckpointError(
-            f"{where}: {key} must be {need}, found {_short(meta[key])}; the file is corrupt or "
-            "was written by other code (re-save it with model.checkpoint.save_checkpoint)",
-            path=path,
-        )
-
     version = meta.get("format_version")
     if not _is_int(version) or version != FORMAT_VERSION:
         raise CheckpointError(
@@ -699,52 +717,64 @@ def _check_metadata(meta: dict, where: str, path: Path) -> None:
     _check_config(meta["config"], where, path)
     gates = meta["gate_order"]
     if not (isinstance(gates, list) and len(gates) == 4 and all(isinstance(g, str) for g in gates)):
-        raise bad("gate_order", "a list of the 4 gate names")
+        raise _bad_meta(meta, "gate_order", "a list of the 4 gate names", where, path)
     try:
         reorder_gates(torch.zeros(4), gates)
     except ValueError as exc:
         raise CheckpointError(f"{where}: {exc}", path=path) from None
+    _check_meta_scalars(meta, where, path)
+    _check_meta_lists(meta, where, path)
+    if meta.get("normalization") is not None:
+        _check_normalization(meta["normalization"], where, path)
+
+
+def _check_meta_scalars(meta: dict, where: str, path: Path) -> None:
+    """Text, frame-count, non-negative integer and object keys of the metadata."""
     for key in _TEXT_KEYS:
         if key in meta and meta[key] is not None and not isinstance(meta[key], str):
-            raise bad(key, "a string")
+            raise _bad_meta(meta, key, "a string", where, path)
     for key in ("context", "horizon"):
         if key in meta and not (_is_int(meta[key]) and 1 <= meta[key] <= MAX_SEQUENCE):
-            raise bad(key, f"an integer from 1 to {MAX_SEQUENCE:,} (frames)")
+            raise _bad_meta(
+                meta, key, f"an integer from 1 to {MAX_SEQUENCE:,} (frames)", where, path
+            )
     for key in _INT_KEYS:
         if key in meta and meta[key] is not None and not (_is_int(meta[key]) and meta[key] >= 0):
-            raise bad(key, "a non-negative integer")
+            raise _bad_meta(meta, key, "a non-negative integer", where, path)
     for key in _DICT_KEYS:
         if key in meta and meta[key] is not None and not isinstance(meta[key], dict):
-            raise bad(key, "an object")
+            raise _bad_meta(meta, key, "an object", where, path)
+
+
+def _check_meta_lists(meta: dict, where: str, path: Path) -> None:
+    """String lists, ``frame_size`` and ``weights_sha256`` of the metadata."""
     for key in ("notes", "channel_names"):
         value = meta.get(key)
         if value is not None and not (
             isinstance(value, list) and all(isinstance(v, str) for v in value)
         ):
-            raise bad(key, "a list of strings")
+            raise _bad_meta(meta, key, "a list of strings", where, path)
     if "frame_size" in meta and not (
         isinstance(meta["frame_size"], list)
         and len(meta["frame_size"]) == 2
         and all(_is_int(s) for s in meta["frame_size"])
     ):
-        raise bad("frame_size", "two integers [H, W]")
+        raise _bad_meta(meta, "frame_size", "two integers [H, W]", where, path)
     sha = meta.get("weights_sha256")
     if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
-        raise bad("weights_sha256", "64 lowercase hex digits")
-    if meta.get("normalization") is not None:
-        _check_normalization(meta["normalization"], where, path)
+        raise _bad_meta(meta, "weights_sha256", "64 lowercase hex digits", where, path)
+
+
+def _bad_config(cfg: dict, key: str, need: str, where: str, path: Path) -> CheckpointError:
+    return CheckpointError(
+        f"{where}: config.{key} must be {need}, found {_short(cfg[key])}; fix meta.json or "
+        "retrain with a network within these limits",
+        path=path,
+    )
 
 
 def _check_config(cfg, where: str, path: Path) -> ConvLSTMConfig:
     """The architecture config: types, the module's limits, and the parameter count."""
-
-    def bad(key: str, need: str):
-        return CheckpointError(
-            f"{where}: config.{key} must be {need}, found {_short(cfg[key])}; fix meta.json or "
-            "retrain with a network within these limits",
-            path=path,
-        )
-
     if not isinstance(cfg, dict):
         raise CheckpointError(
             f"{where}: config must be an object, found {_json_type(cfg)}; the file is corrupt",
@@ -757,42 +787,7 @@ def _check_config(cfg, where: str, path: Path) -> ConvLSTMConfig:
             f"{sorted(_CONFIG_KEYS)}",
             path=path,
         )
-
-    def check_int(key: str, lo: int, hi: int, *, odd: bool = False, null: bool = False) -> None:
-        if key not in cfg or (null and cfg[key] is None):
-            return
-        value = cfg[key]
-        if not (_is_int(value) and lo <= value <= hi and (not odd or value % 2 == 1)):
-            kind = "an odd integer" if odd else "an integer"
-            raise bad(key, f"{kind} from {lo} to {hi}" + (" or null" if null else ""))
-
-    check_int("in_channels", 1, MAX_CHANNELS)
-    check_int("out_channels", 1, MAX_CHANNELS, null=True)
-    check_int("kernel_size", 1, MAX_KERNEL_SIZE, odd=True)
-    check_int("patch_size", 1, MAX_PATCH_SIZE)
-    hidden = cfg.get("hidden_channels", [])
-    if "hidden_channels" in cfg and not (
-        isinstance(hidden, list)
-        and 1 <= len(hidden) <= MAX_LAYERS
-        and all(_is_int(h) and 1 <= h <= MAX_HIDDEN_CHANNELS for h in hidden)
-    ):
-        raise bad(
-            "hidden_channels",
-            f"1 to {MAX_LAYERS} layers of 1 to {MAX_HIDDEN_CHANNELS} channels",
-        )
-    frame = cfg.get("frame_size", [])
-    if "frame_size" in cfg and not (
-        isinstance(frame, list)
-        and len(frame) == 2
-        and all(_is_int(s) and 1 <= s <= MAX_FRAME_SIDE for s in frame)
-    ):
-        raise bad("frame_size", f"two integers [H, W] from 1 to {MAX_FRAME_SIDE}")
-    if "peephole" in cfg and not isinstance(cfg["peephole"], bool):
-        raise bad("peephole", "true or false")
-    if "forget_bias" in cfg and not _is_number(cfg["forget_bias"]):
-        raise bad("forget_bias", "a finite number")
-    if "output_activation" in cfg and not isinstance(cfg["output_activation"], str):
-        raise bad("output_activation", "'none' or 'sigmoid'")
+    _check_config_fields(cfg, where, path)
     try:
         config = ConvLSTMConfig.from_dict(cfg)
     except (TypeError, ValueError) as exc:
@@ -805,6 +800,63 @@ def _check_config(cfg, where: str, path: Path) -> ConvLSTMConfig:
             path=path,
         )
     return config
+
+
+def _check_config_int(
+    cfg: dict,
+    key: str,
+    lo: int,
+    hi: int,
+    where: str,
+    path: Path,
+    *,
+    odd: bool = False,
+    null: bool = False,
+) -> None:
+    if key not in cfg or (null and cfg[key] is None):
+        return
+    value = cfg[key]
+    if not (_is_int(value) and lo <= value <= hi and (not odd or value % 2 == 1)):
+        kind = "an odd integer" if odd else "an integer"
+        raise _bad_config(
+            cfg, key, f"{kind} from {lo} to {hi}" + (" or null" if null else ""), where, path
+        )
+
+
+def _check_config_fields(cfg: dict, where: str, path: Path) -> None:
+    """Types and the module's limits of each known config field present."""
+    _check_config_int(cfg, "in_channels", 1, MAX_CHANNELS, where, path)
+    _check_config_int(cfg, "out_channels", 1, MAX_CHANNELS, where, path, null=True)
+    _check_config_int(cfg, "kernel_size", 1, MAX_KERNEL_SIZE, where, path, odd=True)
+    _check_config_int(cfg, "patch_size", 1, MAX_PATCH_SIZE, where, path)
+    hidden = cfg.get("hidden_channels", [])
+    if "hidden_channels" in cfg and not (
+        isinstance(hidden, list)
+        and 1 <= len(hidden) <= MAX_LAYERS
+        and all(_is_int(h) and 1 <= h <= MAX_HIDDEN_CHANNELS for h in hidden)
+    ):
+        raise _bad_config(
+            cfg,
+            "hidden_channels",
+            f"1 to {MAX_LAYERS} layers of 1 to {MAX_HIDDEN_CHANNELS} channels",
+            where,
+            path,
+        )
+    frame = cfg.get("frame_size", [])
+    if "frame_size" in cfg and not (
+        isinstance(frame, list)
+        and len(frame) == 2
+        and all(_is_int(s) and 1 <= s <= MAX_FRAME_SIDE for s in frame)
+    ):
+        raise _bad_config(
+            cfg, "frame_size", f"two integers [H, W] from 1 to {MAX_FRAME_SIDE}", where, path
+        )
+    if "peephole" in cfg and not isinstance(cfg["peephole"], bool):
+        raise _bad_config(cfg, "peephole", "true or false", where, path)
+    if "forget_bias" in cfg and not _is_number(cfg["forget_bias"]):
+        raise _bad_config(cfg, "forget_bias", "a finite number", where, path)
+    if "output_activation" in cfg and not isinstance(cfg["output_activation"], str):
+        raise _bad_config(cfg, "output_activation", "'none' or 'sigmoid'", where, path)
 
 
 def _check_normalization(norm, where: str, path: Path) -> None:
@@ -833,6 +885,20 @@ def _check_normalization(norm, where: str, path: Path) -> None:
         ) from None
 
 
+class _Unreadable:
+    """Builds the "not a readable safetensors file" error of one weights file."""
+
+    def __init__(self, where: str, path: Path) -> None:
+        self.where, self.path = where, path
+
+    def __call__(self, problem: str) -> CheckpointError:
+        return CheckpointError(
+            f"{self.where}: not a readable safetensors file ({problem}); re-copy the checkpoint or "
+            "retrain",
+            path=self.path,
+        )
+
+
 def _check_weights_header(folder: Path, config: ConvLSTMConfig) -> None:
     """The safetensors header of ``folder/model.safetensors`` against ``config``, and the file size.
 
@@ -842,14 +908,26 @@ def _check_weights_header(folder: Path, config: ConvLSTMConfig) -> None:
     """
     path = folder / WEIGHTS_FILE
     where = f"{folder.name}/{WEIGHTS_FILE}"
-
-    def unreadable(problem: str):
-        return CheckpointError(
-            f"{where}: not a readable safetensors file ({problem}); re-copy the checkpoint or "
-            "retrain",
-            path=path,
+    unreadable = _Unreadable(where, path)
+    raw, n, size = _read_weights_header(folder, unreadable)
+    header = _parse_json(raw, where, path)
+    if not isinstance(header, dict):
+        raise unreadable(f"the header is {_json_type(header)}, not an object")
+    extra_meta = header.pop("__metadata__", None)
+    if extra_meta is not None and not (
+        isinstance(extra_meta, dict) and all(isinstance(v, str) for v in extra_meta.values())
+    ):
+        raise unreadable("__metadata__ must map names to strings")
+    ranges, problems = _tensor_ranges(header, state_shapes(config), unreadable)
+    if problems:
+        raise CheckpointError(
+            f"{where}: does not match meta.json: " + "; ".join(problems), path=path
         )
+    _check_tensor_layout(ranges, n, size, unreadable)
 
+
+def _read_weights_header(folder: Path, unreadable: _Unreadable) -> tuple[bytes, int, int]:
+    """The raw JSON header of ``folder/model.safetensors``, its length and the file size."""
     with _open_checked(folder, WEIGHTS_FILE, MAX_WEIGHTS_BYTES) as fh:
         size = os.fstat(fh.fileno()).st_size
         prefix = fh.read(8)
@@ -863,15 +941,13 @@ def _check_weights_header(folder: Path, config: ConvLSTMConfig) -> None:
         if 8 + n > size:
             raise unreadable(f"truncated: the header needs {8 + n:,} bytes, the file has {size:,}")
         raw = fh.read(n)
-    header = _parse_json(raw, where, path)
-    if not isinstance(header, dict):
-        raise unreadable(f"the header is {_json_type(header)}, not an object")
-    extra_meta = header.pop("__metadata__", None)
-    if extra_meta is not None and not (
-        isinstance(extra_meta, dict) and all(isinstance(v, str) for v in extra_meta.values())
-    ):
-        raise unreadable("__metadata__ must map names to strings")
-    expected = state_shapes(config)
+    return raw, n, size
+
+
+def _tensor_ranges(
+    header: dict, expected: dict, unreadable: _Unreadable
+) -> tuple[list[tuple[int, int]], list[str]]:
+    """Byte ranges of the expected tensors, and how the header differs from ``expected``."""
     problems = []
     missing = sorted(set(expected) - set(header))
     extra = sorted(set(header) - set(expected))
@@ -881,37 +957,44 @@ def _check_weights_header(folder: Path, config: ConvLSTMConfig) -> None:
         problems.append(f"unexpected tensors {_short(extra)}")
     ranges = []
     for name in (k for k in expected if k in header):
-        entry = header[name]
-        if not isinstance(entry, dict):
-            raise unreadable(f"entry {name!r} is {_json_type(entry)}, not an object")
-        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-        if dtype not in _DTYPE_BYTES:
-            problems.append(
-                f"{name} has dtype {_short(dtype)}, expected one of {sorted(_DTYPE_BYTES)}"
-            )
-            continue
-        if not (isinstance(shape, list) and all(_is_int(s) and s >= 0 for s in shape)):
-            raise unreadable(f"entry {name!r} has shape {_short(shape)}")
-        if tuple(shape) != expected[name]:
-            problems.append(f"{name} has shape {tuple(shape)}, config needs {expected[name]}")
-            continue
-        if not (
-            isinstance(offsets, list)
-            and len(offsets) == 2
-            and all(_is_int(o) for o in offsets)
-            and 0 <= offsets[0] <= offsets[1]
-        ):
-            raise unreadable(f"entry {name!r} has data_offsets {_short(offsets)}")
-        nbytes = math.prod(shape) * _DTYPE_BYTES[dtype]
-        if offsets[1] - offsets[0] != nbytes:
-            raise unreadable(
-                f"entry {name!r} covers {offsets[1] - offsets[0]} bytes, needs {nbytes}"
-            )
-        ranges.append((offsets[0], offsets[1]))
-    if problems:
-        raise CheckpointError(
-            f"{where}: does not match meta.json: " + "; ".join(problems), path=path
-        )
+        problem, byte_range = _tensor_range(name, header[name], expected[name], unreadable)
+        if problem is not None:
+            problems.append(problem)
+        else:
+            ranges.append(byte_range)
+    return ranges, problems
+
+
+def _tensor_range(
+    name: str, entry, expected_shape: tuple, unreadable: _Unreadable
+) -> tuple[str | None, tuple[int, int] | None]:
+    """``(problem, None)`` for a tensor that does not match, else ``(None, (begin, end))``."""
+    if not isinstance(entry, dict):
+        raise unreadable(f"entry {name!r} is {_json_type(entry)}, not an object")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in _DTYPE_BYTES:
+        return f"{name} has dtype {_short(dtype)}, expected one of {sorted(_DTYPE_BYTES)}", None
+    if not (isinstance(shape, list) and all(_is_int(s) and s >= 0 for s in shape)):
+        raise unreadable(f"entry {name!r} has shape {_short(shape)}")
+    if tuple(shape) != expected_shape:
+        return f"{name} has shape {tuple(shape)}, config needs {expected_shape}", None
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(_is_int(o) for o in offsets)
+        and 0 <= offsets[0] <= offsets[1]
+    ):
+        raise unreadable(f"entry {name!r} has data_offsets {_short(offsets)}")
+    nbytes = math.prod(shape) * _DTYPE_BYTES[dtype]
+    if offsets[1] - offsets[0] != nbytes:
+        raise unreadable(f"entry {name!r} covers {offsets[1] - offsets[0]} bytes, needs {nbytes}")
+    return None, (offsets[0], offsets[1])
+
+
+def _check_tensor_layout(
+    ranges: list[tuple[int, int]], n: int, size: int, unreadable: _Unreadable
+) -> None:
+    """The tensors tile the data section with no gap or overlap, and it fills the file."""
     end = 0
     for begin, stop in sorted(ranges):
         if begin != end:

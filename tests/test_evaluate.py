@@ -14,7 +14,7 @@ from model.metrics import per_lead
 from model.train import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_helpers import tiny_config, tiny_loader  # noqa: E402
+from train_helpers import tiny_config, tiny_loader
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,14 @@ from model.train import lr_at, train
 from model.train_config import ConfigError, TrainConfig, load_config, validate_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_helpers import tiny_config, tiny_loader  # noqa: E402
+from train_helpers import tiny_config, tiny_loader
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _log_rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
 
 
 def _state(model):
@@ -134,7 +139,7 @@ def test_training_lowers_the_loss_and_writes_checkpoint_and_log(tmp_path):
         command="python -m model.train tiny.toml",
     )
     assert result.step == 40
-    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    rows = _log_rows(tmp_path / "run" / "log.csv")
     assert [int(r["step"]) for r in rows] == list(range(1, 41))
     first, last = float(rows[0]["loss"]), float(rows[-1]["loss"])
     assert last < 0.7 * first
@@ -180,7 +185,7 @@ def test_resume_continues_exactly(tmp_path):
     assert resumed.step == 4
     for key, value in _state(straight.model).items():
         torch.testing.assert_close(_state(resumed.model)[key], value, rtol=0, atol=0)
-    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "br" / "log.csv"))]
+    steps = [int(r["step"]) for r in _log_rows(tmp_path / "br" / "log.csv")]
     assert steps == [1, 2, 3, 4]
 
 
@@ -249,7 +254,7 @@ def test_max_minutes_stops_early_with_a_final_validation(tmp_path):
     result = train(cfg, out_dir=tmp_path / "c", run_dir=tmp_path / "r", loader=tiny_loader,
                    device="cpu", progress=False)  # fmt: skip
     assert result.step < 5
-    rows = list(csv.DictReader(open(tmp_path / "r" / "log.csv")))
+    rows = _log_rows(tmp_path / "r" / "log.csv")
     assert rows[-1]["val_loss"]  # the last step validated and saved a checkpoint
     assert (tmp_path / "c" / "meta.json").is_file()
 

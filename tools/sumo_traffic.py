@@ -54,7 +54,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -472,8 +472,42 @@ def _simulate_day(job: _DayJob) -> tuple[np.ndarray, dict]:
     trips_path = job.workdir / f"trips_{job.day:03d}.xml"
     routes_path = job.workdir / f"vehroutes_{job.day:03d}.xml"
     stats_path = job.workdir / f"stats_{job.day:03d}.xml"
+    _write_day_trips(job, trips_path)
+    cmd = _sumo_command(job, trips_path, routes_path, stats_path)
+    subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env())
+
+    n_intervals = cfg.days * 86400 // cfg.interval_s
+    counts = np.zeros((n_intervals, 2, cfg.bins, cfg.bins), dtype=np.int32)
+    events = _DayEvents()
+    row_of = {int(t): i for i, t in enumerate(job.trip_ids)}
+    edge_index = {e: i for i, e in enumerate(job.edge_ids)}
+    for _, elem in ET.iterparse(routes_path):
+        if elem.tag != "vehicle":
+            continue
+        _add_vehicle(events, job, elem, row_of[int(elem.get("id"))], edge_index)
+        elem.clear()
+    for channel, times, cells in ((0, events.in_t, events.in_c), (1, events.out_t, events.out_c)):
+        if not times:
+            continue
+        k = (np.asarray(times) // cfg.interval_s).astype(int)
+        cells = np.asarray(cells).reshape(-1, 2)
+        keep = k < n_intervals
+        np.add.at(counts[:, channel], (k[keep], cells[keep, 0], cells[keep, 1]), 1)
+    teleports = 0
+    stat = ET.parse(stats_path).getroot().find("teleports")
+    if stat is not None:
+        teleports = int(stat.get("total", 0))
+    for path in (trips_path, routes_path, stats_path):
+        path.unlink(missing_ok=True)
+    info = {"departed": events.departed, "arrived": events.arrived, "teleports": teleports}
+    info["boundary_crossings"] = events.crossings
+    return counts, info
+
+
+def _write_day_trips(job: _DayJob, trips_path: Path) -> None:
+    """Write the day's vehicles, each on one of the precomputed route variants (seeded)."""
     pred = np.load(job.routes_path, mmap_mode="r")  # (variants, E, E)
-    variant = np.random.default_rng(cfg.seed * 1000 + job.day).integers(
+    variant = np.random.default_rng(job.cfg.seed * 1000 + job.day).integers(
         0, pred.shape[0], len(job.trip_ids)
     )
     routes = [
@@ -481,7 +515,12 @@ def _simulate_day(job: _DayJob) -> tuple[np.ndarray, dict]:
         for v, o, d in zip(variant, job.trips.origin, job.trips.dest, strict=True)
     ]
     write_vehicles(trips_path, job.edge_ids, job.trips, job.trip_ids, routes)
-    cmd = [
+
+
+def _sumo_command(job: _DayJob, trips_path: Path, routes_path: Path, stats_path: Path) -> list:
+    """The ``sumo`` command line of one day."""
+    cfg = job.cfg
+    return [
         sumo_binary("sumo"),
         "-n",
         str(job.net_path),
@@ -509,74 +548,78 @@ def _simulate_day(job: _DayJob) -> tuple[np.ndarray, dict]:
         "--seed",
         str(cfg.seed * 1000 + job.day),
     ]
-    subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env())
 
-    n_intervals = cfg.days * 86400 // cfg.interval_s
-    counts = np.zeros((n_intervals, 2, cfg.bins, cfg.bins), dtype=np.int32)
-    row_of = {int(t): i for i, t in enumerate(job.trip_ids)}
-    edge_index = {e: i for i, e in enumerate(job.edge_ids)}
+
+@dataclass
+class _DayEvents:
+    """In-flow and out-flow events of one day: times (s) and cells (iy, ix), and counters."""
+
+    in_t: list = field(default_factory=list)
+    in_c: list = field(default_factory=list)
+    out_t: list = field(default_factory=list)
+    out_c: list = field(default_factory=list)
+    departed: int = 0
+    arrived: int = 0
+    crossings: int = 0
+
+
+def _add_vehicle(events: _DayEvents, job: _DayJob, elem, row: int, edge_index: dict) -> None:
+    """The events of one ``<vehicle>`` of SUMO's vehroute output: its departure, its arrival,
+    and every crossing of a cell boundary on its route."""
     cr = job.crossings
-    in_t, in_c, out_t, out_c = [], [], [], []  # event times (s) and cells (iy, ix)
-    departed = arrived = crossings = 0
-    for _, elem in ET.iterparse(routes_path):
-        if elem.tag != "vehicle":
-            continue
-        row = row_of[int(elem.get("id"))]
-        depart = float(elem.get("depart"))
-        depart_pos = float(elem.get("departPos", job.trips.depart_pos[row]))
-        in_t.append(depart)
-        in_c.append(cell_at(cr, int(job.trips.origin[row]), depart_pos))
-        departed += 1
-        route_elem = elem.find("route")
-        arrival = elem.get("arrival")
-        if arrival is not None and float(arrival) >= 0:
-            out_t.append(float(arrival))
-            out_c.append(
-                cell_at(
-                    cr,
-                    int(job.trips.dest[row]),
-                    float(elem.get("arrivalPos", job.trips.arrival_pos[row])),
-                )
+    depart = float(elem.get("depart"))
+    depart_pos = float(elem.get("departPos", job.trips.depart_pos[row]))
+    events.in_t.append(depart)
+    events.in_c.append(cell_at(cr, int(job.trips.origin[row]), depart_pos))
+    events.departed += 1
+    route_elem = elem.find("route")
+    arrival = elem.get("arrival")
+    if arrival is not None and float(arrival) >= 0:
+        events.out_t.append(float(arrival))
+        events.out_c.append(
+            cell_at(
+                cr,
+                int(job.trips.dest[row]),
+                float(elem.get("arrivalPos", job.trips.arrival_pos[row])),
             )
-            arrived += 1
-        if route_elem is not None and route_elem.get("exitTimes"):
-            edges = [edge_index[e] for e in route_elem.get("edges").split()]
-            exits = [float(x) for x in route_elem.get("exitTimes").split()]
-            enter = depart
-            for k, (e, t_exit) in enumerate(zip(edges, exits, strict=False)):
-                p0 = depart_pos if k == 0 else 0.0
-                p1 = (
-                    float(elem.get("arrivalPos", job.trips.arrival_pos[row]))
-                    if k == len(edges) - 1
-                    else job.edge_length[e]
-                )
-                for j in range(cr.edge_ptr[e], cr.edge_ptr[e + 1]):
-                    off = cr.offset[j]
-                    if p0 < off <= p1:
-                        t = enter + (t_exit - enter) * (off - p0) / max(p1 - p0, 1e-6)
-                        in_t.append(t)
-                        in_c.append(cr.cell_to[j])
-                        out_t.append(t)
-                        out_c.append(cr.cell_from[j])
-                        crossings += 1
-                enter = t_exit
-        elem.clear()
-    for channel, times, cells in ((0, in_t, in_c), (1, out_t, out_c)):
-        if not times:
-            continue
-        k = (np.asarray(times) // cfg.interval_s).astype(int)
-        cells = np.asarray(cells).reshape(-1, 2)
-        keep = k < n_intervals
-        np.add.at(counts[:, channel], (k[keep], cells[keep, 0], cells[keep, 1]), 1)
-    teleports = 0
-    stat = ET.parse(stats_path).getroot().find("teleports")
-    if stat is not None:
-        teleports = int(stat.get("total", 0))
-    for path in (trips_path, routes_path, stats_path):
-        path.unlink(missing_ok=True)
-    info = {"departed": departed, "arrived": arrived, "teleports": teleports}
-    info["boundary_crossings"] = crossings
-    return counts, info
+        )
+        events.arrived += 1
+    if route_elem is not None and route_elem.get("exitTimes"):
+        _add_route_crossings(events, job, elem, row, route_elem, edge_index, depart, depart_pos)
+
+
+def _add_route_crossings(
+    events: _DayEvents,
+    job: _DayJob,
+    elem,
+    row: int,
+    route_elem,
+    edge_index: dict,
+    depart: float,
+    depart_pos: float,
+) -> None:
+    """Cell-boundary crossings along a route, timed by interpolating within each edge."""
+    cr = job.crossings
+    edges = [edge_index[e] for e in route_elem.get("edges").split()]
+    exits = [float(x) for x in route_elem.get("exitTimes").split()]
+    enter = depart
+    for k, (e, t_exit) in enumerate(zip(edges, exits, strict=False)):
+        p0 = depart_pos if k == 0 else 0.0
+        p1 = (
+            float(elem.get("arrivalPos", job.trips.arrival_pos[row]))
+            if k == len(edges) - 1
+            else job.edge_length[e]
+        )
+        for j in range(cr.edge_ptr[e], cr.edge_ptr[e + 1]):
+            off = cr.offset[j]
+            if p0 < off <= p1:
+                t = enter + (t_exit - enter) * (off - p0) / max(p1 - p0, 1e-6)
+                events.in_t.append(t)
+                events.in_c.append(cr.cell_to[j])
+                events.out_t.append(t)
+                events.out_c.append(cr.cell_from[j])
+                events.crossings += 1
+        enter = t_exit
 
 
 def simulate(

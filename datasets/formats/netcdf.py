@@ -164,21 +164,7 @@ def open_netcdf_or_zarr(
     path = check_file(path, max_bytes=max_bytes, folder_ok=True)
     with _open_xarray(path, max_declared=max_decoded_bytes) as ds:
         var = _pick_variable(ds, variable, path)
-        time_dim = _datetime_dim(var) or _find_dim(var.dims, TIME_NAMES)
-        if time_dim is None:
-            raise DatasetError(f"{path.name}: variable {var.name!r} {var.dims} has no time dim.")
-        rest = [d for d in var.dims if d != time_dim]
-        y_dim, x_dim = _find_dim(rest, Y_NAMES), _find_dim(rest, X_NAMES)
-        if y_dim is None or x_dim is None:
-            y_dim, x_dim = rest[-2], rest[-1]
-        extra = [d for d in rest if d not in (y_dim, x_dim)]
-        if len(extra) > 2:
-            raise DatasetError(
-                f"{path.name}: variable {var.name!r} has dims {var.dims}; at most (sample, time, "
-                "channel, y, x) can be read. Select the extra dims first."
-            )
-        channel_dim = extra[-1] if extra else None
-        sample_dim = extra[0] if len(extra) == 2 else None
+        sample_dim, time_dim, channel_dim, y_dim, x_dim = _dim_roles(var, path)
         order = [d for d in (sample_dim, time_dim, channel_dim, y_dim, x_dim) if d is not None]
         data = var.transpose(*order)
         shape = [data.sizes[d] for d in order]
@@ -189,24 +175,11 @@ def open_netcdf_or_zarr(
         if channel_dim is None:
             values = values[:, :, None]
         check_values(values, path=path)
-        time = data[time_dim].values if time_dim in data.coords else None
-        time_step = FRAME_STEP
-        if time is not None and np.issubdtype(np.asarray(time).dtype, np.datetime64):
-            steps = np.diff(np.asarray(time, dtype="datetime64[ns]")).astype("int64") / 1e9
-            if len(steps) and np.all(steps > 0):
-                time_step = iso_duration(float(np.median(steps)))
-        elif time is not None:
-            time = None
+        time, time_step = _time_and_step(data, time_dim)
         units = str(var.attrs.get("units", "unknown"))
         guess = var.attrs.get("domain") or ds.attrs.get("domain")
         if guess not in DOMAINS:
             guess = "radar" if units.strip().lower() in RADAR_UNITS else "unknown"
-
-        def coord(dim):
-            if dim is None or dim not in data.coords:
-                return None
-            vals = np.asarray(data[dim].values)
-            return vals if np.issubdtype(vals.dtype, np.number) else None
 
         channel_coord = None
         if channel_dim is not None and channel_dim in data.coords:
@@ -222,10 +195,51 @@ def open_netcdf_or_zarr(
             ),
             time=time,
             channel=channel_coord,
-            y=coord(y_dim),
-            x=coord(x_dim),
+            y=_numeric_coord(data, y_dim),
+            x=_numeric_coord(data, x_dim),
             extra_attrs={"variable": str(var.name), "original_dims": " ".join(map(str, order))},
         )
+
+
+def _dim_roles(var: xr.DataArray, path: Path) -> tuple:
+    """``(sample, time, channel, y, x)`` dim names of ``var`` (``None`` for an absent one)."""
+    time_dim = _datetime_dim(var) or _find_dim(var.dims, TIME_NAMES)
+    if time_dim is None:
+        raise DatasetError(f"{path.name}: variable {var.name!r} {var.dims} has no time dim.")
+    rest = [d for d in var.dims if d != time_dim]
+    y_dim, x_dim = _find_dim(rest, Y_NAMES), _find_dim(rest, X_NAMES)
+    if y_dim is None or x_dim is None:
+        y_dim, x_dim = rest[-2], rest[-1]
+    extra = [d for d in rest if d not in (y_dim, x_dim)]
+    if len(extra) > 2:
+        raise DatasetError(
+            f"{path.name}: variable {var.name!r} has dims {var.dims}; at most (sample, time, "
+            "channel, y, x) can be read. Select the extra dims first."
+        )
+    channel_dim = extra[-1] if extra else None
+    sample_dim = extra[0] if len(extra) == 2 else None
+    return sample_dim, time_dim, channel_dim, y_dim, x_dim
+
+
+def _time_and_step(data: xr.DataArray, time_dim) -> tuple:
+    """``(time, time_step)``: datetime stamps (else ``None``) and their median step (ISO 8601)."""
+    time = data[time_dim].values if time_dim in data.coords else None
+    time_step = FRAME_STEP
+    if time is not None and np.issubdtype(np.asarray(time).dtype, np.datetime64):
+        steps = np.diff(np.asarray(time, dtype="datetime64[ns]")).astype("int64") / 1e9
+        if len(steps) and np.all(steps > 0):
+            time_step = iso_duration(float(np.median(steps)))
+    elif time is not None:
+        time = None
+    return time, time_step
+
+
+def _numeric_coord(data: xr.DataArray, dim) -> np.ndarray | None:
+    """The numeric coordinate values of ``dim``, else ``None``."""
+    if dim is None or dim not in data.coords:
+        return None
+    vals = np.asarray(data[dim].values)
+    return vals if np.issubdtype(vals.dtype, np.number) else None
 
 
 def match_netcdf(path: Path, head: bytes) -> bool:

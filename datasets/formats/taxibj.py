@@ -273,18 +273,8 @@ def read_taxibj(
     )
 
 
-@reader_errors(
-    "a TaxiBJ-layout HDF5 file",
-    hint="check that the file is complete and has 'date' and 'data' datasets.",
-)
-def _read_taxibj(
-    path: Path,
-    *,
-    interval_minutes: int | None,
-    max_bytes: int | None,
-    units: str | None,
-    duplicates: str,
-) -> tuple[xr.DataArray, SeriesReport]:
+def _read_taxibj_arrays(path: Path, *, max_bytes: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The raw ``date`` column and the ``data`` rows as float32 ``(T, C, H, W)``, checked first."""
     import h5py
 
     check_file(
@@ -338,18 +328,15 @@ def _read_taxibj(
         raw_dates = date_ds[()]
         with np.errstate(over="ignore", invalid="ignore"):  # huge values -> inf -> dropped frames
             values = np.asarray(data_ds[()], dtype=np.float32)  # (T, C, H, W)
+    return raw_dates, values
 
-    if interval_minutes is None:
-        interval_minutes = _interval_from_name(path)
-    times, interval, base = parse_dates(
-        raw_dates, interval_minutes=interval_minutes, source=str(path)
-    )
-    step = pd.Timedelta(minutes=interval)
-    n_rows = len(times)
 
-    # Duplicates: compare every repeat with the first occurrence, then apply the policy.
-    stamps = times.as_unit("ns").asi8
-    n_out_of_order = int((np.diff(stamps) < 0).sum())
+def _duplicate_policy(
+    stamps: np.ndarray, values: np.ndarray, duplicates: str
+) -> tuple[np.ndarray, pd.DatetimeIndex, float]:
+    """Rows kept under the ``duplicates`` policy (sorted by time), the repeated timestamps, and
+    the largest difference between a repeat and the first row with its timestamp."""
+    n_rows = len(stamps)
     unique, first_index, inverse, counts = np.unique(
         stamps, return_index=True, return_inverse=True, return_counts=True
     )
@@ -368,6 +355,35 @@ def _read_taxibj(
         order = n_rows - 1 - last_rev
     else:  # "drop"
         order = first_index[counts == 1]
+    return order, dup_times, max_diff
+
+
+@reader_errors(
+    "a TaxiBJ-layout HDF5 file",
+    hint="check that the file is complete and has 'date' and 'data' datasets.",
+)
+def _read_taxibj(
+    path: Path,
+    *,
+    interval_minutes: int | None,
+    max_bytes: int | None,
+    units: str | None,
+    duplicates: str,
+) -> tuple[xr.DataArray, SeriesReport]:
+    raw_dates, values = _read_taxibj_arrays(path, max_bytes=max_bytes)
+
+    if interval_minutes is None:
+        interval_minutes = _interval_from_name(path)
+    times, interval, base = parse_dates(
+        raw_dates, interval_minutes=interval_minutes, source=str(path)
+    )
+    step = pd.Timedelta(minutes=interval)
+    n_rows = len(times)
+
+    # Duplicates: compare every repeat with the first occurrence, then apply the policy.
+    stamps = times.as_unit("ns").asi8
+    n_out_of_order = int((np.diff(stamps) < 0).sum())
+    order, dup_times, max_diff = _duplicate_policy(stamps, values, duplicates)
     n_dropped = n_rows - order.size
     frames = values[order]
     kept_times = pd.DatetimeIndex(stamps[order].astype("datetime64[ns]"))
@@ -477,5 +493,5 @@ def looks_like_taxibj(path: Path, head: bytes) -> bool:
                 )
                 for name, link in zip(("date", "data"), links, strict=True)
             )
-    except Exception:  # unreadable: let the other readers (or read_any's error) handle it
+    except Exception:  # noqa: BLE001 - unreadable: let the other readers (or read_any's error) handle it
         return False

@@ -56,6 +56,38 @@ def _square_resize(gray: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
+def _decode_frames(path: Path, ext: str, *, size: int, max_frames: int) -> tuple[list, dict]:
+    """Up to ``max_frames`` grayscale ``size`` x ``size`` frames, and the file's metadata."""
+    import imageio.v3 as iio
+
+    frames = []
+    plugin = "pillow" if ext == ".gif" else "FFMPEG"  # explicit: no fallback to other plugins
+    if plugin == "pillow":
+        check_gif(path, max_frames=max_frames)  # canvas and frames from the GIF blocks
+    with iio.imopen(path, "r", extension=ext, plugin=plugin) as video:
+        try:
+            meta = video.metadata()  # GIF: global metadata, no frame is decoded
+        except Exception:  # noqa: BLE001 - metadata is optional for GIF; frames are what matter
+            meta = {}
+        if plugin == "FFMPEG":
+            check_video(path, meta, max_frames=max_frames)  # ffmpeg's frame size, then decode
+        for frame in video.iter():
+            frames.append(_square_resize(_to_gray(frame), size))
+            if len(frames) >= max_frames:
+                break
+    return frames, meta
+
+
+def _frame_rate(meta: dict, ext: str) -> float | None:
+    """Frames per second stated by the file (GIF: from the per-frame duration), if positive."""
+    fps = meta.get("fps")
+    if not fps and meta.get("duration") and ext == ".gif":
+        fps = 1000.0 / float(meta["duration"])  # GIF duration is per frame, in ms
+    if fps and np.isfinite(fps) and fps > 0:
+        return float(fps)
+    return None
+
+
 @reader_errors("a video (mp4, avi, mov, mkv, webm, gif)")
 def open_video(
     path: str | os.PathLike,
@@ -86,8 +118,6 @@ def open_video(
         float32 ``(1, time, 1, size, size)`` in ``"pixel intensity [0, 1]"``; ``time_step`` is
         ``"1 frame"`` and ``frame_rate_hz`` holds the frame rate when the file states one.
     """
-    import imageio.v3 as iio
-
     path = check_file(path, max_bytes=max_bytes)
     if not (isinstance(size, int) and 4 <= size <= 1024):
         raise DatasetError(f"size={size!r} for {path.name}: use an int between 4 and 1024.")
@@ -97,31 +127,15 @@ def open_video(
     if ext is None:
         ext = ".gif" if is_gif(head(path, 6)) else ".mp4"
     check_decoded(path, (1, max_frames, 1, size, size), max_bytes=DEFAULT_MAX_DECODED_BYTES)
-    frames = []
-    plugin = "pillow" if ext == ".gif" else "FFMPEG"  # explicit: no fallback to other plugins
-    if plugin == "pillow":
-        check_gif(path, max_frames=max_frames)  # canvas and frames from the GIF blocks
-    with iio.imopen(path, "r", extension=ext, plugin=plugin) as video:
-        try:
-            meta = video.metadata()  # GIF: global metadata, no frame is decoded
-        except Exception:  # metadata is optional for GIF; frames are what matter
-            meta = {}
-        if plugin == "FFMPEG":
-            check_video(path, meta, max_frames=max_frames)  # ffmpeg's frame size, then decode
-        for frame in video.iter():
-            frames.append(_square_resize(_to_gray(frame), size))
-            if len(frames) >= max_frames:
-                break
+    frames, meta = _decode_frames(path, ext, size=size, max_frames=max_frames)
     if not frames:
         raise DatasetError(f"{path.name}: the video has no frames.")
     values = np.stack(frames)[None, :, None] / 255.0  # (1, T, 1, size, size)
     check_values(values, path=path)
     extra = {"original_format": ext.lstrip(".")}
-    fps = meta.get("fps")
-    if not fps and meta.get("duration") and ext == ".gif":
-        fps = 1000.0 / float(meta["duration"])  # GIF duration is per frame, in ms
-    if fps and np.isfinite(fps) and fps > 0:
-        extra["frame_rate_hz"] = float(fps)
+    fps = _frame_rate(meta, ext)
+    if fps is not None:
+        extra["frame_rate_hz"] = fps
     return as_dataset_array(
         values,
         units=PIXEL_UNITS,
