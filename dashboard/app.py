@@ -11,16 +11,18 @@ from __future__ import annotations
 import re
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
+import xarray as xr
 
 if __package__ in (None, ""):  # `streamlit run dashboard/app.py` runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboard import cache, exports, figures, services  # noqa: E402
-from dashboard.state import DeepLink, to_query  # noqa: E402
-from dashboard.text import plain, safe  # noqa: E402
+from dashboard import cache, exports, figures, services
+from dashboard.state import DeepLink, to_query
+from dashboard.text import plain, safe
 
 VIEWS = ("Gates", "Pixel probe", "Metrics", "Export")
 # theme=None on every chart: the Streamlit theme rewrites the whole spec in the browser, which took
@@ -101,18 +103,68 @@ def _default_selection(entries, root: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+@dataclass
+class Selection:
+    """Everything the page shows, chosen top to bottom in the sidebar: one object per run.
+
+    The widgets keep their values in ``st.session_state`` (Streamlit's per-user state); this
+    object gathers what they resolved to in this run, so each part of the page reads one place.
+    """
+
+    root: str
+    link: DeepLink
+    query: dict
+    domain: str = ""
+    data: xr.DataArray | None = None
+    data_key: str = ""
+    data_label: str = ""
+    checkpoint: str = ""
+    meta: dict = field(default_factory=dict)
+    sample: int = 0
+    start: int = 0
+    context: int = 1
+    horizon: int = 1
+    train_horizon: int = 0
+
+    @property
+    def window(self) -> services.Window:
+        return services.Window(self.sample, self.start, self.context, self.horizon)
+
+    @property
+    def rollout_key(self) -> tuple:
+        return (self.checkpoint, self.data_key, self.sample, self.start, self.context, self.horizon)
+
+
 def explore(link: DeepLink, query: dict) -> None:
-    root = str(services.checkpoint_root())
+    sel = Selection(root=str(services.checkpoint_root()), link=link, query=query)
     entries = cache.catalog()
+    default_ds, default_ckpt = _default_selection(entries, sel.root)
     by_name = {e.name: e for e in entries}
-    default_ds, default_ckpt = _default_selection(entries, root)
     first = by_name[default_ds].domain if default_ds in by_name else None
-    cache.server_ready(root, tuple(sorted(services.DOMAINS, key=lambda d: d != first)))
+    cache.server_ready(sel.root, tuple(sorted(services.DOMAINS, key=lambda d: d != first)))
+    if not _choose_data(sel, entries, default_ds) or not _choose_checkpoint(sel, default_ckpt):
+        return
+    _choose_window(sel)
+    net, loaded_meta, ds = _run_forecast(sel)
+    step, channel, axis = _forecast_view(sel, ds)
+    view = _choose_view(sel, ds, step, axis)
+    if view == "Gates":
+        _gates_view(ds, link, query, step, sel.rollout_key)
+    elif view == "Pixel probe":
+        _probe_view(ds, link, query, step, channel)
+    elif view == "Metrics":
+        _metrics_view(ds, sel.rollout_key, axis, _split_scorer(sel, net, loaded_meta))
+    else:
+        _export_view(ds, sel.rollout_key, axis, channel, sel.data_label)
+    query.update(context=sel.context, horizon=sel.horizon)
+
+
+def _choose_data(sel: Selection, entries, default_ds: str | None) -> bool:
+    """Domain, then dataset or upload (the domain follows a linked dataset). False: stop here."""
+    by_name = {e.name: e for e in entries}
     side = st.sidebar
     side.header("Data")
-
-    # dataset from the link, or the default; the domain follows the dataset
-    linked = link.take_choice("dataset", list(by_name), what="dataset")
+    linked = sel.link.take_choice("dataset", list(by_name), what="dataset")
     if linked:
         st.session_state["dataset"] = linked
         st.session_state["domain"] = by_name[linked].domain or "video"
@@ -121,185 +173,222 @@ def explore(link: DeepLink, query: dict) -> None:
         first = by_name[default_ds].domain if default_ds in by_name else domains[0]
         st.session_state["domain"] = first
     _choose("domain", domains)
-    domain = side.radio(
+    sel.domain = side.radio(
         "Domain", domains, key="domain", horizontal=True,
         format_func=lambda d: "my file" if d == UPLOAD else d,
     )  # fmt: skip
-
-    if domain == UPLOAD:
-        data, data_key, data_label = _upload_data(side)
-        if data is None:
+    if sel.domain == UPLOAD:
+        sel.data, sel.data_key, sel.data_label = _upload_data(side)
+        if sel.data is None:
             st.info("Upload a file in the sidebar to forecast your own data.")
-            return
-    else:
-        names = [e.name for e in entries if e.domain == domain]
-        bundled_first = sorted(names, key=lambda n: (not by_name[n].bundled, n))
-        _choose("dataset", bundled_first, default_ds)
-        name = side.selectbox(
-            "Dataset", bundled_first, key="dataset",
-            format_func=lambda n: n if by_name[n].bundled else f"{n} (needs files)",
-        )  # fmt: skip
-        if by_name[name].summary:
-            side.caption(by_name[name].summary)
-        if not by_name[name].bundled and _needs_download(name):
-            return
-        data = cache.dataset(name)
-        data_key, data_label = name, name
-        query["dataset"] = name
+        return sel.data is not None
+    names = [e.name for e in entries if e.domain == sel.domain]
+    bundled_first = sorted(names, key=lambda n: (not by_name[n].bundled, n))
+    _choose("dataset", bundled_first, default_ds)
+    name = side.selectbox(
+        "Dataset", bundled_first, key="dataset",
+        format_func=lambda n: n if by_name[n].bundled else f"{n} (needs files)",
+    )  # fmt: skip
+    if by_name[name].summary:
+        side.caption(by_name[name].summary)
+    if not by_name[name].bundled and _needs_download(name):
+        return False
+    sel.data, sel.data_key, sel.data_label = cache.dataset(name), name, name
+    sel.query["dataset"] = name
+    return True
 
-    # checkpoint: only compatible ones
-    compatible = [(n, m) for n, m in cache.checkpoints(root) if _compatible(m, data)]
-    ckpt_names = [n for n, _ in compatible]
-    linked_ckpt = link.take_choice(
-        "checkpoint", ckpt_names, what=f"checkpoint compatible with {data_label}"
+
+def _choose_checkpoint(sel: Selection, default_ckpt: str | None) -> bool:
+    """Only checkpoints that fit the data; the others listed with their reason. False: none."""
+    side, data = st.sidebar, sel.data
+    fits = [(n, m) for n, m in cache.checkpoints(sel.root) if _compatible(m, data)]
+    names = [n for n, _ in fits]
+    linked = sel.link.take_choice(
+        "checkpoint", names, what=f"checkpoint compatible with {sel.data_label}"
     )
-    if linked_ckpt:
-        st.session_state["checkpoint"] = linked_ckpt
+    if linked:
+        st.session_state["checkpoint"] = linked
     side.header("Model")
-    for bad, reason in cache.unavailable_checkpoints(root):
+    for bad, reason in cache.unavailable_checkpoints(sel.root):
         side.caption(safe(f"Unavailable: {bad}: {reason}"))
-    if not ckpt_names:
-        c, h, w = (int(data.sizes[d]) for d in ("channel", "y", "x"))
-        why = "; ".join(f"{n}: {services.fit_problem(m, data)}" for n, m in cache.checkpoints(root))
-        st.error(
-            safe(
-                f"No checkpoint fits {data_label} ({c} channel(s), {h}x{w} grid, domain "
-                f"{data.attrs.get('domain', '?')}, step {data.attrs.get('time_step', '?')}). "
-                f"Checkpoints available: {why or 'none'}. Pick other data or train a checkpoint "
-                "for it (python -m model.train)."
-            )
-        )
-        _preview(data, data_label)
-        return
-    _choose("checkpoint", ckpt_names, default_ckpt)
-    ckpt = side.selectbox("Checkpoint", ckpt_names, key="checkpoint")
-    meta = dict(compatible[ckpt_names.index(ckpt)][1])
-    step_note = services.time_step_note(meta, data)
+    if not names:
+        _no_checkpoint_fits(sel)
+        return False
+    _choose("checkpoint", names, default_ckpt)
+    sel.checkpoint = side.selectbox("Checkpoint", names, key="checkpoint")
+    sel.meta = dict(fits[names.index(sel.checkpoint)][1])
+    step_note = services.time_step_note(sel.meta, data)
     if step_note:
         side.warning(safe(step_note))
-    query["checkpoint"] = ckpt
+    sel.query["checkpoint"] = sel.checkpoint
+    return True
 
-    # window
-    side.header("Forecast")
-    n_samples, n_time = int(data.sizes["sample"]), int(data.sizes["time"])
-    linked_sample = link.take_int("sample", 0, n_samples - 1, what="sample index")
-    if linked_sample is not None:
-        st.session_state["sample"] = linked_sample
+
+def _no_checkpoint_fits(sel: Selection) -> None:
+    data = sel.data
+    c, h, w = (int(data.sizes[d]) for d in ("channel", "y", "x"))
+    why = "; ".join(f"{n}: {services.fit_problem(m, data)}" for n, m in cache.checkpoints(sel.root))
+    st.error(
+        safe(
+            f"No checkpoint fits {sel.data_label} ({c} channel(s), {h}x{w} grid, domain "
+            f"{data.attrs.get('domain', '?')}, step {data.attrs.get('time_step', '?')}). "
+            f"Checkpoints available: {why or 'none'}. Pick other data or train a checkpoint "
+            "for it (python -m model.train)."
+        )
+    )
+    _preview(data, sel.data_label)
+
+
+def _choose_window(sel: Selection) -> None:
+    """Sample, context, start and horizon; context and horizon follow the checkpoint."""
+    st.sidebar.header("Forecast")
+    n_time = int(sel.data.sizes["time"])
+    sel.sample = _choose_sample(sel)
+    train_ctx = int(sel.meta.get("context") or min(10, n_time - 1))
+    sel.train_horizon = int(sel.meta.get("horizon") or 0)
+    max_ctx = max(1, n_time - 1)
+    _window_follows_checkpoint(sel.checkpoint, min(train_ctx, max_ctx), sel.train_horizon, n_time)
+    sel.context = _linked_slider(
+        sel, "context", "Context frames", 1, max_ctx, min(train_ctx, max_ctx)
+    )
+    sel.start = _choose_start(sel)
+    default_h = sel.train_horizon or max(1, min(12, n_time - sel.context))
+    max_h = max(48, 2 * (sel.train_horizon or 12))
+    sel.horizon = _linked_slider(sel, "horizon", "Horizon (frames)", 1, max_h, default_h)
+    st.session_state["_windows"][sel.checkpoint] = (sel.context, sel.horizon)
+    _window_notes(sel, n_time)
+
+
+def _choose_sample(sel: Selection) -> int:
+    n_samples = int(sel.data.sizes["sample"])
+    linked = sel.link.take_int("sample", 0, n_samples - 1, what="sample index")
+    if linked is not None:
+        st.session_state["sample"] = linked
     if st.session_state.get("sample", 0) >= n_samples:
         st.session_state["sample"] = 0
     sample = int(
-        side.number_input(
-            f"Sample (0–{n_samples - 1})",
-            min_value=0,
-            max_value=n_samples - 1,
-            step=1,
+        st.sidebar.number_input(
+            f"Sample (0–{n_samples - 1})", min_value=0, max_value=n_samples - 1, step=1,
             key="sample",
         )
-    )
-    query["sample"] = sample
-    train_ctx = int(meta.get("context") or min(10, n_time - 1))
-    train_h = int(meta.get("horizon") or 0)
-    max_ctx = max(1, n_time - 1)
-    max_h = max(48, 2 * (train_h or 12))
-    _window_follows_checkpoint(ckpt, min(train_ctx, max_ctx), train_h, n_time)
-    linked_ctx = link.take_int("context", 1, max_ctx, what="context length")
-    if linked_ctx is not None:
-        st.session_state["context"] = linked_ctx
-    if not 1 <= st.session_state.get("context", 0) <= max_ctx:
-        st.session_state["context"] = min(train_ctx, max_ctx)
-    context = int(side.slider("Context frames", 1, max_ctx, key="context") if max_ctx > 1 else 1)
-    start = 0
-    last_start = services.max_start(data, context=context)
-    if last_start > 0:
-        if st.session_state.get("start", 0) > last_start:
-            st.session_state["start"] = 0
-        start = int(side.slider("Start frame", 0, last_start, value=0, key="start"))
-        side.caption(_start_caption(data, start))
-    linked_h = link.take_int("horizon", 1, max_h, what="horizon")
-    if linked_h is not None:
-        st.session_state["horizon"] = linked_h
-    if not 1 <= st.session_state.get("horizon", 0) <= max_h:
-        st.session_state["horizon"] = train_h or max(1, min(12, n_time - context))
-    horizon = int(side.slider("Horizon (frames)", 1, max_h, key="horizon"))
-    st.session_state["_windows"][ckpt] = (context, horizon)
-    beyond = bool(train_h) and horizon > train_h
-    if beyond:
-        side.warning(
-            f"Horizon {horizon} is beyond the training horizon of {train_h} frames: "
+    )  # fmt: skip
+    sel.query["sample"] = sample
+    return sample
+
+
+def _linked_slider(sel: Selection, key: str, label: str, lo: int, hi: int, default: int) -> int:
+    """A sidebar slider whose value a link may set; out-of-range values fall back to ``default``."""
+    what = {"context": "context length"}.get(key, key)
+    linked = sel.link.take_int(key, lo, hi, what=what)
+    if linked is not None:
+        st.session_state[key] = linked
+    if not lo <= st.session_state.get(key, lo - 1) <= hi:
+        st.session_state[key] = default
+    return int(st.sidebar.slider(label, lo, hi, key=key) if hi > lo else lo)
+
+
+def _choose_start(sel: Selection) -> int:
+    last_start = services.max_start(sel.data, context=sel.context)
+    if last_start <= 0:
+        return 0
+    if st.session_state.get("start", 0) > last_start:
+        st.session_state["start"] = 0
+    start = int(st.sidebar.slider("Start frame", 0, last_start, value=0, key="start"))
+    st.sidebar.caption(_start_caption(sel.data, start))
+    return start
+
+
+def _window_notes(sel: Selection, n_time: int) -> None:
+    if sel.train_horizon and sel.horizon > sel.train_horizon:
+        st.sidebar.warning(
+            f"Horizon {sel.horizon} is beyond the training horizon of {sel.train_horizon} frames: "
             "steps after it are extrapolation."
         )
-    truth_left = n_time - start - context
-    if truth_left < horizon:
-        side.caption(f"Ground truth covers {max(truth_left, 0)} of the {horizon} forecast frames.")
+    truth_left = n_time - sel.start - sel.context
+    if truth_left < sel.horizon:
+        st.sidebar.caption(
+            f"Ground truth covers {max(truth_left, 0)} of the {sel.horizon} forecast frames."
+        )
 
-    # model + rollout
+
+def _run_forecast(sel: Selection):
+    """``(network, its metadata, rollout)`` of the selection, with a status box and timing."""
     t0 = time.perf_counter()
     with st.status("Loading the checkpoint and running the forecast…", expanded=False) as status:
-        net, loaded_meta = cache.model(ckpt, root)
+        net, loaded_meta = cache.model(sel.checkpoint, sel.root)
         status.update(label="Running the forecast…")
-        ds = cache.rollout(ckpt, root, data_key, sample, start, context, horizon, _data=data)
+        ds = cache.rollout(
+            sel.checkpoint, sel.root, sel.data_key, sel.sample, sel.start, sel.context,
+            sel.horizon, _data=sel.data,
+        )  # fmt: skip
         status.update(
             label=f"Forecast ready ({time.perf_counter() - t0:.2f} s)",
             state="complete",
             expanded=False,
         )
-    side.header("Device")
-    side.caption(safe(ds.attrs.get("device_note") or loaded_meta.get("device_note", "?")))
-    _summary(ds, data, data_label, ckpt, meta, context, horizon, train_h)
-    rollout_key = (ckpt, data_key, sample, start, context, horizon)
+    st.sidebar.header("Device")
+    st.sidebar.caption(safe(ds.attrs.get("device_note") or loaded_meta.get("device_note", "?")))
+    _summary(ds, sel.data, sel.data_label, sel.checkpoint, sel.meta, sel.context, sel.horizon,
+             sel.train_horizon)  # fmt: skip
+    return net, loaded_meta, ds
 
-    # forecast view
+
+def _forecast_view(sel: Selection, ds):
+    """The animated forecast at the chosen step; returns ``(step, data channel, time axis)``.
+
+    The step is kept as a lead (frames after the first forecast frame), so that it means the same
+    lead time after a switch of data or checkpoint; clamped to this rollout.
+    """
     n_ctx = int(ds.sizes.get("context_time", 0))
     total = figures.n_steps(ds)
-    axis = figures.time_axis(ds)
-    # the step is kept as a lead (frames after the first forecast frame), so that it means the
-    # same lead time after a switch of data or checkpoint; clamped to this rollout
-    linked_step = link.take_int("step", 0, total - 1, what="animation step")
+    linked_step = sel.link.take_int("step", 0, total - 1, what="animation step")
     if linked_step is not None:
         st.session_state["_lead"] = linked_step - n_ctx
     step = min(max(n_ctx + int(st.session_state.get("_lead", 0)), 0), total - 1)
     st.session_state["step"] = step
     st.session_state["_n_ctx"] = n_ctx
-    data_channel = 0
+    channel = 0
     if int(ds.sizes["channel"]) > 1:
         chans = [str(c) for c in ds["channel"].values]
-        data_channel = chans.index(st.selectbox("Data channel", chans, key="data_channel"))
-    fig = cache.forecast_figure(rollout_key, data_channel, step, train_h or None, _ds=ds)
+        channel = chans.index(st.selectbox("Data channel", chans, key="data_channel"))
+    fig = cache.forecast_figure(sel.rollout_key, channel, step, sel.train_horizon or None, _ds=ds)
     st.plotly_chart(fig, key="forecast_chart", config=CHART_CONFIG, theme=None)
     st.caption(COLOUR_NOTES.get(figures.domain_of(ds), "") + " Press ▶ Play or drag the slider.")
+    return step, channel, figures.time_axis(ds)
 
-    # the view below
-    linked_view = link.take_choice("view", list(VIEWS), what="view")
+
+def _choose_view(sel: Selection, ds, step: int, axis) -> str:
+    """The view below the forecast and the step slider shared by the views."""
+    linked_view = sel.link.take_choice("view", list(VIEWS), what="view")
     if linked_view:
         st.session_state["view"] = linked_view
     view = st.radio("View", VIEWS, key="view", horizontal=True, label_visibility="collapsed")
-    query["view"] = view
+    n_ctx = int(ds.sizes.get("context_time", 0))
     st.select_slider(
         "Step shown in the gates and probe views (also where the animation starts)",
-        options=list(range(total)),
+        options=list(range(figures.n_steps(ds))),
         key="step",
         on_change=_on_step_change,
         format_func=lambda s: f"{axis.label(s)} ({'context' if s < n_ctx else 'forecast'})",
     )
-    query["step"] = step
-    if view == "Gates":
-        _gates_view(ds, link, query, step, rollout_key)
-    elif view == "Pixel probe":
-        _probe_view(ds, link, query, step, data_channel)
-    elif view == "Metrics":
-        whole = data if domain == UPLOAD else None
+    sel.query.update(view=view, step=step)
+    return view
 
-        def score_split(threshold, on_sample):
-            split = whole if whole is not None else cache.dataset(data_key, n_samples=None)
-            window = services.Window(sample=0, start=start, context=context, horizon=horizon)
-            return services.score_split(
-                net, loaded_meta, split, window, threshold=threshold, on_sample=on_sample
-            )
 
-        _metrics_view(ds, rollout_key, axis, score_split)
-    else:
-        _export_view(ds, rollout_key, axis, data_channel, data_label)
-    query.update(context=context, horizon=horizon)
+def _split_scorer(sel: Selection, net, loaded_meta):
+    """``score_split(threshold, on_sample)`` over the whole split (an upload: all its samples)."""
+    whole = sel.data if sel.domain == UPLOAD else None
+
+    def score_split(threshold, on_sample):
+        split = whole if whole is not None else cache.dataset(sel.data_key, n_samples=None)
+        window = services.Window(
+            sample=0, start=sel.start, context=sel.context, horizon=sel.horizon
+        )
+        return services.score_split(
+            net, loaded_meta, split, window, threshold=threshold, on_sample=on_sample
+        )
+
+    return score_split
 
 
 def _release_memory() -> None:

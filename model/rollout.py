@@ -311,56 +311,84 @@ def rollout(
     xarray.Dataset
         See the module docstring.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode {mode!r}; use one of {MODES}")
-    if horizon < 1:
-        raise ValueError(f"horizon={horizon} must be at least 1")
     normalizer = normalizer or Normalizer()
     attrs = dict(getattr(context, "attrs", {}))
     time_step = time_step or attrs.get("time_step")
-    ctx = _as_frames(context, "context")  # [T, C, H, W] physical
-    if truth is not None:
-        tru = _as_frames(truth, "truth")[:horizon]
-    elif mode == "teacher":
-        raise ValueError("mode='teacher' needs the true frames: pass truth=")
-    else:
-        tru = None
-    if mode == "teacher" and tru.shape[0] < horizon:
-        raise ValueError(f"mode='teacher' needs {horizon} true frames, got {tru.shape[0]}")
-
+    ctx, tru = _checked_inputs(context, truth, horizon, mode)  # [Tc, C, H, W], [<=H, C, H, W]
     device = next(model.parameters()).device
     precision = resolve_precision(precision, device)
     n_ctx = ctx.shape[0]
     steps = n_ctx + horizon - 1
     spec = CaptureSpec.parse(capture, len(model.cells))
-    recorder = None
-    if spec is not None:
-        need = capture_bytes(model, spec, steps)
-        if need > byte_budget:
-            raise CaptureBudgetError(
-                f"capturing {len(spec.gates)} gates of layers {list(spec.layers)} over {steps} "
-                f"steps needs {need / 2**20:.0f} MiB, over the budget of "
-                f"{byte_budget / 2**20:.0f} MiB: capture fewer layers or gates, shorten the "
-                "rollout, or raise byte_budget"
-            )
-        recorder = GateRecorder(model, spec, steps=steps, batch=1, device=device)
+    recorder = _recorder(model, spec, steps, byte_budget, device)
     hook = recorder.hook if recorder is not None else None
-
     if mode == "free":
         prediction = forecast_windows(model, ctx[None], horizon, batch_size=1, precision=precision,
                                       normalizer=normalizer, gate_hook=hook)[0]  # fmt: skip
     else:
-        seq = np.concatenate([ctx, tru[: horizon - 1]])  # [Tc+H-1, C, Hpx, Wpx]
-        x = torch.as_tensor(normalizer.to_model(seq), dtype=torch.float32, device=device)[None]
-        with autocast(precision, device):
-            one_step, _ = model.one_step(x, gate_hook=hook)
-        forecast = one_step[0, n_ctx - 1 :].float().cpu().numpy()  # [H, C, Hpx, Wpx]
-        prediction = normalizer.to_physical(forecast).astype(np.float32)
+        prediction = _teacher_forecast(model, ctx, tru, horizon, normalizer, precision, hook)
+    data_vars, coords = _frame_variables(context, ctx, tru, prediction, horizon, time_step)
+    if recorder is not None:
+        _add_gates(data_vars, coords, recorder, spec, steps, n_ctx)
+    attrs.update(
+        mode=mode,
+        precision=precision,
+        device=str(device),
+        horizon=horizon,
+        context_length=n_ctx,
+        patch_size=model.config.patch_size,
+    )
+    if time_step:
+        attrs["time_step"] = time_step
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
+
+def _checked_inputs(context, truth, horizon: int, mode: str):
+    """Context ``[Tc, C, H, W]`` and truth ``[<=H, C, H, W]`` (or None) as float arrays, checked."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}; use one of {MODES}")
+    if horizon < 1:
+        raise ValueError(f"horizon={horizon} must be at least 1")
+    ctx = _as_frames(context, "context")  # [T, C, H, W] physical
+    tru = _as_frames(truth, "truth")[:horizon] if truth is not None else None
+    if mode == "teacher" and tru is None:
+        raise ValueError("mode='teacher' needs the true frames: pass truth=")
+    if mode == "teacher" and tru.shape[0] < horizon:
+        raise ValueError(f"mode='teacher' needs {horizon} true frames, got {tru.shape[0]}")
+    return ctx, tru
+
+
+def _recorder(model: ConvLSTM, spec, steps: int, byte_budget: int, device):
+    """A :class:`GateRecorder` for ``spec`` (None: no capture) within ``byte_budget`` bytes."""
+    if spec is None:
+        return None
+    need = capture_bytes(model, spec, steps)
+    if need > byte_budget:
+        raise CaptureBudgetError(
+            f"capturing {len(spec.gates)} gates of layers {list(spec.layers)} over {steps} "
+            f"steps needs {need / 2**20:.0f} MiB, over the budget of "
+            f"{byte_budget / 2**20:.0f} MiB: capture fewer layers or gates, shorten the "
+            "rollout, or raise byte_budget"
+        )
+    return GateRecorder(model, spec, steps=steps, batch=1, device=device)
+
+
+def _teacher_forecast(model, ctx, tru, horizon, normalizer, precision, hook) -> np.ndarray:
+    """One-step-ahead forecasts fed with the true frames: ``[H, C, H, W]`` physical."""
+    device = next(model.parameters()).device
+    n_ctx = ctx.shape[0]
+    seq = np.concatenate([ctx, tru[: horizon - 1]])  # [Tc+H-1, C, Hpx, Wpx]
+    x = torch.as_tensor(normalizer.to_model(seq), dtype=torch.float32, device=device)[None]
+    with autocast(precision, device):
+        one_step, _ = model.one_step(x, gate_hook=hook)
+    forecast = one_step[0, n_ctx - 1 :].float().cpu().numpy()  # [H, C, Hpx, Wpx]
+    return normalizer.to_physical(forecast).astype(np.float32)
+
+
+def _frame_variables(context, ctx, tru, prediction, horizon: int, time_step):
+    """``prediction``, ``context`` and ``truth`` (NaN-padded) with their coordinates."""
+    n_ctx = ctx.shape[0]
     times, lead = _forecast_coords(context, n_ctx, horizon, time_step)
-    channel = _coord(context, "channel", ctx.shape[1])
-    y = _coord(context, "y", ctx.shape[2])
-    xc = _coord(context, "x", ctx.shape[3])
     data_vars = {
         "prediction": (("time", "channel", "y", "x"), prediction),
         "context": (("context_time", "channel", "y", "x"), ctx.astype(np.float32)),
@@ -373,34 +401,27 @@ def rollout(
         "time": times,
         "lead_time": ("time", lead),
         "context_time": _context_times(context, n_ctx),
-        "channel": channel,
-        "y": y,
-        "x": xc,
+        "channel": _coord(context, "channel", ctx.shape[1]),
+        "y": _coord(context, "y", ctx.shape[2]),
+        "x": _coord(context, "x", ctx.shape[3]),
     }
-    if spec is not None:
-        gates = recorder.gates[0].cpu().numpy()  # [layer, gate, step, hidden, gy, gx] float16
-        widest, gh, gw = gates.shape[3:]
-        data_vars["gates"] = (("layer", "gate", "step", "hidden", "gy", "gx"), gates)
-        coords.update(
-            layer=list(spec.layers),
-            gate=list(spec.gates),
-            step=np.arange(steps),
-            phase=("step", np.where(np.arange(steps) < n_ctx, "context", "forecast")),
-            hidden=np.arange(widest),
-            gy=np.arange(gh),
-            gx=np.arange(gw),
-        )
-    attrs.update(
-        mode=mode,
-        precision=precision,
-        device=str(device),
-        horizon=horizon,
-        context_length=n_ctx,
-        patch_size=model.config.patch_size,
+    return data_vars, coords
+
+
+def _add_gates(data_vars: dict, coords: dict, recorder, spec, steps: int, n_ctx: int) -> None:
+    """The recorded gates ``(layer, gate, step, hidden, gy, gx)`` float16 and their coordinates."""
+    gates = recorder.gates[0].cpu().numpy()  # [layer, gate, step, hidden, gy, gx] float16
+    widest, gh, gw = gates.shape[3:]
+    data_vars["gates"] = (("layer", "gate", "step", "hidden", "gy", "gx"), gates)
+    coords.update(
+        layer=list(spec.layers),
+        gate=list(spec.gates),
+        step=np.arange(steps),
+        phase=("step", np.where(np.arange(steps) < n_ctx, "context", "forecast")),
+        hidden=np.arange(widest),
+        gy=np.arange(gh),
+        gx=np.arange(gw),
     )
-    if time_step:
-        attrs["time_step"] = time_step
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
 def _as_frames(data, name: str) -> np.ndarray:
