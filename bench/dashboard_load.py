@@ -13,7 +13,7 @@ the views Gates / Pixel probe / Metrics in turn). Further ``--rounds`` open the 
 (cached rollouts: memory must not keep growing). It prints each session's time, charts and errors,
 the median and maximum session time per round, and the server's resident memory (``VmRSS``) when
 idle, at its peak during the load (sampled every 0.1 s, and ``VmHWM``) and a few seconds after each
-round, against the bounds that ``tests/test_dashboard_load.py`` asserts:
+round, against the bounds that ``tests/dashboard/test_load.py`` asserts:
 
 - after each round: idle + the cache budgets that may legitimately stay filled
   (:data:`RETAINED_CACHES` of :data:`dashboard.budget.BUDGETS`) + :data:`AFTER_MARGIN`;

@@ -19,7 +19,7 @@ Layout: figure heights and everything under the panels (colour bars, play/pause,
 are placed in pixels, so the charts stay clean from a 1024 px window (about 560 px of chart) to
 1920 px: colour bars are horizontal under their own panels, play/pause sits left of the slider's
 right-aligned current value above the rail, legends sit under the axes, subplot titles are pinned
-to their panels (``tests/test_browser_layout.py`` measures this in Chromium). Titles give the lead
+to their panels (``tests/dashboard/test_browser_layout.py`` measures this in Chromium). Titles give the lead
 time and, when the data has real timestamps, the valid time (:func:`valid_times`).
 """
 

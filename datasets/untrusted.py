@@ -213,39 +213,54 @@ def check_hdf5(
             "or in another format.",
         ) from None
     with handle:
-        links: list[tuple[bytes, int]] = []
-
-        def collect(name: bytes, info) -> int | None:
-            links.append((name, info.type))
-            return 1 if len(links) > max_links else None
-
-        handle.id.links.visit(collect, info=True)
-        if len(links) > max_links:
-            raise _refuse(path, f"has more than {max_links:,} HDF5 links; it is not a data file.")
-        total = 0
-        for raw, kind in links:
-            name = "/" + raw.decode("utf-8", "replace")
-            if kind == h5py.h5l.TYPE_EXTERNAL:
-                target_file, target = handle.id.links.get_val(raw)
-                target_name = os.path.basename(target_file.decode("utf-8", "replace"))
-                raise _other_file(
-                    path,
-                    f"external link {name} -> {target_name}:{target.decode('utf-8', 'replace')}",
-                )
-            if kind == h5py.h5l.TYPE_SOFT:
-                continue  # names a path in this file; every link in this file is checked here
-            if kind != h5py.h5l.TYPE_HARD:
-                raise _other_file(path, f"link {name} of user-defined class {kind}")
-            oid = h5py.h5o.open(handle.id, raw)
-            if isinstance(oid, h5py.h5d.DatasetID):
-                total += _check_hdf5_dataset(path, name, oid, max_chunk_bytes)
-        if max_bytes is not None and total > max_bytes:
+        try:
+            return _walk_hdf5(handle, path, max_bytes, max_chunk_bytes, max_links)
+        except DatasetError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - damaged object headers raise RuntimeError etc.
             raise _refuse(
                 path,
-                f"declares {_mb(total)} of arrays, over the limit of {_mb(max_bytes)}; crop it or "
-                "subset the variables first.",
+                f"is a damaged HDF5 file ({type(exc).__name__} while listing its objects).",
+            ) from None
+
+
+def _walk_hdf5(handle, path, max_bytes: int, max_chunk_bytes: int, max_links: int) -> int:
+    """Every link and dataset of an open HDF5 file, checked (see :func:`check_hdf5`)."""
+    import h5py
+
+    links: list[tuple[bytes, int]] = []
+
+    def collect(name: bytes, info) -> int | None:
+        links.append((name, info.type))
+        return 1 if len(links) > max_links else None
+
+    handle.id.links.visit(collect, info=True)
+    if len(links) > max_links:
+        raise _refuse(path, f"has more than {max_links:,} HDF5 links; it is not a data file.")
+    total = 0
+    for raw, kind in links:
+        name = "/" + raw.decode("utf-8", "replace")
+        if kind == h5py.h5l.TYPE_EXTERNAL:
+            target_file, target = handle.id.links.get_val(raw)
+            target_name = os.path.basename(target_file.decode("utf-8", "replace"))
+            raise _other_file(
+                path,
+                f"external link {name} -> {target_name}:{target.decode('utf-8', 'replace')}",
             )
-        return total
+        if kind == h5py.h5l.TYPE_SOFT:
+            continue  # names a path in this file; every link in this file is checked here
+        if kind != h5py.h5l.TYPE_HARD:
+            raise _other_file(path, f"link {name} of user-defined class {kind}")
+        oid = h5py.h5o.open(handle.id, raw)
+        if isinstance(oid, h5py.h5d.DatasetID):
+            total += _check_hdf5_dataset(path, name, oid, max_chunk_bytes)
+    if max_bytes is not None and total > max_bytes:
+        raise _refuse(
+            path,
+            f"declares {_mb(total)} of arrays, over the limit of {_mb(max_bytes)}; crop it or "
+            "subset the variables first.",
+        )
+    return total
 
 
 def _check_hdf5_dataset(path, name: str, oid, max_chunk_bytes: int) -> int:

@@ -12,7 +12,7 @@ import pytest
 
 from datasets.timesteps import iso_duration, parse_time_step
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOMAIN_MODULES = {"datasets.radar", "datasets.traffic", "datasets.video", "datasets.catalog"}
 LOW_LAYERS = [
     "datasets.files",

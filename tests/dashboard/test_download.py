@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from datasets import download
 from tests.conftest import CLOSED_URL
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
 
 def rendered(markdown: str) -> str:

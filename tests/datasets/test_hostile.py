@@ -32,7 +32,7 @@ from datasets import files as F
 from datasets import radar_io as R
 from datasets import untrusted as U
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SECRET = (b"TOP-SECRET-" + bytes(range(65, 91)) * 40)[:1024]  # 1 KiB of recognisable bytes
 MAX_SECONDS = 2.0
 MAX_RSS_GROWTH_MB = 200.0

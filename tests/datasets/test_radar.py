@@ -28,7 +28,7 @@ from datasets.radar_io import (
 )
 from datasets.radar_synthetic import synthetic_precipitation
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 RADAR = SHARED / "data" / "radar"
 needs_shared = pytest.mark.skipif(
     not RADAR.is_dir(), reason=f"pysteps example radar data not found at {RADAR}"

@@ -17,7 +17,7 @@ from dashboard import budget, services
 from dashboard.text import MAX_MESSAGE_CHARS, plain, safe, strip_paths, user_message
 from tests.dashboard_synthetic import make_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
 
 

@@ -147,7 +147,7 @@ def test_registry_lists_names():
         get_baseline("climatology")
 
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 needs_shared = pytest.mark.skipif(
     not (SHARED / "data").is_dir(), reason="needs ../shared/data (real radar/traffic files)"
 )

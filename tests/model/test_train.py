@@ -16,10 +16,10 @@ from model.normalize import Normalizer
 from model.train import lr_at, train
 from model.train_config import ConfigError, TrainConfig, load_config, validate_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from train_helpers import tiny_config, tiny_loader
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _log_rows(path):

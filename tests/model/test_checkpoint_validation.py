@@ -34,7 +34,7 @@ from model.checkpoint import (
 from model.convlstm import ConvLSTM, ConvLSTMConfig
 from model.devices import CPU_FALLBACK_NOTE, is_out_of_memory, run_with_cpu_fallback
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 META = {
     "dataset": "radar_synthetic",
     "domain": "radar",

@@ -23,8 +23,7 @@ from datasets.download import (
     sha256_of,
 )
 from datasets.errors import DatasetError
-
-from .conftest import CLOSED_URL, REPO_ROOT
+from tests.conftest import CLOSED_URL, REPO_ROOT
 
 RADAR_FILE = "radar/mch/20160711/AQC161932100V_00005.801.gif"
 TAXI_FILE = "TaxiNYC/NYC14_Taxi_M16x8_T60_InOut.h5"

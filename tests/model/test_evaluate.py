@@ -13,7 +13,7 @@ from model.checkpoint import load_checkpoint
 from model.metrics import per_lead
 from model.train import train
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from train_helpers import tiny_config, tiny_loader
 
 

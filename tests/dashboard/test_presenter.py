@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import services
 from tests.dashboard_synthetic import make_checkpoint
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 RADAR_NORM = {"kind": "db", "units": "mm/h", "threshold": 0.1, "zerovalue": -15.0, "scale": 10.0}
 
 

@@ -19,7 +19,7 @@ from dashboard import figures as F
 from dashboard import services
 from tests.dashboard_synthetic import make_checkpoint
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 TIMEOUT = 120
 
 

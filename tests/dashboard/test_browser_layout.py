@@ -1,6 +1,6 @@
 """Chart layout in a real browser at four window sizes: nothing overlaps, nothing is clipped.
 
-Starts the dashboard (as ``tests/test_browser_dashboard.py`` does) with a small untrained
+Starts the dashboard (as ``tests/dashboard/test_browser.py`` does) with a small untrained
 checkpoint for the bundled ``radar_synthetic`` data (the worst case: a rain colour bar and an
 error colour bar side by side) and one for ``moving_mnist`` when it loads offline, opens it in
 Debian chromium at 1024x768, 1280x720, 1440x900 and 1920x1080 and measures the bounding boxes of
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -19,7 +19,7 @@ from model.normalize import Normalizer
 from model.rollout import rollout
 from model.train_config import load_config
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SHIPPED = scan_checkpoints(DEFAULT_ROOT)  # reads each meta.json and weight header only
 
 
