@@ -443,7 +443,8 @@ def _animation_controls(
                 "pad": {"t": 0, "r": 0, "b": 0, "l": 0},
                 "font": {"size": BUTTON_FONT},
                 "buttons": [
-                    {"label": "▶ Play", "method": "animate", "args": [None, play]},
+                    # from the chosen step (then from where it was paused), never from frame 0
+                    {"label": "▶ Play", "method": "animate", "args": [names[active:], play]},
                     {"label": "❚❚ Pause", "method": "animate", "args": [[None], pause]},
                 ],
             }

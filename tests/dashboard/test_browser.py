@@ -209,10 +209,16 @@ def test_dashboard_in_chromium(server):
 
         # play: the slider advances and the lead-time title follows
         page.locator("g.updatemenu-button").filter(has_text="Play").first.click()
-        moved = _wait_chart(
-            page, "forecast", lambda c: c["active"] is not None and c["active"] > start + 1, 15
-        )
+        seen: list[int] = []
+
+        def advanced(c) -> bool:
+            if c["active"] is not None:
+                seen.append(c["active"])
+            return c["active"] is not None and c["active"] > start + 1
+
+        moved = _wait_chart(page, "forecast", advanced, 15)
         assert moved["title"] != fc["title"]
+        assert min(seen) >= start, seen  # Play starts at the chosen step, not the first frame
         page.locator("g.updatemenu-button").filter(has_text="Pause").first.click()
         page.screenshot(path=str(ARTIFACTS / "browser_2_playing.png"))
 
