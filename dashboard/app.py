@@ -458,7 +458,7 @@ def _start_caption(data, start: int) -> str:
 
 def _upload_data(side):
     side.caption(
-        f"NetCDF / Zarr (zip), TaxiBJ-style HDF5, .npy, mp4 or gif; at most "
+        f"NetCDF / Zarr (zip), TaxiBJ-style HDF5, .npy, .npz, mp4 or gif; at most "
         f"{services.UPLOAD_MAX_MB} MB."
     )
     cache.upload_reader()

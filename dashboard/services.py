@@ -88,6 +88,7 @@ UPLOAD_SUFFIXES = (
     ".hdf5",
     ".hdf",
     ".npy",
+    ".npz",
     ".mp4",
     ".gif",
     ".avi",

@@ -10,8 +10,9 @@ read.
 =======================  ==========================================================================
 reader                   reads
 =======================  ==========================================================================
-:func:`open_npy`         ``.npy``: ``(T, H, W)``, ``(T, C, H, W)``, ``(N, T, C, H, W)`` or the
-                         ``mnist_test_seq.npy`` layout ``(T, N, H, W)`` uint8
+:func:`open_npy`         ``.npy``: ``(T, H, W)``, ``(T, C, H, W)``, ``(T, H, W, C)``,
+                         ``(N, T, C, H, W)`` or the ``mnist_test_seq.npy`` layout ``(T, N, H, W)``
+:func:`open_npz`         ``.npz``: one array of those layouts (``key=``, or inferred and said)
 :func:`open_netcdf_or_zarr`  NetCDF (3 or 4), a Zarr folder, or a zipped Zarr store, with a
                          variable that has ``(time, y, x)`` dims (``lat``/``lon`` etc. accepted)
 :func:`open_video`       mp4, avi, mov, mkv, webm, gif via imageio (ffmpeg / pillow): grayscale,
@@ -59,7 +60,14 @@ from datasets.formats.netcdf import (  # noqa: F401
     match_netcdf,
     open_netcdf_or_zarr,
 )
-from datasets.formats.npy import NPY_LAYOUTS, match_npy, mnist_seq_to_array, open_npy  # noqa: F401
+from datasets.formats.npy import (  # noqa: F401
+    NPY_LAYOUTS,
+    match_npy,
+    match_npz,
+    mnist_seq_to_array,
+    open_npy,
+    open_npz,
+)
 from datasets.formats.taxibj import looks_like_taxibj, open_taxibj
 from datasets.formats.video import DEFAULT_MAX_FRAMES, match_video, open_video  # noqa: F401
 from datasets.guards import DEFAULT_MAX_BYTES, check_file
@@ -147,6 +155,7 @@ def register_reader(
 READERS: list[ReaderEntry] = [
     ReaderEntry("taxibj-hdf5", looks_like_taxibj, open_taxibj, (".h5", ".hdf5")),
     ReaderEntry("npy", match_npy, open_npy, (".npy",)),
+    ReaderEntry("npz", match_npz, open_npz, (".npz",)),
     ReaderEntry("netcdf-zarr", match_netcdf, open_netcdf_or_zarr, NETCDF_SUFFIXES + ZARR_SUFFIXES),
     ReaderEntry("video", match_video, open_video, VIDEO_SUFFIXES),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 
 import numpy as np
@@ -339,3 +340,45 @@ def test_netcdf3_header_declaring_more_than_the_file_holds_is_refused(tmp_path):
 
     with pytest.raises(DatasetError, match="declares 570425346 variables"):
         read_radar_file(bad, source="bom")  # checked before the netCDF library opens it
+
+
+def test_npz_with_channels_last_flows_is_read_and_says_which_array(tmp_path):
+    from datasets.files import read_any
+
+    rng = np.random.default_rng(0)
+    flows = rng.poisson(5.0, size=(30, 14, 8, 2)).astype(np.float32)  # (T, H, W, in/out)
+    path = tmp_path / "bike.npz"
+    np.savez_compressed(path, data=flows, timestamps=np.arange(30))
+    arr = read_any(path)
+    assert arr.dims == ("sample", "time", "channel", "y", "x")
+    assert arr.shape == (1, 30, 2, 14, 8)
+    np.testing.assert_array_equal(arr.values[0, :, 1], flows[..., 1])
+    assert arr.attrs["npz_key"] == "data" and "as thwc" in arr.attrs["description"]
+
+
+def test_npz_with_several_frame_arrays_asks_for_a_key(tmp_path):
+    from datasets.files import open_npz
+
+    path = tmp_path / "two.npz"
+    np.savez(path, a=np.zeros((4, 8, 8)), b=np.ones((4, 8, 8)))
+    with pytest.raises(DatasetError, match=r"cannot tell which array.*a \(4, 8, 8\).*name it"):
+        open_npz(path)
+    assert float(open_npz(path, key="b").values.max()) == 1.0
+    with pytest.raises(DatasetError, match="no array 'c'"):
+        open_npz(path, key="c")
+
+
+def test_npz_declaring_a_huge_array_is_refused_before_inflating(tmp_path):
+    import zipfile
+
+    from datasets.files import open_npz
+
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1,), np.float32))
+    header["shape"] = (100000, 4096, 4096)
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, header)
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("data.npy", member.getvalue())
+    with pytest.raises(DatasetError, match="huge.npz"):
+        open_npz(path)
