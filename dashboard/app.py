@@ -89,7 +89,7 @@ def _default_selection(entries, root: str) -> tuple[str | None, str | None]:
     ranked = sorted(
         cache.checkpoints(root),
         key=lambda item: (
-            {"radar": 0, "traffic": 1, "video": 2}.get(item[1].get("domain"), 3),
+            services.DOMAINS.index(d) if (d := item[1].get("domain")) in services.DOMAINS else 3,
             item[0],
         ),
     )

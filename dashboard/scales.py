@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from datasets import vocabulary
+
 N_CODES = 256
 NO_DATA = 0
 NO_DATA_COLOUR = "rgba(200, 200, 200, 0.35)"
@@ -244,12 +246,13 @@ def value_scale(domain: str, *, units: str, arrays=()) -> Scale:
     from 0 to a rounded robust maximum of ``arrays``; video (and anything else): grayscale over
     ``[0, max(1, data max)]``.
     """
-    if domain == "radar":
+    kind = vocabulary.facts(domain).colour_scale if domain in vocabulary.DOMAINS else "gray"
+    if kind == "rain":
         top = max(100.0, nice_upper(robust_max(*arrays, q=99.9)))
         return Scale(
             0.1, top, units, RAIN_COLOURS, log=True, floor_colour=NO_RAIN_COLOUR, label="rain rate"
         )
-    if domain == "traffic":
+    if kind == "flow":
         top = nice_upper(robust_max(*arrays) or 1.0)
         return Scale(0.0, top, units, TRAFFIC_COLOURS, label="flow")
     top = max(1.0, nice_upper(robust_max(*arrays, q=100))) if arrays else 1.0

@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from datasets import vocabulary
+
 CHECKPOINT_ROOT_ENV = "CONVLSTM_CHECKPOINTS"
-DOMAINS = ("radar", "traffic", "video")
+DOMAINS = vocabulary.DOMAINS
 DEFAULT_N_SAMPLES = 8
 UPLOAD_DECODED_MAX_BYTES = 256 * 2**20
 """Largest array an upload may decode to (float32 bytes): the upload cache's whole budget."""
@@ -487,7 +489,7 @@ def _score_tables(prediction, truth, context, *, domain: str, threshold: float):
         "ConvLSTM": table(prediction),
         "persistence": table(persistence(context, horizon=n)),
     }
-    if domain == "radar" and context.shape[1] >= 2:
+    if "extrapolation" in vocabulary.facts(domain).baselines and context.shape[1] >= 2:
         tables["extrapolation"] = table(extrapolation(context, horizon=n))
     units = dict(tables["ConvLSTM"].attrs.get("units", {}) or {})
     return tables, units

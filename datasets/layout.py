@@ -14,10 +14,8 @@ import numpy as np
 import xarray as xr
 
 from datasets.errors import DatasetError
+from datasets.vocabulary import DIMS, DOMAINS, SPLITS  # noqa: F401 - re-exported here
 
-DIMS = ("sample", "time", "channel", "y", "x")
-SPLITS = ("train", "val", "test")
-DOMAINS = ("radar", "traffic", "video")
 PIXEL_UNITS = "pixel intensity [0, 1]"
 FRAME_STEP = "1 frame"  # time_step of frame sequences without timestamps (not an ISO duration)
 USER_LICENCE = "user file: licence as set by its owner"

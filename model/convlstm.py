@@ -23,15 +23,14 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from datasets.vocabulary import CONV_GATES, GATES  # noqa: F401 - GATES: the engine's vocabulary too
 from model import kernels
 from model.kernels import StepWeights, autocast_dtype, conv_step, memory_format_for
 
-GATES: tuple[str, ...] = ("input", "forget", "output", "candidate", "cell", "hidden")
-"""Names (and capture order) of the gates and states users see. Written once, used everywhere."""
-
-CONV_GATES: tuple[str, ...] = GATES[:4]
-"""Order of the ``4 * hidden`` output channels of a cell's gate convolution: i, f, o, g.
-Importers of other layouts (OpenSTL i,f,g,o; Keras i,f,c,o) map onto it with :func:`reorder_gates`."""
+# GATES: the gate and state names users see (capture order); CONV_GATES: the order of the
+# ``4 * hidden`` output channels of a cell's gate convolution (i, f, o, g). Written once, in
+# datasets/vocabulary.py; importers of other layouts (OpenSTL i,f,g,o; Keras i,f,c,o) map onto
+# CONV_GATES with :func:`reorder_gates`.
 
 GateHook = Callable[[int, int, tuple[Tensor, ...]], None]
 """``hook(layer, step, (i, f, o, g, c, h))``, each ``[B, hidden, h, w]``; called once per step."""

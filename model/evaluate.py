@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from datasets import vocabulary
 from model import baselines
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from model.metrics import per_lead
@@ -37,11 +38,7 @@ from model.runtime import tune_cpu_allocator
 from model.windows import data_config, load_windows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MAIN_METRICS = {
-    "video": ["MSE", "MAE", "SSIM", "PSNR"],
-    "radar": ["MSE", "MAE", "CSI@1", "CSI@5"],
-    "traffic": ["RMSE", "MAE"],
-}
+MAIN_METRICS = {domain: list(facts.scores) for domain, facts in vocabulary.DOMAIN_FACTS.items()}
 LOWER_IS_BETTER = {"MSE", "MAE", "RMSE", "FAR"}
 
 
@@ -127,9 +124,10 @@ def evaluate(
                                      precision=precision))  # fmt: skip
     if with_baselines:
         run("persistence", lambda: baselines.persistence(ctx, horizon=horizon))
-        if domain == "radar":
+        wanted = vocabulary.facts(domain).baselines
+        if "extrapolation" in wanted:
             run("extrapolation", lambda: baselines.extrapolation(ctx, horizon=horizon))
-        if domain == "traffic" and baselines.frame_times(ctx) is not None:
+        if "historical_mean" in wanted and baselines.frame_times(ctx) is not None:
             where = {k: v for k, v in options.items() if k != "n_samples"}  # e.g. root=
             train = load_windows(data_cfg, "train", overrides=where, loader=loader)
             clim = baselines.HourOfWeekMean.fit(train)
@@ -171,7 +169,7 @@ def format_lead(value) -> str:
 
 def skill_checks(table: pd.DataFrame, domain: str) -> dict[str, bool]:
     """Does the ConvLSTM beat each baseline on the main error score at every lead time?"""
-    key = "RMSE" if domain == "traffic" else "MSE"
+    key = vocabulary.facts(domain).main_score
     model = table[table.method == "convlstm"].set_index("lead_step")[key]
     checks = {}
     for name in table.method.unique():

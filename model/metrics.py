@@ -48,7 +48,9 @@ import pandas as pd
 import xarray as xr
 from scipy import ndimage
 
-DOMAINS = ("video", "radar", "traffic")
+from datasets import vocabulary
+
+DOMAINS = vocabulary.DOMAINS
 
 # SSIM constants of Wang et al. (2004), as in scikit-image with gaussian_weights=True.
 _SSIM_SIGMA = 1.5

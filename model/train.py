@@ -77,6 +77,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
+from datasets import vocabulary
 from model import runtime
 from model.checkpoint import load_checkpoint, pick_device, save_checkpoint
 from model.convlstm import ConvLSTM, ConvLSTMConfig
@@ -241,7 +242,7 @@ def validate(
     truth = np.asarray(split.array.values[:, context:], dtype=np.float32)
     physical = normalizer.to_physical(pred)
     domain = str(split.array.attrs.get("domain", "video"))
-    key = "RMSE" if domain == "traffic" else "MSE"
+    key = vocabulary.facts(domain).main_score
     model_scores = per_lead(physical, truth, domain=domain)
     pers_scores = per_lead(persistence(split.array.values[:, :context], horizon=horizon), truth,
                            domain=domain)  # fmt: skip

@@ -100,3 +100,26 @@ def test_parse_time_step(value, seconds):
 @pytest.mark.parametrize("seconds", [1, 90, 300, 360, 3600, 5400, 86400, 90061])
 def test_iso_duration_round_trips(seconds):
     assert parse_time_step(iso_duration(seconds)) == seconds
+
+
+def test_one_vocabulary_for_datasets_model_and_dashboard():
+    """Dims, gates, domains and per-domain facts come from datasets.vocabulary, torch-free."""
+    imported = _python(
+        "-c",
+        "import sys, datasets.vocabulary; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'model', 'dashboard')))",
+    )
+    assert imported.strip() == "[]"
+    from dashboard import scales, services
+    from datasets import layout, vocabulary
+    from model import convlstm, evaluate, metrics
+
+    assert convlstm.GATES is vocabulary.GATES and convlstm.CONV_GATES is vocabulary.CONV_GATES
+    assert layout.DIMS is vocabulary.DIMS and layout.DOMAINS is vocabulary.DOMAINS
+    assert metrics.DOMAINS is vocabulary.DOMAINS and services.DOMAINS is vocabulary.DOMAINS
+    assert set(vocabulary.DOMAIN_FACTS) == set(vocabulary.DOMAINS)
+    for domain, facts in vocabulary.DOMAIN_FACTS.items():
+        assert evaluate.MAIN_METRICS[domain][0] == facts.main_score
+    assert scales.value_scale("radar", units="mm/h").log  # the "rain" scale
+    assert not scales.value_scale("traffic", units="counts").log
