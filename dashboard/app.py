@@ -53,8 +53,10 @@ def main() -> None:
     )
     current = st.query_params.to_dict()
     written = st.session_state.get("_written_query")
-    if "_link" not in st.session_state or (written is not None and current != written):
-        # a new session, or the browser's Back/Forward brought another link: apply it
+    back_or_forward = written is not None and current != written and _history_navigation()
+    if "_link" not in st.session_state or back_or_forward:
+        # a new session, or the browser's Back/Forward brought another link: apply it. A URL
+        # that merely lags behind (a click during a run) is not a navigation and is ignored.
         st.session_state["_link"] = DeepLink.from_query(current)
     link: DeepLink = st.session_state["_link"]
     query: dict[str, object] = {}
@@ -389,6 +391,13 @@ def _split_scorer(sel: Selection, net, loaded_meta):
         )
 
     return score_split
+
+
+def _history_navigation() -> bool:
+    """Whether this run comes from the browser's Back/Forward (Streamlit marks those runs)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    return bool(getattr(get_script_run_ctx(), "is_history_navigation", False))
 
 
 def _release_memory() -> None:
