@@ -4,7 +4,7 @@
 >>> frames = get_dataset("moving_mnist", split="test")   # (sample, time, channel, y, x)
 """
 
-from datasets.errors import DatasetError
+from datasets.errors import DataNotFound, DatasetError
 from datasets.registry import (
     DOMAINS,
     SPLITS,
@@ -17,6 +17,7 @@ from datasets.registry import (
 
 __all__ = [
     "DOMAINS",
+    "DataNotFound",
     "DatasetError",
     "SPLITS",
     "dataset_info",

@@ -59,7 +59,7 @@ import re
 import sys
 from pathlib import Path, PurePosixPath
 
-from datasets.errors import DatasetError
+from datasets.errors import DataNotFound, DatasetError
 from datasets.guards import sha256_of
 from datasets.manifests import MANIFESTS, FileSet
 
@@ -283,7 +283,7 @@ def fetch_dataset(
             continue
         local = cached_path(file_set.source, rel, cache_dir=cache_dir)
         if not local.is_file():
-            raise DatasetError(
+            raise DataNotFound(
                 f"Dataset not found: {local} is missing. Use download=True (or run "
                 f"`python -m datasets.download {key}`) to download it into {cache_root(cache_dir)}."
             )

@@ -61,7 +61,7 @@ import numpy as np
 import xarray as xr
 
 from datasets.download import fetch_dataset
-from datasets.errors import DatasetError
+from datasets.errors import DataNotFound, DatasetError
 from datasets.manifests import MANIFESTS
 from datasets.radar_io import (
     DEFAULT_CROP_THRESHOLD,
@@ -354,7 +354,7 @@ def _event_folders(
         folders = {event: base / event for event in spec.events}
         missing = [str(f) for f in folders.values() if not f.is_dir()]
         if missing:
-            raise DatasetError(
+            raise DataNotFound(
                 f"Dataset not found: {', '.join(missing)} missing under root={root}. root must be "
                 "laid out as pysteps-data's radar/ tree; or use download=True to download it."
             )

@@ -33,7 +33,7 @@ import numpy as np
 import xarray as xr
 
 from datasets.download import cached_path, fetch
-from datasets.errors import DatasetError
+from datasets.errors import DataNotFound, DatasetError
 from datasets.formats.taxibj import (  # noqa: F401  (re-exported: their home was here)
     DEFAULT_MAX_BYTES,
     DUPLICATE_POLICIES,
@@ -178,7 +178,7 @@ def taxinyc_file(
             if candidate.is_file():
                 return candidate
         if not download:
-            raise DatasetError(
+            raise DataNotFound(
                 f"TaxiNYC {year}: {Path(rel).name} not found under {root} (looked in {root / rel} "
                 f"and {root / Path(rel).name}). Pass root= a folder holding TaxiNYC/ (e.g. "
                 "../shared/data/traffic), or use download=True."
@@ -187,7 +187,7 @@ def taxinyc_file(
     if local.is_file() and not download:
         return local
     if not download:
-        raise DatasetError(
+        raise DataNotFound(
             f"TaxiNYC {year}: dataset not found ({local} is missing). Use download=True (or "
             "`python -m datasets.download taxinyc`), or pass root= a folder holding TaxiNYC/."
         )

@@ -34,7 +34,7 @@ import numpy as np
 import xarray as xr
 
 from datasets.download import cached_path, fetch
-from datasets.errors import DatasetError
+from datasets.errors import DataNotFound, DatasetError
 from datasets.formats.npy import mnist_seq_to_array
 from datasets.layout import FRAME_STEP, PIXEL_UNITS, SPLITS, as_dataset_array
 from datasets.manifests import MNIST_SEQ_FILE, MNIST_SEQ_HASH, MNIST_SEQ_SOURCE
@@ -207,7 +207,7 @@ def _mnist_seq_path(
                 cache_dir=cache_dir,
             )
         elif not local.is_file():
-            raise DatasetError(
+            raise DataNotFound(
                 f"Dataset not found: {local} is missing. Use download=True to download it "
                 "(about 800 MB), run `python -m datasets.download mnist_test_seq`, or pass "
                 "path= to your own copy of mnist_test_seq.npy."

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from datasets import vocabulary
+from datasets import DataNotFound, DatasetError, vocabulary
 from model import baselines
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from model.metrics import per_lead
@@ -311,6 +311,34 @@ def update_checkpoint(checkpoint: str | Path, table: pd.DataFrame, facts: dict) 
     (Path(checkpoint) / "README.md").write_text(model_card(meta, table, facts))
 
 
+def download_key(dataset: str) -> str:
+    """The name ``python -m datasets.download`` knows ``dataset``'s files by (e.g. ``taxinyc``)."""
+    try:
+        from datasets.download import registered_downloads
+        from datasets.registry import _spec
+
+        files = _spec(dataset).files
+        return next((k for k, v in registered_downloads().items() if v == files), dataset)
+    except Exception:  # noqa: BLE001 - unknown name: the dataset's own name
+        return dataset
+
+
+def not_found_line(checkpoint, dataset: str | None, data_root: str | None, err) -> str:
+    """One line for a dataset whose files are missing: where it looked and how to get them."""
+    name = dataset
+    if not name:
+        try:
+            name = json.loads((Path(checkpoint) / "meta.json").read_text())["dataset"]
+        except (OSError, ValueError, KeyError, TypeError):
+            name = "dataset"
+    if data_root:
+        return f"{name}: data not found under --data-root {data_root} ({err})"
+    return (
+        f"{name}: data not found in the download cache; run python -m datasets.download "
+        f"{download_key(name)} or pass --data-root DIR"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m model.evaluate",
@@ -321,7 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--dataset", help="score on another registered dataset")
     parser.add_argument("--n-samples", type=int, help="number of windows (dataset option)")
-    parser.add_argument("--data-root", help="dataset option root= (real data folders)")
+    parser.add_argument("--data-root", metavar="DIR",
+                        help="read the data from this folder (dataset option root=); default: "
+                        "the download cache (python -m datasets.download NAME)")  # fmt: skip
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--precision", default="auto", choices=list(PRECISIONS),
@@ -350,7 +380,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             thresholds=thresholds,
             precision=args.precision,
         )
-    except (CheckpointError, ValueError) as err:
+    except DataNotFound as err:
+        print(not_found_line(args.checkpoint, args.dataset, args.data_root, err), file=sys.stderr)
+        raise SystemExit(2) from err
+    except (CheckpointError, ValueError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from err
     name = Path(args.checkpoint).resolve().name

@@ -5,12 +5,19 @@
 - :func:`lineage`: how the checkpoint a fine-tuning run starts from was made (nested, so a chain of
   fine-tunings keeps every ancestor).
 - :func:`hardware` and :func:`git_revision`: the machine and the code revision.
+
+No data location is ever stored: dataset options that name a folder or file (:data:`PATH_OPTIONS`,
+e.g. ``root=`` from ``--data-root``) are dropped (:func:`without_paths`), the command line keeps
+``--data-root DIR`` in place of the folder (:func:`scrub_command`), and ``data_source`` records only
+whether a local folder was used. Evaluation finds the data in the download cache, or where
+``--data-root`` says, on whichever machine it runs.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import shlex
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +29,77 @@ if TYPE_CHECKING:
     from model.train_config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+PATH_OPTIONS = frozenset({"root", "path", "cache_dir"})
+"""Dataset options that name a place on a machine: never stored in a checkpoint."""
+
+PATH_FLAGS = frozenset({"--data-root"})
+"""Command-line flags whose value is a data location: recorded as ``DIR``."""
+
+OPTION_TABLES = ("options", "train", "val", "test")
+
+
+def is_path_option(key: str, value) -> bool:
+    """Does the dataset option ``key=value`` name a folder or file on this machine?"""
+    return key in PATH_OPTIONS or isinstance(value, os.PathLike)
+
+
+def without_paths(tables: dict) -> dict:
+    """The ``[data]`` option tables (``{table: {option: value}}``) less every path option."""
+    return {
+        name: {k: v for k, v in dict(table).items() if not is_path_option(k, v)}
+        if isinstance(table, dict)
+        else table
+        for name, table in tables.items()
+    }
+
+
+def data_source(data) -> str:
+    """Where training read its data, without saying where on the machine.
+
+    ``"local folder"`` (a path option such as ``root=``), ``"bundled"`` (generated or shipped with
+    the code), ``"download cache"`` (a registered dataset that needs files), or ``"custom loader"``
+    (a dataset not registered, e.g. a test's loader).
+    """
+    tables = [dict(getattr(data, name, {}) or {}) for name in OPTION_TABLES]
+    if any(is_path_option(k, v) for table in tables for k, v in table.items()):
+        return "local folder"
+    try:
+        from datasets import dataset_info
+
+        return "bundled" if dataset_info(data.dataset)["bundled"] else "download cache"
+    except Exception:  # noqa: BLE001 - unregistered name, or the catalog did not load
+        return "custom loader"
+
+
+def scrub_command(command: str) -> str:
+    """``command`` with the value of each data-location flag replaced by ``DIR``."""
+    try:
+        tokens = shlex.split(command)
+    except ValueError:
+        return command
+    out, hide = [], False
+    for token in tokens:
+        if hide:
+            out.append("DIR")
+            hide = False
+        elif token in PATH_FLAGS:
+            out.append(token)
+            hide = True
+        elif token.split("=", 1)[0] in PATH_FLAGS and "=" in token:
+            out.append(token.split("=", 1)[0] + "=DIR")
+        else:
+            out.append(token)
+    return " ".join(shlex.quote(t) for t in out)
+
+
+def portable_path(path: str | Path) -> str:
+    """A checkpoint's path for the record: relative to the repository, else its folder name."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(REPO_ROOT).as_posix()
+    except (ValueError, OSError):
+        return path.name
 
 
 def checkpoint_metadata(
@@ -67,7 +145,8 @@ def checkpoint_metadata(
         "name": config.name,
         "description": config.description or "",
         "dataset": data.dataset,
-        "dataset_options": {k: dict(getattr(data, k)) for k in ("options", "train", "val", "test")},
+        "dataset_options": without_paths({k: dict(getattr(data, k)) for k in OPTION_TABLES}),
+        "data_source": data_source(data),  # never the folder itself
         "domain": attrs.get("domain"),
         "units": attrs.get("units"),
         "time_step": attrs.get("time_step"),
@@ -81,7 +160,7 @@ def checkpoint_metadata(
         "context": data.context,
         "horizon": data.horizon,
         "training": {
-            "config": config.to_dict(),
+            "config": _config_without_paths(config.to_dict()),
             "steps": step,
             "seed": seed,
             "samples_seen": step * config.train.batch_size,
@@ -92,19 +171,27 @@ def checkpoint_metadata(
             "hardware": hardware(device_note),
             "init_from": init,  # the checkpoint training started from, and how it was made
         },
-        "command": command or "",
+        "command": scrub_command(command) if command else "",
         "git_revision": git_revision(),
         "metrics": {"validation": val},
     }
+
+
+def _config_without_paths(config: dict) -> dict:
+    data = config.get("data")
+    if isinstance(data, dict):
+        config = {**config, "data": {**data, **without_paths(
+            {k: data[k] for k in OPTION_TABLES if k in data})}}  # fmt: skip
+    return config
 
 
 def lineage(meta: dict, path: Path) -> dict:
     """How the checkpoint that training starts from was made (its own lineage nested inside)."""
     training = meta.get("training", {})
     return {
-        "path": str(path),
+        "path": portable_path(path),
         "dataset": meta.get("dataset"),
-        "command": meta.get("command"),
+        "command": scrub_command(meta["command"]) if meta.get("command") else meta.get("command"),
         "steps": training.get("steps"),
         "samples_seen": training.get("samples_seen"),
         "wall_time_s": training.get("wall_time_s"),

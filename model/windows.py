@@ -59,10 +59,16 @@ def data_config(meta: dict, *, dataset: str | None = None) -> DataConfig:
     """The ``[data]`` section a checkpoint was trained with, from its metadata.
 
     With another ``dataset`` than the checkpoint's, the stored options do not apply (they name
-    the training data's files and sizes): only ``context`` and ``horizon`` carry over.
+    the training data's files and sizes): only ``context`` and ``horizon`` carry over. A stored
+    data location (``root=`` of checkpoints written before locations were dropped, see
+    :func:`model.provenance.without_paths`) is ignored: it names a folder on the training machine,
+    so the data is looked up in the download cache, or where the caller's ``root=`` says.
     """
+    from model.provenance import without_paths
+
     name = dataset or meta["dataset"]
     stored = meta.get("dataset_options", {}) if name == meta.get("dataset") else {}
-    tables = {key: dict(stored.get(key, {})) for key in OPTION_LAYERS}
+    stored = without_paths({key: dict(stored.get(key, {})) for key in OPTION_LAYERS})
+    tables = {key: stored[key] for key in OPTION_LAYERS}
     return DataConfig(dataset=name, context=int(meta["context"]), horizon=int(meta["horizon"]),
                       **tables)  # fmt: skip

@@ -148,3 +148,67 @@ def test_checkpoint_windows_use_its_stored_options_for_its_own_dataset_only():
     assert seen[-1] == ("other", "test", {})
     with pytest.raises(ValueError, match=r"'d' \(test\) has 6 frames .* context \+ horizon = 7"):
         load_windows(data_config(dict(meta, horizon=5)), "test", loader=loader)
+
+
+def _folder_loader(name, *, split, root=None, **options):
+    """tiny_loader that needs its folder: ``root=`` holding ``frames.txt``, else not found."""
+    from datasets import DataNotFound
+
+    if root is None or not (Path(root) / "frames.txt").is_file():
+        raise DataNotFound(f"Dataset not found: nothing under root={root}")
+    return tiny_loader(name, split=split, **options)
+
+
+def test_checkpoint_stores_no_data_location_and_evaluates_after_a_move(tmp_path, monkeypatch):
+    import shutil
+
+    from model.windows import data_config
+
+    data_dir = tmp_path / "my_private_data_folder_7q"
+    data_dir.mkdir()
+    (data_dir / "frames.txt").write_text("tiny")
+    cfg = tiny_config("tiny_traffic", steps=2, val_every=2)
+    cfg["data"]["options"] = {"root": str(data_dir)}
+    cfg["data"]["test"] = {"root": "../relative/my_private_data_folder_7q"}
+    train(cfg, out_dir=tmp_path / "ckpt", run_dir=tmp_path / "run", loader=_folder_loader,
+          device="cpu", progress=False,
+          command=f"python -m model.train c.toml --data-root {data_dir}")  # fmt: skip
+    text = (tmp_path / "ckpt" / "meta.json").read_text()
+    assert data_dir.name not in text and str(tmp_path) not in text
+    meta = json.loads(text)
+    assert meta["data_source"] == "local folder"
+    assert "root" not in meta["dataset_options"]["options"]
+    assert "root" not in meta["training"]["config"]["data"]["options"]
+    assert meta["command"] == "python -m model.train c.toml --data-root DIR"
+
+    moved = tmp_path / "elsewhere" / "ckpt"  # the repository moved to another machine
+    shutil.copytree(tmp_path / "ckpt", moved)
+    windows = ev.load_windows
+    monkeypatch.setattr(ev, "load_windows", lambda data, split, **kw: windows(
+        data, split, **{**kw, "loader": _folder_loader}))  # fmt: skip
+    table = ev.main([str(moved), "--data-root", str(data_dir), "--device", "cpu",
+                     "--out", str(tmp_path / "eval")])  # fmt: skip
+    assert set(table.method) == {"convlstm", "persistence", "historical_mean"}
+
+    # an old checkpoint's stored root is ignored: the data is looked up in the cache instead
+    old = dict(meta, dataset_options={"options": {"root": "../shared/data", "n": 1}})
+    assert data_config(old).options == {"n": 1}
+
+
+def test_missing_data_is_one_line_on_how_to_get_it(checkpoints, tmp_path, monkeypatch, capsys):
+    windows = ev.load_windows
+    monkeypatch.setattr(ev, "load_windows", lambda data, split, **kw: windows(
+        data, split, **{**kw, "loader": _folder_loader}))  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        ev.main([str(checkpoints / "tiny_video"), "--device", "cpu", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "tiny_video: data not found in the download cache; run python -m datasets.download "
+        "tiny_video or pass --data-root DIR\n"
+    )
+    with pytest.raises(SystemExit):
+        ev.main([str(checkpoints / "tiny_video"), "--data-root", str(tmp_path / "none"),
+                 "--device", "cpu", "--out", str(tmp_path)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.startswith("tiny_video: data not found under --data-root ") and err.count("\n") == 1
