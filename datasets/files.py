@@ -17,6 +17,7 @@ reader                   reads
                          variable that has ``(time, y, x)`` dims (``lat``/``lon`` etc. accepted)
 :func:`open_video`       mp4, avi, mov, mkv, webm, gif via imageio (ffmpeg / pillow): grayscale,
                          centre-cropped to a square and resized to ``size`` x ``size``
+:func:`open_radar`       one KNMI/ODIM HDF5 radar file, or a zip of radar files of one source
 :func:`read_any`         any of the above, chosen by content (magic bytes) then suffix
 =======================  ==========================================================================
 
@@ -33,9 +34,13 @@ is true (``head`` is the first 512 bytes, empty for a folder). The order is the 
 
 1. ``taxibj-hdf5`` (:mod:`datasets.formats.taxibj`): HDF5 with top-level ``date`` and ``data``
    (TaxiBJ, BikeNYC, TaxiNYC), cut into gap-free windows; ahead of the generic readers;
-2. ``npy`` (:mod:`datasets.formats.npy`);
-3. ``netcdf-zarr`` (:mod:`datasets.formats.netcdf`);
-4. ``video`` (:mod:`datasets.formats.video`).
+2. ``npy`` and 3. ``npz`` (:mod:`datasets.formats.npy`);
+4. ``radar`` (:mod:`datasets.formats.radar`): HDF5 whose groups say KNMI or ODIM, or a zip whose
+   members are all radar files of one source (ODIM/KNMI ``.h5``, MeteoSwiss ``.gif``, FMI
+   ``.pgm``/``.pgm.gz``), read whole-domain in mm/h with real timestamps; ahead of
+   ``netcdf-zarr``, which takes every other zip (zipped Zarr) and NetCDF-4 (BoM too);
+5. ``netcdf-zarr`` (:mod:`datasets.formats.netcdf`);
+6. ``video`` (:mod:`datasets.formats.video`).
 
 Nothing registers itself on import. A user adds a format at run time with :func:`register_reader`
 (ahead of the others by default); a reader is called as ``reader(path, max_bytes=..., **options)``.
@@ -68,6 +73,7 @@ from datasets.formats.npy import (  # noqa: F401
     open_npy,
     open_npz,
 )
+from datasets.formats.radar import match_radar, open_radar
 from datasets.formats.taxibj import looks_like_taxibj, open_taxibj
 from datasets.formats.video import DEFAULT_MAX_FRAMES, match_video, open_video  # noqa: F401
 from datasets.guards import DEFAULT_MAX_BYTES, check_file
@@ -156,6 +162,7 @@ READERS: list[ReaderEntry] = [
     ReaderEntry("taxibj-hdf5", looks_like_taxibj, open_taxibj, (".h5", ".hdf5")),
     ReaderEntry("npy", match_npy, open_npy, (".npy",)),
     ReaderEntry("npz", match_npz, open_npz, (".npz",)),
+    ReaderEntry("radar", match_radar, open_radar, (".h5", ".hdf", ".hdf5", ".zip")),
     ReaderEntry("netcdf-zarr", match_netcdf, open_netcdf_or_zarr, NETCDF_SUFFIXES + ZARR_SUFFIXES),
     ReaderEntry("video", match_video, open_video, VIDEO_SUFFIXES),
 ]

@@ -66,7 +66,14 @@ def test_manifests_are_one_table():
 def test_readers_table_order():
     from datasets import files
 
-    assert [e.name for e in files.READERS] == ["taxibj-hdf5", "npy", "npz", "netcdf-zarr", "video"]
+    assert [e.name for e in files.READERS] == [
+        "taxibj-hdf5",
+        "npy",
+        "npz",
+        "radar",
+        "netcdf-zarr",
+        "video",
+    ]
 
 
 def test_download_cli_runs_as_a_module():

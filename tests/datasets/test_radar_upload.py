@@ -1,0 +1,118 @@
+"""Radar files through the upload path: read_any / read_bytes take ODIM/KNMI HDF5 and zips of them."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import xarray as xr
+
+from datasets import DatasetError
+from datasets import files as F
+from datasets.files import read_any, read_bytes
+from tests.datasets.test_radar import _write_knmi, _write_odim
+
+NAMES = [f"T_PAAH21_C_EUOC_2018061312{m:02d}00.h5" for m in (0, 5, 10)]
+
+
+def _frame(k: int) -> np.ndarray:
+    raw = np.zeros((12, 10), dtype=np.uint16)
+    raw[3:6, 2 + k : 5 + k] = 200  # 20 mm/h moving east
+    raw[-2:, :] = 65535  # outside the radar domain
+    return raw
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _odim_bytes(tmp_path: Path, k: int) -> bytes:
+    return _write_odim(tmp_path / f"o{k}.h5", _frame(k)).read_bytes()
+
+
+def test_zip_of_odim_files_reads_as_a_sequence(tmp_path):
+    upload = _zip(
+        tmp_path / "event.zip", {n: _odim_bytes(tmp_path, k) for k, n in enumerate(NAMES)}
+    )
+    array = read_any(upload)
+    assert array.dims == ("sample", "time", "channel", "y", "x")
+    assert array.shape == (1, 3, 1, 12, 10) and array.dtype == np.float32
+    assert array.attrs["units"] == "mm/h" and array.attrs["time_step"] == "PT5M"
+    assert array["time"].dtype.kind == "M"
+    assert str(array["time"].values[0])[:16] == "2018-06-13T12:00"
+    assert np.nanmax(array.values) == pytest.approx(20.0, rel=1e-4)
+    assert np.isnan(array.values[0, :, 0, -2:]).all()
+    assert array["y"].attrs["units"] == "km"
+    assert "convlstm-radar" not in str(array.attrs) and "0000_" not in str(array.attrs)
+    uploaded = read_bytes(upload.read_bytes(), filename="event.zip")
+    assert uploaded.shape == (1, 3, 1, 12, 10) and uploaded.attrs["source"] == "event.zip"
+
+
+def test_single_odim_file_is_one_frame_with_time_from_its_attributes(tmp_path):
+    path = _write_odim(tmp_path / "composite.h5", _frame(0))
+    with h5py.File(path, "a") as f:
+        what = f.create_group("what")
+        what.attrs["date"], what.attrs["time"] = np.bytes_(b"20180613"), np.bytes_(b"121500")
+    array = read_bytes(path.read_bytes(), filename="composite.h5")
+    assert array.shape == (1, 1, 1, 12, 10) and array.attrs["units"] == "mm/h"
+    assert str(array["time"].values[0])[:16] == "2018-06-13T12:15"
+    assert "no forecast" in array.attrs["description"]
+
+
+def test_single_knmi_file_with_time_in_its_name(tmp_path):
+    path = _write_knmi(tmp_path / "RAD_NL25_RAC_5min_201008260005.h5", _frame(0))
+    array = read_any(path)
+    assert array.shape == (1, 1, 1, 12, 10) and array.attrs["radar_source"] == "knmi"
+    assert str(array["time"].values[0])[:16] == "2010-08-26T00:05"
+
+
+def test_single_file_without_a_time_says_so(tmp_path):
+    path = _write_odim(tmp_path / "composite.h5", _frame(0))
+    with pytest.raises(DatasetError, match=r"^composite\.h5: no valid time") as err:
+        read_any(path)
+    assert str(tmp_path) not in str(err.value)
+
+
+@pytest.mark.parametrize("member", ["../evil.h5", "sub/T_2018061312000.h5", "..\\evil.h5"])
+def test_zip_member_with_a_path_is_refused(tmp_path, member):
+    upload = _zip(tmp_path / "evil.zip", {NAMES[0]: _odim_bytes(tmp_path, 0), member: b"x"})
+    with pytest.raises(DatasetError, match="top level of the zip") as err:
+        read_any(upload)
+    assert str(err.value).startswith("evil.zip: ")
+    assert not (tmp_path / "evil.h5").exists() and not (tmp_path.parent / "evil.h5").exists()
+
+
+def test_zip_mixing_sources_is_refused(tmp_path):
+    knmi = _write_knmi(tmp_path / "k.h5", _frame(0)).read_bytes()
+    members = {NAMES[0]: _odim_bytes(tmp_path, 0), "RAD_NL25_201806131205.h5": knmi}
+    with pytest.raises(DatasetError, match="mixes radar sources"):
+        read_any(_zip(tmp_path / "mixed.zip", members))
+
+
+def test_zip_bomb_is_refused_before_inflating(tmp_path):
+    with zipfile.ZipFile(tmp_path / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(NAMES[0], bytes(8 * 2**20))
+    with pytest.raises(DatasetError, match="zip bombs"):
+        read_any(tmp_path / "bomb.zip")
+
+
+def test_other_files_keep_their_readers(tmp_path):
+    ds = xr.Dataset({"rain": (("time", "y", "x"), np.ones((3, 4, 5), dtype=np.float32))})
+    nc = tmp_path / "rain.nc"
+    ds.to_netcdf(nc, engine="h5netcdf")
+    zarr_zip = io.BytesIO()
+    with zipfile.ZipFile(zarr_zip, "w") as archive:
+        archive.writestr("rain/.zarray", "{}")
+    (tmp_path / "store.zip").write_bytes(zarr_zip.getvalue())
+    odim = _write_odim(tmp_path / "o.h5", _frame(0))
+    heads = {p: p.read_bytes()[:512] for p in (nc, tmp_path / "store.zip", odim)}
+    chosen = {p.name: [e.name for e in F.READERS if e.match(p, h)][0] for p, h in heads.items()}
+    assert chosen == {"rain.nc": "netcdf-zarr", "store.zip": "netcdf-zarr", "o.h5": "radar"}
+    assert read_any(nc).shape == (1, 3, 1, 4, 5)
