@@ -467,7 +467,8 @@ def _start_caption(data, start: int) -> str:
 
 def _upload_data(side):
     side.caption(
-        f"NetCDF / Zarr (zip), TaxiBJ-style HDF5, .npy, .npz, mp4 or gif; at most "
+        "NetCDF / Zarr (zip), TaxiBJ-style HDF5, radar HDF5 (ODIM/KNMI) or a .zip of radar "
+        "files (ODIM/KNMI .h5, MeteoSwiss .gif, FMI .pgm), .npy, .npz, mp4 or gif; at most "
         f"{services.UPLOAD_MAX_MB} MB."
     )
     cache.upload_reader()
