@@ -22,27 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.server import CHROMIUM, CHROMIUM_ARGS, REPO, dashboard_server
+
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TARGETS = {
     "cold_first_page_s": 8.0,
     "warm_new_page_s": 3.0,
@@ -62,38 +47,6 @@ JS_FORECAST = """() => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(port: int, log_path: Path) -> subprocess.Popen:
-    """``streamlit run`` from the repository root (so its config.toml applies)."""
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
-        "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
-        time.sleep(0.1)
-    raise RuntimeError("the server did not answer its health check")
-
-
 def wait_forecast(page, predicate=lambda c: True, timeout_s: float = 120.0) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -104,14 +57,6 @@ def wait_forecast(page, predicate=lambda c: True, timeout_s: float = 120.0) -> d
     raise TimeoutError("the forecast chart was not drawn in time")
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 def measure(runs: int) -> dict:
     """Run the benchmark; returns the medians, every run's values and the payload."""
     from playwright.sync_api import sync_playwright
@@ -120,14 +65,12 @@ def measure(runs: int) -> dict:
     values: dict[str, list[float]] = {key: [] for key in TARGETS}
     payload: list[int] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         for run in range(runs):
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
             t0 = time.perf_counter()
-            proc = start_server(port, ARTIFACTS / f"bench_dashboard_server_{run}.log")
-            try:
-                wait_healthy(url, proc)
+            log = ARTIFACTS / f"bench_dashboard_server_{run}.log"
+            with dashboard_server(log, env=os.environ) as server:
+                url = server.url
                 page = browser.new_page(viewport={"width": 1440, "height": 900})
                 received = {"bytes": 0}
 
@@ -174,8 +117,6 @@ def measure(runs: int) -> dict:
                     page.wait_for_timeout(300)
                 page.screenshot(path=str(ARTIFACTS / "bench_dashboard_browser.png"))
                 page.close()
-            finally:
-                stop(proc)
         browser.close()
     medians = {key: round(statistics.median(v), 2) for key, v in values.items() if v}
     return {

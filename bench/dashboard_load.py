@@ -31,18 +31,16 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
+from bench.server import Server, dashboard_server
 from bench.streamlit_client import LOOPBACK, PageRun, open_page, open_pages
 from dashboard.budget import BUDGETS
 
@@ -151,13 +149,6 @@ def _train_horizon(checkpoint: str) -> int:
 
 
 # -- the server -----------------------------------------------------------------------------------
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
 def server_env(cache_dir: str) -> dict[str, str]:
     """The server's environment: shipped checkpoints, private download cache, no download URL.
 
@@ -182,76 +173,12 @@ def server_env(cache_dir: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def dashboard_server(log_path: Path, *, start_timeout: float = 120.0) -> Iterator[Server]:
-    """Run the dashboard on a free 127.0.0.1 port for the ``with`` block; always stop it.
-
-    Parameters
-    ----------
-    log_path : Path
-        The server's stdout and stderr go here.
-    start_timeout : float
-        Seconds to wait for ``/_stcore/health``.
-
-    Yields
-    ------
-    Server
-        Port, process and log of the running server.
-    """
-    port = free_port()
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
-        "--server.headless", "true", "--server.port", str(port), "--server.address", LOOPBACK,
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-        "--server.runOnSave", "false",
-    ]  # fmt: skip
+def load_server(log_path: Path, *, start_timeout: float = 120.0) -> Iterator[Server]:
+    """The dashboard on loopback with the shipped checkpoints and a private, offline download
+    cache (:func:`server_env`), for the ``with`` block (:func:`bench.server.dashboard_server`)."""
     with tempfile.TemporaryDirectory(prefix="convlstm-load-cache-") as cache:
-        log = open(log_path, "w")  # noqa: SIM115 - closed in finally
-        proc = subprocess.Popen(
-            cmd, cwd=REPO, env=server_env(cache), stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            _wait_healthy(port, proc, start_timeout, log_path)
-            yield Server(port=port, proc=proc, log=log_path)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
-            log.close()
-
-
-@dataclass
-class Server:
-    """A running dashboard server."""
-
-    port: int
-    proc: subprocess.Popen
-    log: Path
-
-    def log_tail(self, n: int = 40) -> str:
-        """The last ``n`` lines of the server log."""
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-
-def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float, log: Path) -> None:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy: loopback
-    url = f"http://{LOOPBACK}:{port}/_stcore/health"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with opener.open(url, timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"streamlit did not start (exit {proc.poll()}); see {log}")
-        time.sleep(0.5)
+        with dashboard_server(log_path, env=server_env(cache), start_timeout=start_timeout) as srv:
+            yield srv
 
 
 # -- memory ---------------------------------------------------------------------------------------
@@ -529,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         log = args.log
         if log is None:
             log = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "streamlit.log"
-        with dashboard_server(log) as server:
+        with load_server(log) as server:
             print(f"server pid {server.proc.pid} on {LOOPBACK}:{server.port}; log {log}")
             report = asyncio.run(
                 run_load(

@@ -78,3 +78,16 @@ def shared_http_server(shared_data):
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def require_browser() -> None:
+    """Skip a browser test without Debian's Chromium, or fail when CI says it must be there."""
+    from bench.server import CHROMIUM
+
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("CONVLSTM_REQUIRE_BROWSER") == "1":
+        pytest.fail(
+            f"{CHROMIUM} is missing and CONVLSTM_REQUIRE_BROWSER=1: install Debian chromium"
+        )
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); browser test skipped")

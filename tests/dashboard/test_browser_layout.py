@@ -18,28 +18,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from bench.server import CHROMIUM, CHROMIUM_ARGS, dashboard_server
+from tests.conftest import require_browser
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SIZES = [(1024, 768), (1280, 720), (1440, 900), (1920, 1080)]
 RADAR_NORMALIZATION = {
     "kind": "db",
@@ -51,22 +39,6 @@ RADAR_NORMALIZATION = {
 TOLERANCE_PX = 1.0
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _require_browser() -> None:
-    if CHROMIUM.exists():
-        return
-    if os.environ.get("CONVLSTM_REQUIRE_BROWSER") == "1":
-        pytest.fail(
-            f"{CHROMIUM} is missing and CONVLSTM_REQUIRE_BROWSER=1: install Debian chromium"
-        )
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); browser test skipped")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _checkpoints(root: Path) -> list[str]:
@@ -104,40 +76,14 @@ def _checkpoints(root: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    _require_browser()
+    require_browser()
     root = tmp_path_factory.mktemp("layout_checkpoints")
     made = _checkpoints(root)
     assert "radar_synthetic" in made
-    port = _free_port()
-    env = dict(os.environ, CONVLSTM_CHECKPOINTS=str(root))
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
-        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"streamlit did not start (exit {proc.poll()}); see {log.name}")
-            time.sleep(0.5)
-        yield {"url": url, "datasets": made}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    env = dict(os.environ, CONVLSTM_CHECKPOINTS=str(root), CONVLSTM_LAB_WARM_UP="0")
+    log = tmp_path_factory.mktemp("log") / "streamlit.log"
+    with dashboard_server(log, env=env, start_timeout=90) as srv:
+        yield {"url": srv.url, "datasets": made}
 
 
 JS_READY = """(kind) => {

@@ -1,7 +1,7 @@
 """The dashboard under load: 16 concurrent websocket sessions, each a different rollout.
 
 The slow test starts ``streamlit run dashboard/app.py`` (repository root, shipped checkpoints,
-127.0.0.1 on a free port, headless) through :func:`bench.dashboard_load.dashboard_server`, opens
+127.0.0.1 on a free port, headless) through :func:`bench.dashboard_load.load_server`, opens
 the default page once, records the server's idle ``VmRSS``, then opens 16 deep links at the same
 time (``bench.dashboard_load.plans``: radar_synthetic / moving_mnist / traffic_sumo with their
 shipped checkpoints, one sample each, the Gates / Pixel probe / Metrics views), and the same 16 once
@@ -157,7 +157,7 @@ def test_plans_are_distinct_rollouts_on_bundled_data_with_shipped_checkpoints():
 @pytest.mark.timeout(420)
 def test_sixteen_concurrent_sessions_finish_cleanly_and_memory_stays_bounded(tmp_path):
     log = tmp_path / "streamlit.log"
-    with load.dashboard_server(log, start_timeout=120) as server:
+    with load.load_server(log, start_timeout=120) as server:
         report = asyncio.run(
             load.run_load(server, SESSIONS, rounds=2, timeout=PAGE_TIMEOUT, settle_s=10.0)
         )
