@@ -279,7 +279,9 @@ def test_upload_npy_goes_through_the_same_views():
     at.run()
     assert not at.exception and not at.error, [shown(e.value) for e in at.error]
     fc = charts(at)["forecast"]
-    assert len(fc["frames"]) == 10 + 2 or len(fc["frames"]) >= 11
+    # the checkpoint's training window: 10 context frames, then its 10-frame horizon
+    assert (at.slider(key="context").value, at.slider(key="horizon").value) == (10, 10)
+    assert len(fc["frames"]) == 10 + 10
     observed = decode(fc, fc["frames"][0]["data"][1])
     np.testing.assert_allclose(observed, frames[0] / 255.0, atol=0.5 / 254 + 1e-6)
 
