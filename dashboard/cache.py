@@ -55,13 +55,18 @@ def catalog() -> list[services.DatasetEntry]:
 
 
 @st.cache_data(show_spinner=False, ttl=30)
+def _checkpoint_scan(root: str) -> tuple[list, list]:
+    return services.scan_checkpoints(root)
+
+
 def checkpoints(root: str) -> list[tuple[str, dict]]:
-    return services.list_checkpoints(root)
+    """Usable checkpoints ``[(name, meta), ...]`` (one scan every 30 s, shared with the next)."""
+    return _checkpoint_scan(root)[0]
 
 
-@st.cache_data(show_spinner=False, ttl=30)
 def unavailable_checkpoints(root: str) -> list[tuple[str, str]]:
-    return services.unavailable_checkpoints(root)
+    """Folders that failed validation ``[(name, reason), ...]``, from the same scan."""
+    return _checkpoint_scan(root)[1]
 
 
 def dataset(

@@ -230,13 +230,20 @@ def list_checkpoints(root: str | os.PathLike | None = None) -> list[tuple[str, d
     return _list(root or checkpoint_root())
 
 
-def unavailable_checkpoints(root: str | os.PathLike | None = None) -> list[tuple[str, str]]:
-    """``[(name, reason), ...]`` of checkpoint folders that failed validation (never raises)."""
-    from model.checkpoint import scan_checkpoints
+def scan_checkpoints(root: str | os.PathLike | None = None) -> tuple[list, list]:
+    """One validation pass over the checkpoint folders (never raises).
 
-    return [
-        (e.name, str(e.problem)) for e in scan_checkpoints(root or checkpoint_root()) if e.problem
-    ]
+    Returns
+    -------
+    (list, list)
+        ``[(name, meta), ...]`` of usable checkpoints and ``[(name, reason), ...]`` of folders
+        that failed validation, both sorted by name.
+    """
+    from model.checkpoint import scan_checkpoints as scan
+
+    entries = scan(root or checkpoint_root())
+    usable = [(e.name, e.meta) for e in entries if e.meta is not None]
+    return usable, [(e.name, str(e.problem)) for e in entries if e.problem]
 
 
 def compatible_checkpoints(data: xr.DataArray, root=None) -> list[tuple[str, dict]]:

@@ -38,6 +38,14 @@ _M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
 
 
+def _libc_function(name: str):
+    """A function of the C library (glibc), or None where there is no such function."""
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
+
+
 @functools.cache
 def tune_cpu_allocator() -> bool:
     """Set glibc's malloc thresholds once per process (see the module docstring).
@@ -50,10 +58,8 @@ def tune_cpu_allocator() -> bool:
     """
     if not sys.platform.startswith("linux") or os.environ.get("CONVLSTM_LAB_KEEP_MALLOC") == "1":
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and other libcs have no mallopt
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:  # musl and other libcs have no mallopt
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
@@ -76,10 +82,8 @@ def release_memory() -> bool:
     """
     if not sys.platform.startswith("linux"):
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
+    trim = _libc_function("malloc_trim")
+    if trim is None:
         return False
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int

@@ -164,3 +164,34 @@ def make_checkpoint(
         "command": "tests/dashboard_synthetic.py make_checkpoint (untrained)",
     }
     return save_checkpoint(Path(root) / name, net, metadata=meta)
+
+
+def make_checkpoint_for(root, name: str, *, normalization: dict | None = None):
+    """A tiny untrained checkpoint ``tiny_<name>`` that fits dataset ``name`` as it loads here.
+
+    Returns the dataset's domain, or None when the dataset does not load offline (it needs files
+    or a download), in which case no checkpoint is written.
+    """
+    import datasets
+
+    try:
+        data = datasets.get_dataset(name, split="test", n_samples=2)
+    except Exception:  # noqa: BLE001 - needs files or a download: not for offline tests
+        return None
+    domain = data.attrs.get("domain") or datasets.dataset_info(name).get("domain") or "video"
+    c, h, w = (int(data.sizes[d]) for d in ("channel", "y", "x"))
+    n_t = int(data.sizes["time"])
+    make_checkpoint(
+        root,
+        f"tiny_{name}",
+        dataset=name,
+        domain=domain,
+        in_channels=c,
+        frame_size=(h, w),
+        hidden=(4, 4),
+        patch_size=4 if h % 4 == 0 and w % 4 == 0 else 1,
+        context=min(10, n_t // 2),
+        horizon=min(10, n_t - n_t // 2),
+        normalization=normalization,
+    )
+    return domain

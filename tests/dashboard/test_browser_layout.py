@@ -43,35 +43,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 def _checkpoints(root: Path) -> list[str]:
     """Tiny untrained checkpoints: radar_synthetic (always) and moving_mnist (when offline)."""
-    import datasets
-    from tests.dashboard_synthetic import make_checkpoint
+    from tests.dashboard_synthetic import make_checkpoint_for
 
-    made = []
-    for name, domain, norm in (
-        ("radar_synthetic", "radar", RADAR_NORMALIZATION),
-        ("moving_mnist", "video", None),
-    ):
-        try:
-            data = datasets.get_dataset(name, split="test", n_samples=2)
-        except Exception:  # noqa: BLE001 - needs a download: not part of this test
-            continue
-        c, h, w = (int(data.sizes[d]) for d in ("channel", "y", "x"))
-        n_t = int(data.sizes["time"])
-        make_checkpoint(
-            root,
-            f"tiny_{name}",
-            dataset=name,
-            domain=domain,
-            in_channels=c,
-            frame_size=(h, w),
-            hidden=(4, 4),
-            patch_size=4,
-            context=min(10, n_t // 2),
-            horizon=min(10, n_t - n_t // 2),
-            normalization=norm,
-        )
-        made.append(name)
-    return made
+    wanted = (("radar_synthetic", RADAR_NORMALIZATION), ("moving_mnist", None))
+    return [n for n, norm in wanted if make_checkpoint_for(root, n, normalization=norm)]
 
 
 @pytest.fixture(scope="module")
