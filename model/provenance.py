@@ -164,7 +164,9 @@ def checkpoint_metadata(
             "steps": step,
             "seed": seed,
             "samples_seen": step * config.train.batch_size,
-            "train_samples": int(array.sizes["sample"]),
+            "train_samples": "endless stream rendered on the device (train digit pool)"
+            if config.train.stream
+            else int(array.sizes["sample"]),
             "world_size": world_size,
             "wall_time_s": round(wall_s, 1),  # from start, data preparation included
             "train_time_s": round(train_s, 1),  # the optimisation loop alone

@@ -82,9 +82,10 @@ from model import runtime
 from model.checkpoint import load_checkpoint, pick_device, save_checkpoint
 from model.convlstm import ConvLSTM, ConvLSTMConfig
 from model.losses import LOSSES, Objective, masked_mse, rain_weights
+from model.moving_mnist_stream import MovingMNISTStream
 from model.normalize import Normalizer
 from model.provenance import checkpoint_metadata, lineage
-from model.rollout import forecast_windows
+from model.rollout import forecast_windows, resolve_precision
 from model.train_config import ConfigError, TrainConfig
 from model.windows import load_windows
 
@@ -321,12 +322,20 @@ class Run:
     best: dict = field(default_factory=lambda: {"val_loss": math.inf})
     t_start: float = field(default_factory=time.perf_counter)
     t_train: float = field(default_factory=time.perf_counter)
+    train_s_before: float = 0.0  # training seconds of earlier sessions of a resumed run
+
+    def train_seconds(self, now: float) -> float:
+        """Seconds of the optimisation loop over every session of this run."""
+        return self.train_s_before + now - self.t_train
+
+    stream: MovingMNISTStream | None = None
 
     @property
     def autocast(self) -> bool:
-        """bfloat16 autocast of the training forward pass (CUDA with bfloat16 support only);
-        validation forecasts follow :func:`model.rollout.resolve_precision` instead."""
-        return self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        """bfloat16 autocast of the training forward pass: ``train.precision`` resolved by
+        :func:`model.rollout.resolve_precision` (``"auto"``: where the device computes bfloat16
+        natively, CUDA or a CPU with AVX512-BF16/AMX), the policy validation forecasts use too."""
+        return resolve_precision(self.config.train.precision, self.device) == "bf16"
 
     @property
     def state_file(self) -> Path:
@@ -417,6 +426,7 @@ def resume_run(run: Run) -> None:
     run.optimizer.load_state_dict(state["optimizer"])
     run.step, run.best = int(state["step"]), dict(state["best"])
     torch.set_rng_state(state["torch_rng"])
+    run.train_s_before = float(state.get("train_s", 0.0))
     if run.ddp.main:
         print(f"resuming from step {run.step} ({run.state_file})", file=sys.stderr)
 
@@ -439,6 +449,12 @@ def prepare_batches(run: Run) -> None:
         objective = DistributedDataParallel(objective, device_ids=ids)
     run.objective = objective
     run.local_batch = max(1, settings.batch_size // run.ddp.world)
+    if settings.stream:
+        _, frames, _, height, _ = run.train_split.frames.shape  # [N, T, C, H, W]
+        options = {**run.config.data.options, **run.config.data.train}
+        run.stream = MovingMNISTStream(split="train", seed=run.seed, device=run.device,
+                                       frames=frames, size=height,
+                                       digits=int(options.get("digits", 2)))  # fmt: skip
     run.sampler = DistributedSampler(
         range(len(run.train_split)),
         num_replicas=run.ddp.world,
@@ -479,6 +495,15 @@ def time_used(run: Run) -> float | None:
     return fraction
 
 
+def session_over(run: Run, session_minutes: float) -> bool:
+    """True once ``session_minutes`` (> 0) of training wall time are spent in this process.
+
+    Unlike ``train.max_minutes`` this leaves the learning-rate schedule alone: it follows
+    ``train.steps``, and ``--resume`` continues it in a later session (a campaign of bursts).
+    """
+    return session_minutes > 0 and _elapsed(run.t_train, run.ddp) >= 60.0 * session_minutes
+
+
 def train_step(run: Run, idx: torch.Tensor) -> tuple[torch.Tensor, float, int]:
     """One optimiser step on the samples ``idx`` of the training split.
 
@@ -492,8 +517,12 @@ def train_step(run: Run, idx: torch.Tensor) -> tuple[torch.Tensor, float, int]:
         Samples in this rank's batch.
     """
     settings, split = run.config.train, run.train_split
-    x = split.frames[idx].to(run.device, non_blocking=True)  # [b, T, C, H, W]
-    v = None if split.valid is None else split.valid[idx].to(run.device)
+    if run.stream is not None:  # rendered on the device; sample numbers follow the step
+        first = run.step * run.local_batch * run.ddp.world + run.ddp.rank * run.local_batch
+        x, v = run.stream.batch(start=first, size=run.local_batch), None  # [b, T, 1, H, W]
+    else:
+        x = split.frames[idx].to(run.device, non_blocking=True)  # [b, T, C, H, W]
+        v = None if split.valid is None else split.valid[idx].to(run.device)
     if settings.augment:
         x, v = augment_batch(x, v)
     lr = lr_at(run.step, lr=settings.lr, warmup=settings.warmup, steps=run.steps,
@@ -522,7 +551,7 @@ def validate_and_save(run: Run) -> dict:
     meta = checkpoint_metadata(run.config, run.train_split.array, run.normalizer, step=run.step,
                                seed=run.seed, world_size=run.ddp.world,
                                device_note=run.device_note, command=run.command,
-                               wall_s=now - run.t_start, train_s=now - run.t_train, val=scores,
+                               wall_s=now - run.t_start, train_s=run.train_seconds(now), val=scores,
                                init=run.init_summary)  # fmt: skip
     save_checkpoint(run.run_dir / "last", run.net, metadata=meta)
     if scores["val_loss"] < run.best["val_loss"]:
@@ -530,7 +559,7 @@ def validate_and_save(run: Run) -> dict:
         save_checkpoint(run.out_dir, run.net, metadata=dict(meta, best_step=run.step))
     torch.save(
         {"optimizer": run.optimizer.state_dict(), "step": run.step, "best": run.best,
-         "torch_rng": torch.get_rng_state()},
+         "torch_rng": torch.get_rng_state(), "train_s": run.train_seconds(now)},
         run.state_file,
     )  # fmt: skip
     return scores
@@ -647,6 +676,7 @@ def train(
     keep_initial: bool = False,
     command: str | None = None,
     loader=None,
+    session_minutes: float = 0.0,
 ) -> TrainResult:
     """Train a ConvLSTM as the config says; see the module docstring for files and parallelism.
 
@@ -673,6 +703,10 @@ def train(
         The command line recorded in the metadata.
     loader : callable, optional
         Replaces ``datasets.get_dataset`` (same signature); for tests.
+    session_minutes : float
+        > 0: stop after this many minutes of training in this process, saving the state
+        ``resume`` continues from; the learning-rate schedule is not shortened (see
+        :func:`session_over`).
 
     Returns
     -------
@@ -696,10 +730,12 @@ def train(
         batches = batch_indices(run.sampler, run.local_batch, start=run.step)
         run.t_train = time.perf_counter()
         run.objective.train()
-        while run.step < run.steps:
+        while run.step < run.steps and not session_over(run, session_minutes):
             epoch, idx = next(batches)
             loss, lr, samples = train_step(run, idx)
             end_of_step(run, log, log.step(run, epoch=epoch, loss=loss, lr=lr, samples=samples))
+        if run.step < run.steps and run.step % run.config.train.val_every and run.ddp.main:
+            validate_and_save(run)  # the session ended between validations: keep its steps
         return finish(run, log)
     finally:
         if dist.is_initialized():
@@ -755,6 +791,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, help="train this many steps instead of train.steps")
     for o in OVERRIDES:
         parser.add_argument(o.flag, type=o.type, choices=o.choices, help=o.help)
+    parser.add_argument("--session-minutes", type=float, default=0.0,
+                        help="stop after this many training minutes, schedule unchanged; continue "
+                        "later with --resume (a campaign of bursts)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -800,6 +839,7 @@ def main(argv: list[str] | None = None) -> TrainResult:
         steps=args.steps,
         progress=not args.no_progress,
         command=command,
+        session_minutes=args.session_minutes,
     )
 
 

@@ -83,6 +83,12 @@ class DataConfig:
                 raise ConfigError(f"data.{key} must be a positive integer")
 
 
+TRAIN_PRECISIONS = ("auto", "fp32", "bf16")  # model.rollout.PRECISIONS
+STREAMED_DATASET = (
+    "moving_mnist"  # train.stream: model.moving_mnist_stream renders it on the device
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainSettings:
     """The ``[train]`` section: optimiser, schedule, loss and checkpointing.
@@ -121,6 +127,15 @@ class TrainSettings:
     loss : {"mse", "balanced"}
         ``"balanced"`` (radar): pixels weighted by the true rain rate in mm/h,
         1 below 2 mm/h up to 30 at 30 mm/h (:func:`model.losses.rain_weights`).
+    precision : {"auto", "fp32", "bf16"}
+        The training forward pass: ``"auto"`` runs the convolutions under bfloat16 autocast where
+        the device computes bfloat16 natively (CUDA with bf16, CPUs with AVX512-BF16/AMX; 1.7x the
+        float32 step on this project's CPU), float32 elsewhere; the policy of
+        :func:`model.rollout.resolve_precision`.
+    stream : bool
+        ``moving_mnist`` only: train on an endless stream rendered on the training device
+        (:class:`model.moving_mnist_stream.MovingMNISTStream`, the train digit pool, the run's
+        seed) instead of the fixed ``train`` split; no sequence is seen twice.
     """
 
     steps: int = 1000
@@ -136,9 +151,13 @@ class TrainSettings:
     init_from: str = ""
     max_minutes: float = 0.0
     loss: str = "mse"
+    precision: str = "auto"
+    stream: bool = False
 
     def __post_init__(self) -> None:
         _check_types(self, "train")
+        if self.precision not in TRAIN_PRECISIONS:
+            raise ConfigError(f"train.precision={self.precision!r}; use one of {TRAIN_PRECISIONS}")
         if self.mode not in MODES:
             raise ConfigError(f"train.mode={self.mode!r}; use one of {MODES}")
         if self.loss not in LOSSES:
@@ -192,6 +211,11 @@ class TrainConfig:
         known_model = {f.name for f in fields(ConvLSTMConfig)} - set(FROM_DATA)
         _known_keys(self.model, known_model, "model")
         _known_keys(self.normalization, Normalizer.__dataclass_fields__, "normalization")
+        if self.train.stream and self.data.dataset != STREAMED_DATASET:
+            raise ConfigError(
+                f"train.stream = true needs data.dataset = {STREAMED_DATASET!r} (the only dataset "
+                f"rendered on the device), not {self.data.dataset!r}; remove train.stream"
+            )
 
     @classmethod
     def from_dict(cls, raw: dict, *, source: str = "config") -> TrainConfig:
