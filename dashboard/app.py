@@ -219,9 +219,9 @@ def _choose_checkpoint(sel: Selection, default_ckpt: str | None) -> bool:
     _choose("checkpoint", names, default_ckpt)
     sel.checkpoint = side.selectbox("Checkpoint", names, key="checkpoint")
     sel.meta = dict(fits[names.index(sel.checkpoint)][1])
-    step_note = services.time_step_note(sel.meta, data)
-    if step_note:
-        side.warning(safe(step_note))
+    for note in (services.time_step_note(sel.meta, data), services.family_note(sel.meta, data)):
+        if note:
+            side.warning(safe(note))
     sel.query["checkpoint"] = sel.checkpoint
     return True
 

@@ -253,6 +253,19 @@ def compatible_checkpoints(data: xr.DataArray, root=None) -> list[tuple[str, dic
     return [(name, meta) for name, meta in list_checkpoints(root) if compatible(meta, data)]
 
 
+def family_note(meta: dict, data: xr.DataArray) -> str | None:
+    """``"Out of its family: trained on Moving MNIST digits; this is natural video."`` or None
+    (:func:`model.checkpoint.family_note`)."""
+    from model.checkpoint import family_note as note
+
+    why = note(meta, data)
+    return (
+        None
+        if why is None
+        else f"Out of its family: {why}. Its forecast is shown, but it was not made for this data."
+    )
+
+
 def fit_problem(meta: dict, data: xr.DataArray) -> str:
     """Why checkpoint ``meta`` does not fit ``data`` (a phrase), or ``"fits"``."""
     from model.checkpoint import compatibility_problem

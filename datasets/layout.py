@@ -18,6 +18,8 @@ from datasets.vocabulary import DIMS, DOMAINS, SPLITS  # noqa: F401 - re-exporte
 
 PIXEL_UNITS = "pixel intensity [0, 1]"
 FRAME_STEP = "1 frame"  # time_step of frame sequences without timestamps (not an ISO duration)
+MOVING_MNIST_FAMILY = "Moving MNIST digits"  # attrs["family"]: what the frames show
+NATURAL_VIDEO_FAMILY = "natural video"
 USER_LICENCE = "user file: licence as set by its owner"
 
 

@@ -36,7 +36,7 @@ import xarray as xr
 from datasets.download import cached_path, fetch
 from datasets.errors import DataNotFound, DatasetError
 from datasets.formats.npy import mnist_seq_to_array
-from datasets.layout import FRAME_STEP, PIXEL_UNITS, SPLITS, as_dataset_array
+from datasets.layout import FRAME_STEP, MOVING_MNIST_FAMILY, PIXEL_UNITS, SPLITS, as_dataset_array
 from datasets.manifests import MNIST_SEQ_FILE, MNIST_SEQ_HASH, MNIST_SEQ_SOURCE
 
 DIGIT = 28  # MNIST digit side, pixels
@@ -173,7 +173,7 @@ def moving_mnist(
         ),
         synthetic=True,
         channel=["intensity"],
-        extra_attrs={"split": split, "seed": int(seed)},
+        extra_attrs={"split": split, "seed": int(seed), "family": MOVING_MNIST_FAMILY},
     )
     names = [" ".join(str(labels[i]) for i in row) for row in chosen]
     return out.assign_coords(digits=("sample", np.array(names, dtype=str)))

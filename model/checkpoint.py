@@ -491,6 +491,22 @@ def compatibility_problem(meta: dict, data) -> str | None:
         return "its metadata could not be compared with the data"
 
 
+def family_note(meta: dict, data) -> str | None:
+    """A note when ``data`` shows another kind of content than the checkpoint was trained on.
+
+    Such a checkpoint still *fits* (:func:`compatible`: channels, grid, domain and time step agree),
+    but its forecasts say little about the data: ``"trained on Moving MNIST digits; this is
+    natural video"``. None when both families are known and equal, or either is unknown (the
+    ``family`` attr of the data, ``data_family`` of the metadata).
+    """
+    trained = meta.get("data_family") if isinstance(meta, dict) else None
+    attrs = getattr(data, "attrs", None)
+    given = attrs.get("family") if isinstance(attrs, dict) else None
+    if not isinstance(trained, str) or not isinstance(given, str) or trained == given:
+        return None
+    return f"trained on {trained}; this is {given}"
+
+
 def _duration(seconds: float) -> str:
     """``300 -> "5 min"``, ``3600 -> "1 h"``, ``90 -> "90 s"``."""
     for size, unit in ((86400, "day"), (3600, "h"), (60, "min")):
@@ -1057,6 +1073,7 @@ __all__ = [
     "CheckpointError",
     "FORMAT_VERSION",
     "compatibility_problem",
+    "family_note",
     "compatible",
     "list_checkpoints",
     "load_checkpoint",

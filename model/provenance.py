@@ -151,6 +151,7 @@ def checkpoint_metadata(
         "units": attrs.get("units"),
         "time_step": attrs.get("time_step"),
         "synthetic": attrs.get("synthetic"),
+        "data_family": attrs.get("family"),  # what the frames show, e.g. "Moving MNIST digits"
         "source": attrs.get("source"),
         "licence": attrs.get("licence"),
         "channel_names": [str(c) for c in array.coords["channel"].values]

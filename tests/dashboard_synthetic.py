@@ -158,6 +158,7 @@ def make_checkpoint(
         "dataset": dataset,
         "domain": domain,
         "time_step": None,
+        "data_family": "Moving MNIST digits" if dataset == "moving_mnist" else None,
         "normalization": normalization or {"kind": "unit", "units": "pixel intensity [0, 1]"},
         "context": context,
         "horizon": horizon,

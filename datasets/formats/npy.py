@@ -11,7 +11,14 @@ import xarray as xr
 
 from datasets.errors import DatasetError
 from datasets.guards import DEFAULT_MAX_BYTES, check_file, reader_errors
-from datasets.layout import FRAME_STEP, PIXEL_UNITS, USER_LICENCE, as_dataset_array, check_values
+from datasets.layout import (
+    FRAME_STEP,
+    MOVING_MNIST_FAMILY,
+    PIXEL_UNITS,
+    USER_LICENCE,
+    as_dataset_array,
+    check_values,
+)
 from datasets.magic import NPY_MAGIC, head
 from datasets.untrusted import DEFAULT_MAX_DECODED_BYTES, check_decoded, check_npy, check_zip
 
@@ -52,7 +59,8 @@ def mnist_seq_to_array(raw: np.ndarray, *, source: str, sample=None, **attrs) ->
         "synthetic": True,
     }
     fields.update(attrs)
-    out = as_dataset_array(values, channel=["intensity"], **fields)
+    out = as_dataset_array(values, channel=["intensity"],
+                           extra_attrs={"family": MOVING_MNIST_FAMILY}, **fields)  # fmt: skip
     return out.assign_coords(sample=index)
 
 

@@ -11,7 +11,13 @@ import xarray as xr
 
 from datasets.errors import DatasetError
 from datasets.guards import DEFAULT_MAX_BYTES, check_file, reader_errors
-from datasets.layout import FRAME_STEP, PIXEL_UNITS, as_dataset_array, check_values
+from datasets.layout import (
+    FRAME_STEP,
+    NATURAL_VIDEO_FAMILY,
+    PIXEL_UNITS,
+    as_dataset_array,
+    check_values,
+)
 from datasets.magic import (
     HDF5_MAGIC,
     MKV_MAGIC,
@@ -132,7 +138,7 @@ def open_video(
         raise DatasetError(f"{path.name}: the video has no frames.")
     values = np.stack(frames)[None, :, None] / 255.0  # (1, T, 1, size, size)
     check_values(values, path=path)
-    extra = {"original_format": ext.lstrip(".")}
+    extra = {"original_format": ext.lstrip("."), "family": NATURAL_VIDEO_FAMILY}
     fps = _frame_rate(meta, ext)
     if fps is not None:
         extra["frame_rate_hz"] = fps

@@ -286,6 +286,22 @@ def test_upload_npy_goes_through_the_same_views():
     np.testing.assert_allclose(observed, frames[0] / 255.0, atol=0.5 / 254 + 1e-6)
 
 
+def test_checkpoint_applied_to_natural_video_is_marked_out_of_its_family():
+    import imageio.v3 as iio
+
+    at = run_app()
+    assert not any("Out of its family" in w.value for w in at.sidebar.warning)  # digits on digits
+    at.sidebar.radio(key="domain").set_value("upload").run()
+    rng = np.random.default_rng(1)
+    clip = (rng.random((12, 64, 64)) * 255).astype(np.uint8)  # a grey-noise "natural" clip
+    gif = iio.imwrite("<bytes>", clip, extension=".gif")
+    at.sidebar.file_uploader[0].set_value(("clip.gif", gif, "image/gif"))
+    at.run()
+    assert not at.exception and "forecast" in charts(at)  # it still fits and forecasts
+    notes = [shown(w.value) for w in at.sidebar.warning]
+    assert any("trained on Moving MNIST digits; this is natural video" in n for n in notes), notes
+
+
 def test_bad_upload_gives_a_message_not_a_traceback():
     at = run_app()
     at.sidebar.radio(key="domain").set_value("upload").run()

@@ -514,3 +514,22 @@ def test_load_checkpoint_falls_back_to_the_cpu_on_gpu_oom(root, monkeypatch):
     monkeypatch.setattr(torch.nn.Module, "to", other_error)
     with pytest.raises(RuntimeError, match="device-side assert"):
         load_checkpoint(root / "good", device="cuda")
+
+
+def test_family_note_marks_digits_applied_to_natural_video(tmp_path):
+    import imageio.v3 as iio
+
+    from datasets.formats.video import open_video
+    from datasets.video import moving_mnist
+    from model.checkpoint import compatible, family_note, read_metadata
+
+    meta = read_metadata(Path(__file__).resolve().parents[2] / "checkpoints" / "video_moving_mnist")
+    digits = moving_mnist(n_samples=1)
+    assert meta["data_family"] == digits.attrs["family"] == "Moving MNIST digits"
+    assert family_note(meta, digits) is None
+    path = tmp_path / "clip.gif"
+    iio.imwrite(path, np.zeros((20, 64, 64), np.uint8), extension=".gif")
+    clip = open_video(path)
+    assert compatible(meta, clip)  # it fits: channels, grid, domain, step
+    assert family_note(meta, clip) == "trained on Moving MNIST digits; this is natural video"
+    assert family_note({**meta, "data_family": None}, clip) is None  # unknown: no claim
