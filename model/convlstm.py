@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 
 import torch
 from einops import rearrange
@@ -25,6 +26,7 @@ from torch import Tensor, nn
 
 from datasets.vocabulary import CONV_GATES, GATES  # noqa: F401 - GATES: the engine's vocabulary too
 from model import kernels
+from model.interventions import GateEdit, Intervention, resolve_edits
 from model.kernels import StepWeights, autocast_dtype, conv_step, memory_format_for
 
 # GATES: the gate and state names users see (capture order); CONV_GATES: the order of the
@@ -34,6 +36,12 @@ from model.kernels import StepWeights, autocast_dtype, conv_step, memory_format_
 
 GateHook = Callable[[int, int, tuple[Tensor, ...]], None]
 """``hook(layer, step, (i, f, o, g, c, h))``, each ``[B, hidden, h, w]``; called once per step."""
+
+GateEditFn = kernels.GateEditFn
+"""``edit(k, value) -> value``: replaces gate or state ``GATES[k]`` inside the cell update."""
+
+Edits = Intervention | GateEdit | Sequence[GateEdit] | None
+"""What ``intervene=`` takes: see :mod:`model.interventions`."""
 
 
 def reorder_gates(weight: Tensor, source_order: Sequence[str], *, dim: int = 0) -> Tensor:
@@ -141,7 +149,9 @@ class ConvLSTMState:
         return ConvLSTMState([h.detach() for h in self.hidden], [c.detach() for c in self.cell])
 
 
-def gate_update(z: Tensor, c: Tensor, peephole: Tensor | None) -> tuple[Tensor, ...]:
+def gate_update(
+    z: Tensor, c: Tensor, peephole: Tensor | None, *, edit: GateEditFn | None = None
+) -> tuple[Tensor, ...]:
     """The cell equations (module docstring) from the pre-activation ``z`` of the gate convolution.
 
     Parameters
@@ -153,6 +163,10 @@ def gate_update(z: Tensor, c: Tensor, peephole: Tensor | None) -> tuple[Tensor, 
         ``C_{t-1}`` ``[B, hid, h, w]``.
     peephole : Tensor or None
         ``[3, hid, h, w]``: ``W_ci``, ``W_cf``, ``W_co``.
+    edit : callable, optional
+        ``edit(k, value)`` replaces gate ``GATES[k]`` where the equations produce it
+        (:mod:`model.interventions`): ``i``, ``f``, ``g`` before ``C_t`` is formed, ``C_t``
+        before ``o_t`` (peephole) and ``H_t`` read it, ``o_t`` before ``H_t``, ``H_t`` last.
 
     Returns
     -------
@@ -167,11 +181,20 @@ def gate_update(z: Tensor, c: Tensor, peephole: Tensor | None) -> tuple[Tensor, 
         zi = zi + peephole[0] * c  # + W_ci ∘ C_{t-1}
         zf = zf + peephole[1] * c  # + W_cf ∘ C_{t-1}
     i, f, g = torch.sigmoid(zi), torch.sigmoid(zf), tanh(zg)
+    if edit is not None:
+        i, f, g = edit(0, i), edit(1, f), edit(3, g)
     c_next = f * c + i * g  # [B, hid, h, w]
+    if edit is not None:
+        c_next = edit(4, c_next)
     if peephole is not None:
         zo = zo + peephole[2] * c_next  # + W_co ∘ C_t
     o = torch.sigmoid(zo)
-    return i, f, o, g, c_next, o * tanh(c_next)
+    if edit is not None:
+        o = edit(2, o)
+    h_next = o * tanh(c_next)  # [B, hid, h, w]
+    if edit is not None:
+        h_next = edit(5, h_next)
+    return i, f, o, g, c_next, h_next
 
 
 class ConvLSTMCell(nn.Module):
@@ -256,6 +279,7 @@ class ConvLSTMCell(nn.Module):
         weights: StepWeights,
         *,
         want_gates: bool = False,
+        edit: GateEditFn | None = None,
     ) -> tuple[Tensor, Tensor, tuple[Tensor, ...] | None]:
         """Advance one time step.
 
@@ -269,6 +293,9 @@ class ConvLSTMCell(nn.Module):
             From :meth:`step_weights`.
         want_gates : bool
             Also return ``(i, f, o, g, C_t, H_t)``.
+        edit : callable, optional
+            An intervention's :data:`GateEditFn` for this step (see :func:`gate_update`); the
+            step then runs eagerly (never the compiled graph), with the same arithmetic.
 
         Returns
         -------
@@ -276,12 +303,16 @@ class ConvLSTMCell(nn.Module):
             ``H_t``, ``C_t`` ``[B, hidden, h, w]`` and the gates when asked.
         """
         h, c = state
-        step = self.compiled_step or conv_step
+        compiled = self.compiled_step if edit is None else None
+        step = compiled or conv_step
         # eager inference updates the gates in place; autograd and compiled graphs out of place
-        in_place = self.compiled_step is None and not torch.is_grad_enabled()
+        in_place = compiled is None and not torch.is_grad_enabled()
+        update = kernels.gate_update_ if in_place else gate_update
+        if edit is not None:
+            update = partial(update, edit=edit)
         return step(
             x, h, c, weights.weight, weights.bias, weights.peephole,
-            update=kernels.gate_update_ if in_place else gate_update,
+            update=update,
             padding=self.padding, memory_format=self.memory_format, want_gates=want_gates,
         )  # fmt: skip
 
@@ -382,17 +413,20 @@ class ConvLSTM(nn.Module):
         step: int,
         *,
         zero_start: bool = False,
+        edits=None,
     ) -> ConvLSTMState:
         """Advance every layer by one step on input ``x`` ``[B, C*p*p, h, w]`` (latent grid).
 
         ``zero_start``: ``state`` is the zero state, so each layer convolves its input part only
-        (``W_h * 0 = 0``).
+        (``W_h * 0 = 0``). ``edits``: a started intervention (:meth:`Intervention.start`), or
+        None.
         """
         new_state = ConvLSTMState()
         for layer, (cell, weight) in enumerate(zip(self.cells, weights, strict=True)):
             h = None if zero_start else state.hidden[layer]
+            edit = edits.edit_for(layer, step) if edits is not None else None
             h, c, gates = cell.fused_step(
-                x, (h, state.cell[layer]), weight, want_gates=hook is not None
+                x, (h, state.cell[layer]), weight, want_gates=hook is not None, edit=edit
             )
             if hook is not None:
                 hook(layer, step, gates)
@@ -408,13 +442,15 @@ class ConvLSTM(nn.Module):
         hook: GateHook | None,
         *,
         keep_hidden: bool = False,
+        edits=None,
     ) -> tuple[list[list[Tensor]], ConvLSTMState, list[StepWeights]]:
         """Read the observed frames ``[B, T, C, H, W]`` step by step, from ``state`` or zeros.
 
         Returns the hidden states of every layer at every step (a list over ``T`` of lists over
         layers of ``[B, hid, h, w]``) when ``keep_hidden``, else an empty list; the state after
         the last frame; and the step weights, cast once per call, for the steps that follow.
-        Step by step, only one step's activations are alive at a time.
+        Step by step, only one step's activations are alive at a time. ``edits``: as in
+        :meth:`_step`.
         """
         zero_start = state is None
         if zero_start:
@@ -425,7 +461,8 @@ class ConvLSTM(nn.Module):
         kept = []
         for k in range(x.shape[1]):
             x_t = x[:, k].contiguous(memory_format=fmt)  # [B, C*p*p, h, w]
-            state = self._step(x_t, state, weights, hook, k, zero_start=zero_start and k == 0)
+            first = zero_start and k == 0
+            state = self._step(x_t, state, weights, hook, k, zero_start=first, edits=edits)
             if keep_hidden:
                 kept.append(state.hidden)
         return kept, state, weights
@@ -437,6 +474,7 @@ class ConvLSTM(nn.Module):
         horizon: int,
         state: ConvLSTMState | None = None,
         gate_hook: GateHook | None = None,
+        intervene: Edits = None,
     ) -> tuple[Tensor, ConvLSTMState]:
         """Read ``frames`` and forecast ``horizon`` frames, feeding each prediction back.
 
@@ -451,6 +489,10 @@ class ConvLSTM(nn.Module):
         gate_hook : callable, optional
             ``hook(layer, step, (i, f, o, g, C, H))`` called at every layer and step; steps are
             numbered from 0 over the ``T`` observed frames then the ``horizon - 1`` fed-back ones.
+        intervene : GateEdit, sequence of GateEdit or Intervention, optional
+            Edits of gates and states inside the cell updates (:mod:`model.interventions`),
+            steps numbered as for ``gate_hook``; ``ValueError`` if one does not fit this network.
+            Layers and steps no edit touches run the fast step unchanged.
 
         Returns
         -------
@@ -464,11 +506,13 @@ class ConvLSTM(nn.Module):
         if horizon < 1:
             raise ValueError(f"horizon={horizon} must be at least 1")
         t = frames.shape[1]
-        _, state, weights = self._encode(frames, state, gate_hook)
+        intervene = resolve_edits(intervene, self.config, steps=t + horizon - 1)
+        edits = intervene.start() if intervene is not None else None
+        _, state, weights = self._encode(frames, state, gate_hook, edits=edits)
         latents = [self._readout(state.hidden)]  # [B, C*p*p, h, w]
         for k in range(horizon - 1):
             # the prediction is fed back on the latent grid: patch(unpatch(y)) == y
-            state = self._step(latents[-1], state, weights, gate_hook, t + k)
+            state = self._step(latents[-1], state, weights, gate_hook, t + k, edits=edits)
             latents.append(self._readout(state.hidden))
         forecast = self.unpatch(torch.stack(latents, dim=1))  # [B, horizon, C, H, W]
         return forecast.contiguous(), state
@@ -479,6 +523,7 @@ class ConvLSTM(nn.Module):
         *,
         state: ConvLSTMState | None = None,
         gate_hook: GateHook | None = None,
+        intervene: Edits = None,
     ) -> tuple[Tensor, ConvLSTMState]:
         """Teacher-forced one-step predictions.
 
@@ -486,6 +531,8 @@ class ConvLSTM(nn.Module):
         ----------
         frames : Tensor
             ``[B, T, C, H, W]`` (model space).
+        state, gate_hook, intervene
+            As in :meth:`forward`.
 
         Returns
         -------
@@ -497,7 +544,9 @@ class ConvLSTM(nn.Module):
         """
         self.check_frames(frames)
         b, t = frames.shape[:2]
-        kept, state, _ = self._encode(frames, state, gate_hook, keep_hidden=True)
+        intervene = resolve_edits(intervene, self.config, steps=t)
+        edits = intervene.start() if intervene is not None else None
+        kept, state, _ = self._encode(frames, state, gate_hook, keep_hidden=True, edits=edits)
         per_layer = zip(*kept, strict=True)  # layer -> its T states [B, hid, h, w]
         hidden = [torch.stack(seq, dim=1).flatten(0, 1) for seq in per_layer]  # [B*T, hid, h, w]
         y = self._readout(hidden)  # [B*T, C*p*p, h, w]

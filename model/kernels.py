@@ -30,6 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+GateEditFn = Callable[[int, Tensor], Tensor]
+"""``edit(k, value) -> value``: an intervention replacing gate or state ``GATES[k]`` (0..5 for
+i, f, o, g, C, H) inside the cell update; see :mod:`model.interventions`."""
+
 GateUpdate = Callable[[Tensor, Tensor, Tensor | None], tuple[Tensor, ...]]
 """``update(z, C_{t-1}, peephole) -> (i, f, o, g, C_t, H_t)``: :func:`model.convlstm.gate_update`
 (out of place) or :func:`gate_update_` (in place)."""
@@ -92,21 +96,32 @@ def tanh_(x: Tensor) -> Tensor:
     return x.mul_(2).sigmoid_().mul_(2).sub_(1)
 
 
-def gate_update_(z: Tensor, c: Tensor, peephole: Tensor | None) -> tuple[Tensor, ...]:
+def gate_update_(
+    z: Tensor, c: Tensor, peephole: Tensor | None, *, edit: GateEditFn | None = None
+) -> tuple[Tensor, ...]:
     """:func:`model.convlstm.gate_update` computed in place in ``z`` (eager inference).
 
     ``z`` ``[B, 4*hid, h, w]`` float32 is overwritten: ``i``, ``f``, ``o``, ``g`` are views into it.
+    ``edit`` replaces gates and states at the same points as in ``gate_update``, with the same
+    arithmetic elsewhere, so values an intervention does not touch stay bit for bit the same.
     """
     zi, zf, zo, zg = z.chunk(4, dim=1)  # each [B, hid, h, w], views into z
     if peephole is not None:
         zi.addcmul_(peephole[0], c)  # + W_ci ∘ C_{t-1}
         zf.addcmul_(peephole[1], c)  # + W_cf ∘ C_{t-1}
     i, f, g = zi.sigmoid_(), zf.sigmoid_(), tanh_(zg)
+    if edit is not None:
+        i, f, g = edit(0, i), edit(1, f), edit(3, g)
     c_next = (f * c).addcmul_(i, g)  # [B, hid, h, w]
+    if edit is not None:
+        c_next = edit(4, c_next)
     if peephole is not None:
         zo.addcmul_(peephole[2], c_next)  # + W_co ∘ C_t
     o = zo.sigmoid_()
-    return i, f, o, g, c_next, tanh_(c_next.clone()).mul_(o)
+    if edit is None:
+        return i, f, o, g, c_next, tanh_(c_next.clone()).mul_(o)
+    o = edit(2, o)
+    return i, f, o, g, c_next, edit(5, tanh_(c_next.clone()).mul_(o))
 
 
 def conv_step(

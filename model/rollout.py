@@ -44,6 +44,7 @@ import xarray as xr
 
 from datasets.timesteps import time_step_delta
 from model.convlstm import GATES, ConvLSTM
+from model.interventions import resolve_edits
 from model.kernels import conv_step
 from model.normalize import Normalizer
 
@@ -210,6 +211,7 @@ def forecast_windows(
     precision: str = "auto",
     normalizer: Normalizer | None = None,
     gate_hook=None,
+    intervene=None,
 ) -> np.ndarray:
     """Free-running forecasts of a batch of windows, in batches, under one precision policy.
 
@@ -230,6 +232,8 @@ def forecast_windows(
         Physical units <-> model space; without it input and output are in model space.
     gate_hook : callable, optional
         Passed to the network (gate capture); needs every window in one batch.
+    intervene : GateEdit, list of GateEdit or Intervention, optional
+        Edits inside the cell updates (:mod:`model.interventions`), the same for every window.
 
     Returns
     -------
@@ -243,6 +247,7 @@ def forecast_windows(
         )
     device = next(net.parameters()).device
     precision = resolve_precision(precision, device)
+    intervene = resolve_edits(intervene, net.config, steps=context.shape[1] + horizon - 1)
     was_training = net.training
     net.eval()
     out = []
@@ -253,7 +258,8 @@ def forecast_windows(
                 chunk = normalizer.to_model(chunk)
             x = torch.as_tensor(chunk, dtype=torch.float32).to(device)
             with autocast(precision, device):
-                y, _ = net(x, horizon=horizon, gate_hook=gate_hook)  # [b, horizon, C, H, W]
+                y, _ = net(x, horizon=horizon, gate_hook=gate_hook, intervene=intervene)
+            # y: [b, horizon, C, H, W]
             out.append(y.float().cpu())
     finally:
         net.train(was_training)
@@ -276,6 +282,7 @@ def rollout(
     byte_budget: int = DEFAULT_BYTE_BUDGET,
     precision: str = "auto",
     time_step: str | None = None,
+    intervene=None,
 ) -> xr.Dataset:
     """Forecast ``horizon`` frames after ``context`` and gather everything about it.
 
@@ -305,11 +312,17 @@ def rollout(
         policy of every forecast, see the module docstring).
     time_step : str, optional
         ISO 8601 step (e.g. ``"PT5M"``); defaults to ``context.attrs["time_step"]``.
+    intervene : GateEdit, list of GateEdit or Intervention, optional
+        Edits of gates and states inside the cell updates (:mod:`model.interventions`), steps
+        numbered as the ``step`` dimension of the gates; captured gates show the edited values.
+        Checked before anything runs (``ValueError`` naming the edit). Without it the rollout
+        runs the fast step; edited layers and steps run an eager step with the edit in place.
 
     Returns
     -------
     xarray.Dataset
-        See the module docstring.
+        See the module docstring; ``attrs["interventions"]`` (JSON list of the edits in words)
+        when ``intervene`` is given.
     """
     normalizer = normalizer or Normalizer()
     attrs = dict(getattr(context, "attrs", {}))
@@ -320,13 +333,15 @@ def rollout(
     n_ctx = ctx.shape[0]
     steps = n_ctx + horizon - 1
     spec = CaptureSpec.parse(capture, len(model.cells))
+    edits = resolve_edits(intervene, model.config, steps=steps)
     recorder = _recorder(model, spec, steps, byte_budget, device)
     hook = recorder.hook if recorder is not None else None
     if mode == "free":
         prediction = forecast_windows(model, ctx[None], horizon, batch_size=1, precision=precision,
-                                      normalizer=normalizer, gate_hook=hook)[0]  # fmt: skip
+                                      normalizer=normalizer, gate_hook=hook,
+                                      intervene=edits)[0]  # fmt: skip
     else:
-        prediction = _teacher_forecast(model, ctx, tru, horizon, normalizer, precision, hook)
+        prediction = _teacher_forecast(model, ctx, tru, horizon, normalizer, precision, hook, edits)
     data_vars, coords = _frame_variables(context, ctx, tru, prediction, horizon, time_step)
     if recorder is not None:
         _add_gates(data_vars, coords, recorder, spec, steps, n_ctx)
@@ -340,6 +355,8 @@ def rollout(
     )
     if time_step:
         attrs["time_step"] = time_step
+    if edits is not None:
+        attrs["interventions"] = edits.describe()
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
@@ -373,14 +390,16 @@ def _recorder(model: ConvLSTM, spec, steps: int, byte_budget: int, device):
     return GateRecorder(model, spec, steps=steps, batch=1, device=device)
 
 
-def _teacher_forecast(model, ctx, tru, horizon, normalizer, precision, hook) -> np.ndarray:
+def _teacher_forecast(
+    model, ctx, tru, horizon, normalizer, precision, hook, edits=None
+) -> np.ndarray:
     """One-step-ahead forecasts fed with the true frames: ``[H, C, H, W]`` physical."""
     device = next(model.parameters()).device
     n_ctx = ctx.shape[0]
     seq = np.concatenate([ctx, tru[: horizon - 1]])  # [Tc+H-1, C, Hpx, Wpx]
     x = torch.as_tensor(normalizer.to_model(seq), dtype=torch.float32, device=device)[None]
     with autocast(precision, device):
-        one_step, _ = model.one_step(x, gate_hook=hook)
+        one_step, _ = model.one_step(x, gate_hook=hook, intervene=edits)
     forecast = one_step[0, n_ctx - 1 :].float().cpu().numpy()  # [H, C, Hpx, Wpx]
     return normalizer.to_physical(forecast).astype(np.float32)
 
