@@ -246,8 +246,8 @@ def _long(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def scoring_facts(domain: str, thresholds, baseline_domain: str, table: pd.DataFrame) -> dict:
     """How the scores were made, for the facts, ``meta.json`` and the model card."""
     facts = {
-        "mask": "common: a pixel counts only where the truth and every compared forecast are "
-        "finite",
+        "mask": "the common mask: a pixel counts only where the truth and every compared "
+        "forecast are finite",
         "valid_pixels_per_lead": table.attrs.get("valid_pixels"),
     }
     if domain == "radar":
@@ -401,14 +401,24 @@ def _scoring_lines(scoring: dict) -> list[str]:
     """Model-card bullets saying how the scores were made (mask, events, baseline domain)."""
     labels = {
         "mask": "pixels scored",
+        "valid_pixels_per_lead": "pixels per lead time",
         "event": "event",
         "thresholds_mm_h": "thresholds (mm/h)",
         "fss": "FSS",
         "frequency_bias": "frequency bias",
         "baseline_domain": "extrapolation and persistence forecast on",
     }
-    lines = [f"- {labels[k]}: {scoring[k]}" for k in labels if k in scoring]
+    lines = [f"- {labels[k]}: {_plain(scoring[k])}" for k in labels if k in scoring]
     return ["How these scores were made:", "", *lines, ""] if lines else []
+
+
+def _plain(value) -> str:
+    """A fact for the card: lists as ``1, 5`` (one number when all entries are equal)."""
+    if isinstance(value, list | tuple):
+        if value and all(v == value[0] for v in value):
+            value = [value[0]]
+        return ", ".join(str(v) if isinstance(v, int) else f"{v:g}" for v in value)
+    return str(value)
 
 
 def _per_event_lines(facts: dict, metrics: list[str]) -> list[str]:
@@ -464,7 +474,8 @@ def update_checkpoint(checkpoint: str | Path, table: pd.DataFrame, facts: dict) 
         "events": facts.get("events", {}),
         "scoring": facts.get("scoring", {}),
         "per_lead": records,
-        "per_event": facts.get("per_event", []),
+        # one event: its table is the pooled one, not stored twice
+        "per_event": facts.get("per_event", []) if len(facts.get("events") or {}) > 1 else [],
         "skill": skill_checks(table, facts["domain"]),
     }
     save_checkpoint(checkpoint, model, metadata=meta)

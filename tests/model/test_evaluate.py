@@ -316,7 +316,7 @@ def test_per_event_and_pooled_tables_and_card(checkpoints, tmp_path):
     assert "### Event 2016-a (4 windows)" in card and "### Event 2017-b (4 windows)" in card
     assert "FBI@1" in card and "FSS@5" in card
     assert "- event: rain rate >= t mm/h" in card
-    assert "- pixels scored: common" in card
+    assert "- pixels scored: the common mask" in card
     assert "extrapolation and persistence forecast on: the data's own 8 x 8 grid" in card
     _, meta = load_checkpoint(ckpt, device="cpu")
     assert meta["metrics"]["test"]["events"] == {"2016-a": 4, "2017-b": 4}
