@@ -283,16 +283,25 @@ def format_lead(value) -> str:
     return str(value)
 
 
+SKILL_SCORES = {"radar": ("CSI@1", "FSS@1")}
+"""Scores checked besides the domain's main one (higher is better for these)."""
+
+
 def skill_checks(table: pd.DataFrame, domain: str) -> dict[str, bool]:
-    """Does the ConvLSTM beat each baseline on the main error score at every lead time?"""
-    key = vocabulary.facts(domain).main_score
-    model = table[table.method == "convlstm"].set_index("lead_step")[key]
+    """Does the ConvLSTM beat each baseline at every lead time, on the main error score (and, for
+    radar, on CSI and FSS at 1 mm/h)?"""
+    keys = [vocabulary.facts(domain).main_score, *SKILL_SCORES.get(domain, ())]
+    keys = [k for k in keys if k in table.columns]
+    model = table[table.method == "convlstm"].set_index("lead_step")
     checks = {}
-    for name in table.method.unique():
-        if name == "convlstm":
-            continue
-        other = table[table.method == name].set_index("lead_step")[key]
-        checks[f"beats {name} on {key} at every lead"] = bool((model < other).all())
+    for key in keys:
+        lower = key.split("@")[0] in LOWER_IS_BETTER
+        for name in table.method.unique():
+            if name == "convlstm":
+                continue
+            other = table[table.method == name].set_index("lead_step")[key]
+            better = model[key] < other if lower else model[key] > other
+            checks[f"beats {name} on {key} at every lead"] = bool(better.all())
     return checks
 
 

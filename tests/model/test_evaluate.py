@@ -116,6 +116,23 @@ def test_skill_checks_compare_every_lead():
     assert ev.skill_checks(table, "video") == {"beats persistence on MSE at every lead": True}
 
 
+def test_radar_skill_checks_add_csi_and_fss_where_higher_is_better():
+    table = pd.DataFrame(
+        {
+            "method": ["convlstm"] * 2 + ["extrapolation"] * 2,
+            "lead_step": [1, 2, 1, 2],
+            "MSE": [1.0, 1.0, 2.0, 2.0],  # lower is better: the model wins
+            "CSI@1": [0.5, 0.4, 0.6, 0.3],  # higher is better: it loses at lead 1
+            "FSS@1": [0.9, 0.8, 0.7, 0.6],
+        }
+    )
+    assert ev.skill_checks(table, "radar") == {
+        "beats extrapolation on MSE at every lead": True,
+        "beats extrapolation on CSI@1 at every lead": False,
+        "beats extrapolation on FSS@1 at every lead": True,
+    }
+
+
 def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         ev.main([str(tmp_path / "nope")])
