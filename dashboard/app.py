@@ -155,9 +155,9 @@ def explore(link: DeepLink, query: dict) -> None:
     elif view == "Pixel probe":
         _probe_view(ds, link, query, step, channel)
     elif view == "Metrics":
-        _metrics_view(ds, sel.rollout_key, axis, _split_scorer(sel, net, loaded_meta))
+        _metrics_view(ds, sel, axis, _split_scorer(sel, net, loaded_meta))
     else:
-        _export_view(ds, sel.rollout_key, axis, channel, sel.data_label)
+        _export_view(ds, sel, axis, channel)
     query.update(context=sel.context, horizon=sel.horizon)
 
 
@@ -650,13 +650,15 @@ def _probe_view(ds, link: DeepLink, query: dict, step: int, channel: int) -> Non
         )
 
 
-def _metrics_view(ds, rollout_key: tuple, axis, score_split) -> None:
+def _metrics_view(ds, sel: Selection, axis, score_split) -> None:
+    rollout_key = sel.rollout_key
     threshold = 1.0
     domain = figures.domain_of(ds)
     if domain == "radar":
         threshold = float(
             st.number_input(
-                "Rain-rate threshold for CSI / POD / FAR (mm/h)", min_value=0.01, max_value=200.0,
+                "Rain-rate threshold for CSI / POD / FAR / FBI / FSS (mm/h; an event is ≥ it)",
+                min_value=0.01, max_value=200.0,
                 value=1.0, step=0.5, key="threshold",
             )
         )  # fmt: skip
@@ -666,7 +668,7 @@ def _metrics_view(ds, rollout_key: tuple, axis, score_split) -> None:
         tables, units, n_samples = pooled
         st.caption(f"Scores pooled over all {n_samples} samples of the split (same window).")
     else:
-        tables, units = cache.scores(rollout_key, threshold, _ds=ds)
+        tables, units = cache.scores(rollout_key, threshold, _ds=ds, _data=sel.data)
         note, action = st.columns([3, 1])
         note.caption(
             f"Scores of sample {rollout_key[2]} only: one forecast window, a small and noisy "
@@ -691,12 +693,14 @@ def _metrics_view(ds, rollout_key: tuple, axis, score_split) -> None:
     st.caption(
         "Solid: ConvLSTM; dashed: persistence (the last context frame repeated); "
         "dotted (radar): pysteps optical-flow extrapolation (Lucas-Kanade + semi-Lagrangian)."
+        + (f" {services.SCORING_NOTE}" if domain == "radar" else "")
     )
     labels = [axis.label(axis.n_context + i) for i in range(int(ds.sizes["time"]))]
     st.dataframe(services.scores_long(tables, labels), hide_index=True)
 
 
-def _export_view(ds, rollout_key: tuple, axis, channel: int, label: str) -> None:
+def _export_view(ds, sel: Selection, axis, channel: int) -> None:
+    rollout_key, label = sel.rollout_key, sel.data_label
     stem = re.sub(r"[^A-Za-z0-9._-]", "_", f"{label}_s{rollout_key[2]}_{rollout_key[0]}")[:120]
     st.markdown("Downloads are built when you click (GIF/MP4 take a few seconds).")
     fps = st.select_slider(
@@ -732,7 +736,8 @@ def _export_view(ds, rollout_key: tuple, axis, channel: int, label: str) -> None
         on_click="ignore",
     )
     try:
-        tables, _ = cache.scores(rollout_key, float(st.session_state.get("threshold", 1.0)), _ds=ds)
+        threshold = float(st.session_state.get("threshold", 1.0))
+        tables, _ = cache.scores(rollout_key, threshold, _ds=ds, _data=sel.data)
         labels = [axis.label(axis.n_context + i) for i in range(int(ds.sizes["time"]))]
         csv = exports.metrics_csv(services.scores_long(tables, labels))
         d.download_button(

@@ -202,9 +202,12 @@ def rollout(
     return _ROLLOUTS.get_or_compute(key, compute)
 
 
-def scores(rollout_key: tuple, threshold: float, _ds: xr.Dataset):
+def scores(rollout_key: tuple, threshold: float, _ds: xr.Dataset, _data: xr.DataArray):
+    """Scores of one rollout (:func:`dashboard.services.score`); ``_data`` is the dataset array
+    the rollout came from (its radar baselines read the whole domain around its crop)."""
     return _SCORES.get_or_compute(
-        ("scores", rollout_key, threshold), lambda: services.score(_ds, threshold=threshold)
+        ("scores", rollout_key, threshold),
+        lambda: services.score(_ds, threshold=threshold, data=_data),
     )
 
 

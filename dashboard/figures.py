@@ -1269,7 +1269,7 @@ def score_labels(
         event = unit[unit.index("(") + 1 : unit.rindex(")")] if "(" in unit else ""
         event = event.replace(">=", "≥").replace("event: ", "")
         title = f"{name} ({event})" if event else score
-        bounded = name in ("CSI", "POD", "FAR", "SSIM", "ETS", "HSS")
+        bounded = name in ("CSI", "POD", "FAR", "FSS", "SSIM", "ETS", "HSS")
         return title, f"{name} ({'0–1' if bounded else 'no unit'})"
     if not unit:
         return score, score

@@ -412,23 +412,95 @@ def run_rollout(
 
 
 # -- scores ------------------------------------------------------------------------------------
-def score(ds: xr.Dataset, *, threshold: float = 1.0) -> tuple[dict[str, pd.DataFrame], dict]:
+EXTRAPOLATION_FRAMES = 3
+"""Observed frames the optical-flow baseline estimates its motion from (fewer if the context is
+shorter, at least 2)."""
+SCORING_NOTE = (
+    "Every forecast is scored on the same pixels: those where the truth and all forecasts are "
+    "finite. Rain events are rain rates ≥ the threshold (CSI, POD, FAR, frequency bias FBI = "
+    "(hits + false alarms) / (hits + misses), and FSS over 10 km neighbourhoods from pysteps). "
+    "The baselines forecast on the whole radar domain of the source frames and are then cut to "
+    "the window shown, so rain from outside the window comes in."
+)
+"""What the metrics view says about radar scores (:mod:`model.metrics`)."""
+
+
+def whole_domain_context(
+    data: xr.DataArray, window: Window, *, all_samples: bool = False
+) -> xr.DataArray | None:
+    """The last context frames of ``window`` over the whole radar domain they were cropped from.
+
+    Parameters
+    ----------
+    data : xarray.DataArray
+        The dataset array the rollout came from (its ``event``/``timestamp``/``y0_km``/``x0_km``
+        coordinates locate the source files; :func:`datasets.radar.whole_domain`).
+    window : Window
+        The rollout window; the last ``min(3, context)`` context frames are read.
+    all_samples : bool
+        Every sample of ``data`` (for :func:`score_split`) instead of ``window.sample``.
+
+    Returns
+    -------
+    xarray.DataArray or None
+        ``(sample, time, channel, Y, X)`` with ``crop_row``/``crop_col``; None when the data is
+        not a crop of a larger domain (synthetic data, uploads: their grid is all there is).
+
+    Raises
+    ------
+    DashboardError
+        The whole-domain files could not be read.
+    """
+    from datasets import DatasetError
+    from datasets.radar import whole_domain
+
+    stop = window.start + window.context
+    frames = data.isel(time=slice(max(window.start, stop - EXTRAPOLATION_FRAMES), stop))
+    if not all_samples:
+        frames = frames.isel(sample=[window.sample])
+    try:
+        return whole_domain(frames)
+    except DatasetError as exc:
+        raise DashboardError(
+            f"The extrapolation baseline needs the whole radar domain around this window, which "
+            f"could not be read: {exc}"
+        ) from exc
+
+
+def score(
+    ds: xr.Dataset, *, threshold: float = 1.0, data: xr.DataArray | None = None
+) -> tuple[dict[str, pd.DataFrame], dict]:
     """Per-lead-time scores of one rollout (one sample) and of its baselines.
 
     Baselines: persistence (last context frame repeated) for every domain, and for radar also
-    pysteps optical-flow extrapolation (Lucas-Kanade motion + semi-Lagrangian advection).
-    Returns ``({"ConvLSTM": table, "persistence": table, ...}, units)`` where each table is indexed by
-    ``lead_step`` with one column per score (:func:`model.metrics.per_lead`) and ``units`` maps a
-    score to its unit. Raises :class:`DashboardError` when there is no truth to score against.
+    pysteps optical-flow extrapolation (Lucas-Kanade motion + semi-Lagrangian advection), run on
+    the whole radar domain when ``data`` (the dataset array the rollout came from) is a crop of a
+    larger one (:func:`whole_domain_context`). Every forecast is scored on the same pixels
+    (:func:`model.metrics.compare`). Returns ``({"ConvLSTM": table, "persistence": table, ...},
+    units)`` where each table is indexed by ``lead_step`` with one column per score and ``units``
+    maps a score to its unit. Raises :class:`DashboardError` when there is no truth to score
+    against.
     """
     if "truth" not in ds:
         raise DashboardError("No ground truth after the context: nothing to score against.")
+    domain = str(ds.attrs.get("domain", "video"))
+    whole = None
+    if data is not None and _wants_extrapolation(domain, int(ds.sizes["context_time"])):
+        window = Window(
+            sample=int(ds.attrs.get("sample", 0)),
+            start=int(ds.attrs.get("start", 0)),
+            context=int(ds.sizes["context_time"]),
+            horizon=int(ds.sizes["time"]),
+        )
+        whole = whole_domain_context(data, window)
     return _score_tables(
         ds["prediction"].values[None],
         ds["truth"].values[None],
         ds["context"].values[None],
-        domain=str(ds.attrs.get("domain", "video")),
+        domain=domain,
         threshold=threshold,
+        whole=whole,
+        pixel_km=_pixel_km(ds),
     )
 
 
@@ -452,7 +524,7 @@ def score_split(
     window : Window
         Start, context and horizon; its ``sample`` is ignored.
     threshold : float
-        Radar event threshold (mm/h).
+        Radar event threshold (mm/h); events are rain rates ``>= threshold``.
     on_sample : callable, optional
         ``on_sample(done, total)`` before each sample (for a progress bar).
 
@@ -460,7 +532,8 @@ def score_split(
     -------
     (dict, dict, int)
         Tables and units as :func:`score` (pooled: errors averaged over all samples' frames, CSI/
-        POD/FAR from the summed contingency counts), and the number of samples.
+        POD/FAR/FBI from the summed contingency counts, FSS from the summed fractions, all on the
+        pixels valid in the truth and every forecast), and the number of samples.
     """
     from dataclasses import replace
 
@@ -479,38 +552,60 @@ def score_split(
     if on_sample is not None:
         on_sample(n_samples, n_samples)
     stacked = {name: np.stack(arrays) for name, arrays in parts.items()}  # (S, T, C, Y, X)
+    whole = None
+    if _wants_extrapolation(domain, window.context):
+        whole = whole_domain_context(data, window, all_samples=True)
     tables, units = _score_tables(
         stacked["prediction"],
         stacked["truth"],
         stacked["context"],
         domain=domain,
         threshold=threshold,
+        whole=whole,
+        pixel_km=_pixel_km(data),
     )
     return tables, units, n_samples
 
 
-def _score_tables(prediction, truth, context, *, domain: str, threshold: float):
+def _wants_extrapolation(domain: str, context_frames: int) -> bool:
+    """Whether ``domain`` is scored against extrapolation and the context allows it."""
+    return "extrapolation" in vocabulary.facts(domain).baselines and context_frames >= 2
+
+
+def _pixel_km(array) -> float | None:
+    from model.metrics import pixel_size_km
+
+    return pixel_size_km(array)
+
+
+def _score_tables(
+    prediction, truth, context, *, domain: str, threshold: float, whole=None, pixel_km=None
+):
     """Scores of ``prediction`` and the baselines, all ``(sample, time, channel, y, x)``, over the
-    leads where every sample has truth."""
+    leads where every sample has truth, on the pixels valid in the truth and every forecast.
+
+    ``whole``: the last context frames over the whole radar domain (:func:`whole_domain_context`)
+    for the extrapolation, which is then cut to the scored pixels; None: the context's own grid.
+    """
     from model.baselines import extrapolation, persistence
-    from model.metrics import per_lead
+    from model.metrics import compare
 
     if not np.isfinite(truth).any():
         raise DashboardError("No ground truth after the context: nothing to score against.")
     horizon = truth.shape[1]
     known = np.isfinite(truth).transpose(1, 0, 2, 3, 4).reshape(horizon, -1).any(axis=1)
     n = int(known.sum()) if known.all() else int(np.argmin(known))
-    truth = truth[:, :n]
-
-    def table(forecast):
-        return per_lead(np.asarray(forecast)[:, :n], truth, domain=domain, thresholds=(threshold,))
-
-    tables = {
-        "ConvLSTM": table(prediction),
-        "persistence": table(persistence(context, horizon=n)),
+    forecasts = {
+        "ConvLSTM": np.asarray(prediction)[:, :n],
+        "persistence": persistence(context, horizon=n),
     }
-    if "extrapolation" in vocabulary.facts(domain).baselines and context.shape[1] >= 2:
-        tables["extrapolation"] = table(extrapolation(context, horizon=n))
+    if _wants_extrapolation(domain, context.shape[1]):
+        frames = min(EXTRAPOLATION_FRAMES, context.shape[1])
+        forecasts["extrapolation"] = extrapolation(
+            context, horizon=n, n_frames=frames, domain=whole
+        )
+    tables = compare(forecasts, truth[:, :n], domain=domain, thresholds=(threshold,),
+                     pixel_km=pixel_km)  # fmt: skip
     units = dict(tables["ConvLSTM"].attrs.get("units", {}) or {})
     return tables, units
 

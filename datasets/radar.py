@@ -48,6 +48,13 @@ dataset             train                        val                       test
 ``n_samples`` keeps that many windows, evenly spaced. The arrays are those of
 :func:`datasets.windows.sliding_windows`: ``time`` is the frame index in the window and the
 ``timestamp (sample, time)`` coordinate holds the real valid times.
+
+The whole domain around a crop
+------------------------------
+A window is a ``grid`` x ``grid`` crop of the radar composite. :func:`whole_domain` reads the same
+frames again over the whole composite (same resolution, no crop) and says where each window's crop
+lies in it (``crop_row``/``crop_col``), so that baselines such as optical-flow extrapolation see the
+rain outside the crop (:mod:`model.baselines`) and are then cut to the scored pixels.
 """
 
 from __future__ import annotations
@@ -367,6 +374,141 @@ def _event_folders(
     return folders
 
 
+def whole_domain(
+    windows: xr.DataArray,
+    *,
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    base_url: str | None = None,
+) -> xr.DataArray | None:
+    """The frames of cropped radar windows over the whole radar domain they were cut from.
+
+    Parameters
+    ----------
+    windows : xarray.DataArray
+        ``(sample, time, channel, y, x)`` from :func:`load_radar_events`, or any selection of its
+        samples and frames: it needs the coordinates ``event (sample)``, ``timestamp (sample,
+        time)``, ``y0_km``/``x0_km (sample)`` and the attrs ``dataset`` and ``resolution_km``.
+    root, download, cache_dir, base_url
+        Where the files are, as given to :func:`load_radar_events` for these windows.
+
+    Returns
+    -------
+    xarray.DataArray or None
+        float32 mm/h ``(sample, time, channel, y, x)`` over the whole composite at the windows'
+        resolution (NaN outside radar coverage), for the same samples and valid times; ``y``/``x``
+        the composite's pixel centres in km; per-sample coordinates ``crop_row``/``crop_col``, the
+        window's upper-left pixel in this grid (its crop is ``[crop_row : crop_row + grid,
+        crop_col : crop_col + grid]``), ``event`` and ``timestamp``. None when ``windows`` are not
+        cut from a known radar event dataset (no ``event`` coordinate, or ``dataset`` not in
+        :data:`EVENTS`): then their own grid is the whole domain there is.
+
+    Raises
+    ------
+    DatasetError
+        A file of one of the valid times is missing or unreadable, or the crop is not found in
+        the composite.
+    """
+    spec = EVENTS.get(str(windows.attrs.get("dataset", "")))
+    needed = {"event", "timestamp", "y0_km", "x0_km"}
+    if spec is None or not needed <= set(windows.coords) or "sample" not in windows.dims:
+        return None
+    windows = windows.transpose("sample", "time", "channel", "y", "x")
+    folders = _event_folders(
+        spec, root=root, download=download, cache_dir=cache_dir, base_url=base_url
+    )
+    resolution = windows.attrs.get("resolution_km")
+    events = [str(e) for e in windows["event"].values]
+    stamps = windows["timestamp"].transpose("sample", "time").values.astype("datetime64[ns]")
+    files = {e: _files_by_time(spec, folders[e]) for e in set(events)}
+    frames: dict[tuple[str, np.datetime64], xr.DataArray] = {}
+    for event, row in zip(events, stamps, strict=True):
+        for stamp in row:
+            if (event, stamp) not in frames:
+                frames[event, stamp] = _read_frame(spec, files[event], stamp, resolution)
+    first = next(iter(frames.values()))
+    shapes = {frame.shape for frame in frames.values()}
+    if len(shapes) > 1:
+        raise DatasetError(
+            f"the events of {spec.name} are on different grids ({sorted(shapes)}); ask for the "
+            "whole domain of one event's windows at a time"
+        )
+    stack = np.stack(
+        [
+            np.stack([frames[e, t].values for t in row])
+            for e, row in zip(events, stamps, strict=True)
+        ]
+    )  # (S, T, Y, X)
+    rows = [_index_of(first.y.values, y0, "y", first) for y0 in windows["y0_km"].values]
+    cols = [_index_of(first.x.values, x0, "x", first) for x0 in windows["x0_km"].values]
+    out = xr.DataArray(
+        stack[:, :, None].astype(np.float32),
+        dims=("sample", "time", "channel", "y", "x"),
+        coords={
+            "sample": windows["sample"].values,
+            "time": windows["time"].values,
+            "channel": windows["channel"].values,
+            "y": first.y.values,
+            "x": first.x.values,
+            "timestamp": (
+                ("sample", "time"),
+                windows["timestamp"].transpose("sample", "time").values,
+            ),
+            "event": ("sample", windows["event"].values),
+            "crop_row": ("sample", np.asarray(rows, dtype=np.int64)),
+            "crop_col": ("sample", np.asarray(cols, dtype=np.int64)),
+        },
+        name=windows.name,
+        attrs={
+            **{k: v for k, v in windows.attrs.items() if k not in ("crop_row", "crop_col")},
+            "description": f"{spec.title}: the whole radar domain around the windows' crops.",
+        },
+    )
+    out.y.attrs["units"] = "km"
+    out.x.attrs["units"] = "km"
+    return out
+
+
+def _files_by_time(spec: RadarEvents, folder: Path) -> dict[np.datetime64, Path]:
+    """The radar files of ``folder`` by valid time."""
+    paths = find_radar_files(folder, source=spec.source)
+    return {np.datetime64(parse_timestamp(p, source=spec.source), "ns"): p for p in paths}
+
+
+def _read_frame(
+    spec: RadarEvents, files: dict[np.datetime64, Path], stamp: np.datetime64, resolution
+) -> xr.DataArray:
+    """The file valid at ``stamp`` over the whole domain, as ``(y, x)`` mm/h."""
+    if stamp not in files:
+        folder = next(iter(files.values())).parent if files else "the event folder"
+        raise DatasetError(
+            f"no {spec.source} radar file valid at {stamp} in {folder}; the windows do not come "
+            "from these files (pass the root= they were loaded with)"
+        )
+    seq = read_radar_sequence(
+        [files[stamp]],
+        source=spec.source,
+        grid=None,
+        crop=None,
+        resolution_km=None if resolution is None else float(resolution),
+        licence=PYSTEPS_LICENCE,
+    )
+    return seq.isel(sample=0, time=0, channel=0)
+
+
+def _index_of(coords: np.ndarray, value: float, name: str, grid: xr.DataArray) -> int:
+    """Index of the pixel centre ``value`` (km) in ``coords``; DatasetError if none is there."""
+    k = int(np.argmin(np.abs(coords - value)))
+    spacing = float(grid.attrs.get("resolution_km") or 1.0)
+    if abs(float(coords[k]) - float(value)) > 0.01 * spacing:
+        raise DatasetError(
+            f"the crop's first {name} = {value:g} km is not a pixel centre of the whole domain "
+            f"({coords[0]:g} .. {coords[-1]:g} km); the windows were read at another resolution"
+        )
+    return k
+
+
 def events_loader(name: str):
     """The loader of the real radar dataset ``name``: :func:`load_radar_events` bound to it."""
 
@@ -396,4 +538,5 @@ __all__ = [
     "sliding_windows",
     "split_blocks",
     "synthetic_precipitation",
+    "whole_domain",
 ]

@@ -14,6 +14,17 @@ array in physical units, and returns the forecast of ``horizon`` frames in the s
 coordinate on ``time``, plus forecast timestamps when the context has them). NaN (invalid pixels)
 in the context stays NaN where the last observed frame has it.
 
+Baselines see the whole domain
+------------------------------
+A model may be trained and scored on a crop of a larger radar domain (``datasets.radar`` cuts
+128 km windows out of the MeteoSwiss composite). A baseline given only the crop would be handicapped
+for no reason: optical-flow extrapolation would advect ``outval`` (0 mm/h) in from the crop's
+edges, where the real forecast advects the rain that lies just outside it. So the extrapolation
+takes the same frames over the whole domain (``domain=``, e.g. from
+:func:`datasets.radar.whole_domain`), forecasts there, and only then cuts the forecast to the
+crop's pixels. Persistence needs nothing outside the crop (its crop of the whole-domain forecast is
+the forecast of the crop).
+
 >>> from model.baselines import get_baseline
 >>> forecast = get_baseline("persistence")(context, horizon=12)
 """
@@ -67,6 +78,8 @@ def extrapolation(
     n_frames: int = 3,
     method: str = "LK",
     outval: float = 0.0,
+    domain=None,
+    origin=None,
 ):
     """Optical-flow nowcast: pysteps motion on the last frames, semi-Lagrangian advection.
 
@@ -76,6 +89,11 @@ def extrapolation(
     ``pysteps.extrapolation.semilagrangian.extrapolate``; rain entering from outside the grid is
     ``outval`` mm/h. When no motion can be estimated (e.g. no rain), the motion is zero, which is
     persistence.
+
+    With ``domain`` (the same observations over the whole radar domain the context was cut from)
+    motion and advection run on the whole domain and the forecast is then cut to the context's
+    pixels: rain enters the crop from the domain around it, and ``outval`` only comes in at the
+    domain's own edge (module docstring).
 
     Parameters
     ----------
@@ -88,12 +106,26 @@ def extrapolation(
     method : str
         A pysteps motion method name (``"LK"``, ``"DARTS"``, ``"proesmans"``, ...).
     outval : float
-        Rain rate (mm/h) advected in from outside the domain.
+        Rain rate (mm/h) advected in from outside the (whole) domain.
+    domain : xarray.DataArray or numpy.ndarray, optional
+        ``(sample?, time, channel, Y, X)`` in mm/h with ``Y >= y``, ``X >= x``, the same samples
+        and channels as ``context`` and at least ``n_frames`` frames, the last of which are the
+        context's last frames (:func:`datasets.radar.whole_domain` gives them). Without it the
+        context is its own whole domain.
+    origin : (row, col) or (rows, cols), optional
+        Where each sample's crop starts in ``domain``: its upper-left pixel, as two ints or two
+        ``(sample,)`` arrays. Default: ``domain``'s ``crop_row``/``crop_col`` coordinates.
 
     Returns
     -------
     Same type as ``context``
         ``(sample?, horizon, channel, y, x)`` in mm/h; NaN where the last observed frame is NaN.
+
+    Raises
+    ------
+    ValueError
+        Too few frames; a ``domain`` without an ``origin``, of other samples or channels, that
+        does not contain the crop, or whose frames at the crop differ from the context's last one.
     """
     from pysteps import motion
     from pysteps.extrapolation import semilagrangian
@@ -102,25 +134,71 @@ def extrapolation(
     _check_horizon(horizon)
     if n_frames < 2:
         raise ValueError(f"n_frames={n_frames}: optical flow needs at least 2 observed frames")
-    if values.shape[1] < n_frames:
+    source, rows, cols = _whole_domain(values, domain, origin)
+    if source.shape[1] < n_frames:
         raise ValueError(
-            f"context has {values.shape[1]} frames but n_frames={n_frames} are needed for the "
+            f"context has {source.shape[1]} frames but n_frames={n_frames} are needed for the "
             "motion field; give a longer context or a smaller n_frames"
         )
     oflow = motion.get_method(method)
-    s_count, _, c_count = values.shape[:3]
-    out = np.empty((s_count, horizon, *values.shape[2:]), dtype=np.float32)
+    s_count, _, c_count, height, width = values.shape
+    out = np.empty((s_count, horizon, c_count, height, width), dtype=np.float32)
     for s in range(s_count):
+        crop = (slice(rows[s], rows[s] + height), slice(cols[s], cols[s] + width))
         for c in range(c_count):
-            frames = values[s, -n_frames:, c].astype(np.float64)  # [n, Y, X], mm/h
-            invalid = ~np.isfinite(frames[-1])
+            frames = source[s, -n_frames:, c].astype(np.float64)  # [n, Y, X], mm/h
             velocity = _motion(oflow, frames)  # [2, Y, X] pixels per step
-            last = np.where(invalid, 0.0, frames[-1])
+            last = np.where(np.isfinite(frames[-1]), frames[-1], 0.0)
             advected = semilagrangian.extrapolate(last, velocity, horizon, outval=outval)
-            advected = np.where(np.isfinite(advected), advected, outval)
-            advected[:, invalid] = np.nan  # keep the domain mask of the observations
+            advected = np.where(np.isfinite(advected), advected, outval)[:, crop[0], crop[1]]
+            advected[:, ~np.isfinite(values[s, -1, c])] = np.nan  # the observations' mask
             out[s, :, c] = advected
     return _wrap(out, context, single, baseline=f"extrapolation ({method})")
+
+
+def _whole_domain(values: np.ndarray, domain, origin) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(frames [S, T, C, Y, X], rows [S], cols [S])``: where :func:`extrapolation` runs.
+
+    Without ``domain``: the context itself at origin (0, 0). With it: the whole-domain frames,
+    checked to hold each sample's crop, whose last frame must equal the context's last frame.
+    """
+    s_count, _, c_count, height, width = values.shape
+    if domain is None:
+        zeros = np.zeros(s_count, dtype=np.intp)
+        return values, zeros, zeros
+    if origin is None:
+        if not isinstance(domain, xr.DataArray) or not {"crop_row", "crop_col"} <= set(
+            domain.coords
+        ):
+            raise ValueError(
+                "domain= needs the crop corner of every sample: pass origin=(rows, cols) or a "
+                "DataArray with crop_row/crop_col coordinates (datasets.radar.whole_domain)"
+            )
+        origin = (domain["crop_row"].values, domain["crop_col"].values)
+    source, _ = _values(domain)
+    rows = np.broadcast_to(np.asarray(origin[0], dtype=np.intp), (s_count,))
+    cols = np.broadcast_to(np.asarray(origin[1], dtype=np.intp), (s_count,))
+    if source.shape[0] != s_count or source.shape[2] != c_count:
+        raise ValueError(
+            f"domain has {source.shape[0]} samples and {source.shape[2]} channels, the context "
+            f"{s_count} and {c_count}; pass the whole-domain frames of the same samples"
+        )
+    big_h, big_w = source.shape[3:]
+    for s in range(s_count):
+        r, c = int(rows[s]), int(cols[s])
+        if not (0 <= r <= big_h - height and 0 <= c <= big_w - width):
+            raise ValueError(
+                f"sample {s}: a {height} x {width} crop at (row {r}, col {c}) does not fit in the "
+                f"{big_h} x {big_w} domain; check origin="
+            )
+        cut = source[s, -1, :, r : r + height, c : c + width]
+        if not np.allclose(cut, values[s, -1], rtol=1e-5, atol=1e-5, equal_nan=True):
+            raise ValueError(
+                f"sample {s}: the domain's last frame cut at (row {r}, col {c}) differs from the "
+                "context's last frame; pass the whole-domain frames of the same times and each "
+                "sample's crop corner"
+            )
+    return source, rows, cols
 
 
 def _motion(oflow: Callable, frames: np.ndarray) -> np.ndarray:

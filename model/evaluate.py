@@ -2,10 +2,13 @@
 
 For the checkpoint's dataset (or ``--dataset``) and split (``test`` by default) it forecasts every
 window's ``horizon`` frames from its ``context`` frames with the checkpoint and with the baselines
-of the domain (:mod:`model.baselines`), scores them with :func:`model.metrics.per_lead`, and writes
+of the domain (:mod:`model.baselines`), scores them all on the same pixels with
+:func:`model.metrics.compare`, and writes
 
-- ``evaluation.csv``: one row per method and lead time (columns ``method``, ``lead_step``,
-  ``lead_time``, then the metrics);
+- ``evaluation.csv``: one row per method and lead time, pooled over all windows (columns
+  ``method``, ``lead_step``, ``lead_time``, then the metrics);
+- ``evaluation_events.csv``: the same per event (a leading ``event`` column), for data whose
+  windows come from several events (real radar);
 - ``evaluation.png``: the main metrics against lead time, one line per method;
 
 into ``--out`` (default: ``runs/NAME/eval``). With ``--update-checkpoint`` the table also goes into
@@ -14,6 +17,17 @@ the checkpoint's ``meta.json`` (``metrics.test``) and its model card ``README.md
 Baselines: persistence (every domain); pysteps optical-flow extrapolation (radar); the
 same-hour-of-week historical mean fitted on the training split (traffic, when the data carry
 timestamps).
+
+Honest scoring (radar)
+----------------------
+- The baselines see the whole radar domain: when the windows are crops of a larger composite
+  (:func:`datasets.radar.whole_domain` finds it), the extrapolation runs on the composite's last
+  context frames and is then cut to the scored window, so rain from outside the crop comes in as
+  it would in an operational nowcast (never 0 mm/h from the crop's edge).
+- Every method is scored on the common mask: a pixel counts only where the truth and every
+  compared forecast are finite.
+- Events are rain rates ``>= t`` mm/h (:data:`model.metrics.EVENT`) in CSI/POD/FAR, frequency bias
+  and FSS; FSS over 10 km neighbourhoods (:data:`model.metrics.FSS_SCALE_KM`).
 """
 
 from __future__ import annotations
@@ -31,7 +45,7 @@ import xarray as xr
 from datasets import DataNotFound, DatasetError, vocabulary
 from model import baselines
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from model.metrics import per_lead
+from model.metrics import EVENT, FSS_SCALE_KM, compare
 from model.normalize import Normalizer
 from model.rollout import PRECISIONS, forecast_windows, resolve_precision
 from model.runtime import tune_cpu_allocator
@@ -40,6 +54,10 @@ from model.windows import data_config, load_windows
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAIN_METRICS = {domain: list(facts.scores) for domain, facts in vocabulary.DOMAIN_FACTS.items()}
 LOWER_IS_BETTER = {"MSE", "MAE", "RMSE", "FAR"}
+LOCATION_OPTIONS = ("root", "download", "cache_dir", "base_url")
+"""Dataset options that say where the files are (passed on to :func:`domain_frames`)."""
+EXTRAPOLATION_FRAMES = 3
+"""Observed frames the optical-flow baseline estimates its motion from."""
 
 
 def forecast(model, meta: dict, context: xr.DataArray, *, horizon: int, batch_size: int = 32,
@@ -99,8 +117,12 @@ def evaluate(
     Returns
     -------
     (pandas.DataFrame, dict)
-        Long table with columns ``method``, ``lead_step``, ``lead_time`` and the metrics of the
-        domain; and facts about the run (dataset, split, samples, seconds per method, device).
+        Long table pooled over every window, with columns ``method``, ``lead_step``,
+        ``lead_time`` and the metrics of the domain, every method scored on the common mask
+        (:func:`model.metrics.compare`); and facts about the run: dataset, split, samples,
+        ``events`` (windows per event), seconds per method, device, ``scoring`` (mask, event
+        convention, FSS scale, the domain the baselines forecast on) and ``per_event`` (the
+        same table per event, as records with an ``event`` key; empty without events).
     """
     model, meta = load_checkpoint(checkpoint, device=device)
     options = dict(options or {})
@@ -114,6 +136,7 @@ def evaluate(
     truth = data.isel(time=slice(context, context + horizon))
     methods: dict[str, xr.DataArray] = {}
     seconds: dict[str, float] = {}
+    baseline_domain = "the scored grid (no baseline)"
 
     def run(name, fn):
         t0 = time.perf_counter()
@@ -126,27 +149,24 @@ def evaluate(
         run("persistence", lambda: baselines.persistence(ctx, horizon=horizon))
         wanted = vocabulary.facts(domain).baselines
         if "extrapolation" in wanted:
-            run("extrapolation", lambda: baselines.extrapolation(ctx, horizon=horizon))
+            where = _location(data_cfg, split, options)
+            whole = domain_frames(ctx.isel(time=slice(-EXTRAPOLATION_FRAMES, None)), where)
+            baseline_domain = describe_domain(ctx, whole)
+            run("extrapolation", lambda: baselines.extrapolation(
+                ctx, horizon=horizon, n_frames=EXTRAPOLATION_FRAMES, domain=whole))  # fmt: skip
         if "historical_mean" in wanted and baselines.frame_times(ctx) is not None:
             where = {k: v for k, v in options.items() if k != "n_samples"}  # e.g. root=
             train = load_windows(data_cfg, "train", overrides=where, loader=loader)
             clim = baselines.HourOfWeekMean.fit(train)
             run("historical_mean", lambda: clim(ctx, horizon=horizon))
 
-    rows = []
-    for name, pred in methods.items():
-        table = per_lead(pred, truth, domain=domain, thresholds=thresholds)
-        lead = table.attrs.get("lead_time")
-        table = table.reset_index()
-        table.insert(0, "method", name)
-        table.insert(2, "lead_time", [format_lead(v) for v in lead] if lead else table.lead_step)
-        rows.append(table)
-    result = pd.concat(rows, ignore_index=True)
+    result, by_event = score_table(methods, truth, domain=domain, thresholds=thresholds)
     facts = {
         "checkpoint": str(checkpoint),
         "dataset": data_cfg.dataset,
         "split": split,
         "samples": int(data.sizes["sample"]),
+        "events": _event_counts(data),
         "context": context,
         "horizon": horizon,
         "domain": domain,
@@ -155,8 +175,104 @@ def evaluate(
         "device": meta.get("device_note", ""),
         "precision": resolve_precision(precision, next(model.parameters()).device),
         "seconds": seconds,
+        "scoring": scoring_facts(domain, thresholds, baseline_domain, result),
+        "per_event": json.loads(by_event.to_json(orient="records")) if len(by_event) else [],
     }
     return result, facts
+
+
+def domain_frames(context: xr.DataArray, where: dict) -> xr.DataArray | None:
+    """The context frames over the whole radar domain they were cropped from, or None.
+
+    :func:`datasets.radar.whole_domain` with the data location ``where`` (``root=`` ...); None
+    when the windows are not a crop of a larger domain (their grid is all the data there is).
+    """
+    from datasets.radar import whole_domain
+
+    return whole_domain(context, **where)
+
+
+def describe_domain(context: xr.DataArray, whole: xr.DataArray | None) -> str:
+    """Where the extrapolation ran, in words, for the facts and the model card."""
+    height, width = int(context.sizes["y"]), int(context.sizes["x"])
+    km = context.attrs.get("resolution_km")
+    at = f" at {float(km):g} km" if km else ""
+    if whole is None:
+        return f"the data's own {height} x {width} grid{at} (no larger domain in the data)"
+    big_h, big_w = int(whole.sizes["y"]), int(whole.sizes["x"])
+    return (
+        f"the whole radar domain ({big_h} x {big_w} px{at}), then cut to the scored "
+        f"{height} x {width} window"
+    )
+
+
+def score_table(methods: dict, truth: xr.DataArray, *, domain: str, thresholds=(1.0, 5.0)):
+    """Pooled and per-event long tables of ``methods`` against ``truth``, on the common mask.
+
+    Returns
+    -------
+    (pandas.DataFrame, pandas.DataFrame)
+        Pooled over every window: ``method, lead_step, lead_time, <metrics>``; per event (when
+        ``truth`` has an ``event (sample)`` coordinate; else empty): ``event`` first. Each table
+        comes from :func:`model.metrics.compare`, so all methods count the same pixels.
+    """
+    pooled = _long(compare(methods, truth, domain=domain, thresholds=thresholds))
+    parts = []
+    if "event" in truth.coords and truth["event"].dims == ("sample",):
+        events = list(dict.fromkeys(str(e) for e in truth["event"].values))
+        for event in events:
+            keep = np.flatnonzero(truth["event"].values.astype(str) == event)
+            subset = {name: pred.isel(sample=keep) for name, pred in methods.items()}
+            table = _long(compare(subset, truth.isel(sample=keep), domain=domain,
+                                  thresholds=thresholds))  # fmt: skip
+            table.insert(0, "event", event)
+            parts.append(table)
+    return pooled, (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame())
+
+
+def _long(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    rows = []
+    for name, table in tables.items():
+        lead = table.attrs.get("lead_time")
+        table = table.reset_index()
+        table.insert(0, "method", name)
+        table.insert(2, "lead_time", [format_lead(v) for v in lead] if lead else table.lead_step)
+        rows.append(table)
+    out = pd.concat(rows, ignore_index=True)
+    out.attrs = {"valid_pixels": next(iter(tables.values())).attrs.get("valid_pixels")}
+    return out
+
+
+def scoring_facts(domain: str, thresholds, baseline_domain: str, table: pd.DataFrame) -> dict:
+    """How the scores were made, for the facts, ``meta.json`` and the model card."""
+    facts = {
+        "mask": "the common mask: a pixel counts only where the truth and every compared "
+        "forecast are finite",
+        "valid_pixels_per_lead": table.attrs.get("valid_pixels"),
+    }
+    if domain == "radar":
+        facts.update(
+            event=f"rain rate {EVENT} t mm/h (pysteps det_cat_fct counts > t)",
+            thresholds_mm_h=[float(t) for t in thresholds],
+            fss=f"pysteps.verification.spatialscores, {FSS_SCALE_KM:g} km neighbourhood",
+            frequency_bias="FBI = (hits + false alarms) / (hits + misses) = POD / (1 - FAR)",
+            baseline_domain=baseline_domain,
+        )
+    return facts
+
+
+def _location(data_cfg, split: str, options: dict) -> dict:
+    """The options of ``split`` that say where the data files are (``root=`` ...)."""
+    merged = {**data_cfg.options, **getattr(data_cfg, split, {}), **options}
+    return {k: merged[k] for k in LOCATION_OPTIONS if k in merged}
+
+
+def _event_counts(data: xr.DataArray) -> dict[str, int]:
+    """Windows per event, when the windows carry an ``event (sample)`` coordinate."""
+    if "event" not in data.coords or data["event"].dims != ("sample",):
+        return {}
+    names, counts = np.unique(data["event"].values.astype(str), return_counts=True)
+    return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
 
 
 def format_lead(value) -> str:
@@ -167,16 +283,25 @@ def format_lead(value) -> str:
     return str(value)
 
 
+SKILL_SCORES = {"radar": ("CSI@1", "FSS@1")}
+"""Scores checked besides the domain's main one (higher is better for these)."""
+
+
 def skill_checks(table: pd.DataFrame, domain: str) -> dict[str, bool]:
-    """Does the ConvLSTM beat each baseline on the main error score at every lead time?"""
-    key = vocabulary.facts(domain).main_score
-    model = table[table.method == "convlstm"].set_index("lead_step")[key]
+    """Does the ConvLSTM beat each baseline at every lead time, on the main error score (and, for
+    radar, on CSI and FSS at 1 mm/h)?"""
+    keys = [vocabulary.facts(domain).main_score, *SKILL_SCORES.get(domain, ())]
+    keys = [k for k in keys if k in table.columns]
+    model = table[table.method == "convlstm"].set_index("lead_step")
     checks = {}
-    for name in table.method.unique():
-        if name == "convlstm":
-            continue
-        other = table[table.method == name].set_index("lead_step")[key]
-        checks[f"beats {name} on {key} at every lead"] = bool((model < other).all())
+    for key in keys:
+        lower = key.split("@")[0] in LOWER_IS_BETTER
+        for name in table.method.unique():
+            if name == "convlstm":
+                continue
+            other = table[table.method == name].set_index("lead_step")[key]
+            better = model[key] < other if lower else model[key] > other
+            checks[f"beats {name} on {key} at every lead"] = bool(better.all())
     return checks
 
 
@@ -255,19 +380,71 @@ def model_card(meta: dict, table: pd.DataFrame, facts: dict) -> str:
             f"ConvLSTM forecasts in {facts['precision']} (model.rollout.resolve_precision).",
             "",
         ]
+    lines += _scoring_lines(facts.get("scoring") or {})
+    lines += [f"Pooled over all {facts['samples']} windows:", ""]
     lines += _markdown_table(table, metrics)
+    lines += _per_event_lines(facts, metrics)
     lines += ["", "## Skill checks", ""]
     lines += [f"- {k}: {'yes' if v else 'NO'}" for k, v in skill_checks(table, domain).items()]
     notes = meta.get("notes") or []
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
-    lines += [
-        "",
-        "Scores: model.metrics.per_lead (video MSE/MAE summed over the pixels of a frame as in "
-        "OpenSTL; radar on valid pixels, CSI/POD/FAR at thresholds in mm/h; traffic in counts).",
-        "",
-    ]
+    lines += ["", SCORES_FOOTER.get(domain, SCORES_FOOTER["video"]), ""]
     return "\n".join(lines)
+
+
+SCORES_FOOTER = {
+    "video": "Scores: model.metrics.compare/per_lead (MSE/MAE summed over the pixels of a frame "
+    "as in OpenSTL, SSIM and PSNR averaged over frames; every method on the same pixels).",
+    "radar": "Scores: model.metrics.compare/per_lead on the common mask (pixels finite in the "
+    "truth and in every forecast); events are rain rates >= t mm/h in CSI/POD/FAR/FBI/FSS; FSS "
+    "from pysteps.verification.spatialscores over 10 km neighbourhoods; FBI = (hits + false "
+    "alarms) / (hits + misses). Baselines forecast on the whole radar domain of the source "
+    "frames and are cut to the scored window afterwards.",
+    "traffic": "Scores: model.metrics.compare/per_lead (RMSE and MAE in counts per interval over "
+    "both flow channels; every method on the same pixels).",
+}
+
+
+def _scoring_lines(scoring: dict) -> list[str]:
+    """Model-card bullets saying how the scores were made (mask, events, baseline domain)."""
+    labels = {
+        "mask": "pixels scored",
+        "valid_pixels_per_lead": "pixels per lead time",
+        "event": "event",
+        "thresholds_mm_h": "thresholds (mm/h)",
+        "fss": "FSS",
+        "frequency_bias": "frequency bias",
+        "baseline_domain": "extrapolation and persistence forecast on",
+    }
+    lines = [f"- {labels[k]}: {_plain(scoring[k])}" for k in labels if k in scoring]
+    return ["How these scores were made:", "", *lines, ""] if lines else []
+
+
+def _plain(value) -> str:
+    """A fact for the card: lists as ``1, 5`` (one number when all entries are equal)."""
+    if isinstance(value, list | tuple):
+        if value and all(v == value[0] for v in value):
+            value = [value[0]]
+        return ", ".join(str(v) if isinstance(v, int) else f"{v:g}" for v in value)
+    return str(value)
+
+
+def _per_event_lines(facts: dict, metrics: list[str]) -> list[str]:
+    """Model-card tables per event (one line when all windows come from one event)."""
+    events = facts.get("events") or {}
+    if not events:
+        return []
+    if len(events) == 1:
+        ((name, count),) = events.items()
+        return ["", f"All {count} windows come from one event ({name}): the per-event table is "
+                "the pooled one."]  # fmt: skip
+    per_event = pd.DataFrame(facts.get("per_event") or [])
+    lines = []
+    for name, part in per_event.groupby("event", sort=False):
+        lines += ["", f"### Event {name} ({events.get(name, '?')} windows)", ""]
+        lines += _markdown_table(part, metrics)
+    return lines
 
 
 def _lineage_lines(init: dict | None, depth: int = 0) -> list[str]:
@@ -303,7 +480,11 @@ def update_checkpoint(checkpoint: str | Path, table: pd.DataFrame, facts: dict) 
     meta.setdefault("metrics", {})[facts["split"]] = {
         "dataset": facts["dataset"],
         "samples": facts["samples"],
+        "events": facts.get("events", {}),
+        "scoring": facts.get("scoring", {}),
         "per_lead": records,
+        # one event: its table is the pooled one, not stored twice
+        "per_event": facts.get("per_event", []) if len(facts.get("events") or {}) > 1 else [],
         "skill": skill_checks(table, facts["domain"]),
     }
     save_checkpoint(checkpoint, model, metadata=meta)
@@ -390,6 +571,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     out = Path(args.out) if args.out else REPO_ROOT / "runs" / name / "eval"
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "evaluation.csv", index=False)
+    if facts["per_event"]:
+        pd.DataFrame(facts["per_event"]).to_csv(out / "evaluation_events.csv", index=False)
     (out / "evaluation.json").write_text(json.dumps(facts, indent=2) + "\n")
     plot(table, facts["domain"], out / "evaluation.png",
          title=f"{name} on {facts['dataset']} ({facts['split']}, {facts['samples']} samples)")  # fmt: skip

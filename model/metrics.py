@@ -1,19 +1,27 @@
 """Per-lead-time verification scores for forecasts in physical units.
 
-Pure numpy/xarray; no torch. The same functions score checkpoints in ``python -m model.evaluate``
-and feed the dashboard's metrics panel.
+Pure numpy/xarray (and pysteps for the fractions skill score); no torch. The same functions score
+checkpoints in ``python -m model.evaluate`` and feed the dashboard's metrics panel.
 
->>> from model.metrics import per_lead
+>>> from model.metrics import compare, per_lead
 >>> table = per_lead(prediction, truth, domain="radar", thresholds=(1.0, 5.0))
 >>> table.loc[6, "CSI@1"]          # CSI at 1 mm/h, 6th forecast step (30 min at PT5M)
+>>> tables = compare({"convlstm": pred, "persistence": pers}, truth, domain="radar")
 
 Layout of the inputs
 --------------------
 ``prediction`` and ``truth`` are xarray DataArrays or numpy arrays laid out as
 ``(sample, time, channel, y, x)`` or, for one sample, ``(time, channel, y, x)``; ``time`` is the
 forecast lead (the first entry is the first forecast step). Both must have the same shape.
-Pixels are scored only where ``truth`` and ``prediction`` are finite and ``valid`` (if given) is
-True: NaN marks invalid radar pixels (outside the radar domain), which never enter a score.
+
+Which pixels count
+------------------
+:func:`per_lead` scores a pixel only where ``truth`` and ``prediction`` are finite and ``valid``
+(if given) is True: NaN marks invalid radar pixels (outside the radar domain), which never enter a
+score. Forecasts that are compared with each other must be scored on the *same* pixels, so
+:func:`compare` (which the evaluation and the dashboard use) first builds the common mask
+(:func:`common_valid`): a pixel counts only if it is finite in the truth and in every compared
+forecast; every forecast's table is then computed on exactly those pixels.
 
 Scores by domain
 ----------------
@@ -26,9 +34,21 @@ Scores by domain
     frame; ``inf`` for a perfect frame), each averaged over samples.
 ``"radar"`` (rain rate in mm/h)
     ``MSE`` in (mm/h)^2 and ``MAE`` in mm/h, the mean over all valid pixels of all samples at one
-    lead time; ``CSI@t``, ``POD@t``, ``FAR@t`` for each threshold ``t`` in mm/h from the
-    contingency table pooled over samples and pixels (an event is a value ``>= t``, as in
-    ``pysteps.verification.det_cat_fct``). A score whose denominator is zero is NaN.
+    lead time. For each threshold ``t`` in mm/h, from the contingency table pooled over samples
+    and pixels (:func:`contingency`): ``CSI@t``, ``POD@t``, ``FAR@t`` and the frequency bias
+    ``FBI@t = (hits + false alarms) / (hits + misses) = POD / (1 - FAR)`` (1: as many forecast
+    events as observed; above 1: too many). ``FSS@t``: the fractions skill score of Roberts and
+    Lean (2008) over square neighbourhoods of :data:`FSS_SCALE_KM` (10 km; the side in pixels is
+    ``round(10 km / pixel size)``), pooled over samples and channels with
+    ``pysteps.verification.spatialscores`` (``fss_init``/``fss_accum``/``fss_compute``, the
+    pieces of its ``fss``); pixels outside the mask are no-event in both fields. A score whose
+    denominator is zero is NaN.
+
+    **Event convention**: an event is a rain rate ``>= t`` (at least ``t`` mm/h), in every radar
+    score here (:data:`EVENT`). ``pysteps.verification.spatialscores.fss`` counts ``>= t`` too;
+    ``pysteps.verification.detcatscores.det_cat_fct`` counts ``> t``, so its CSI/POD/FAR differ
+    from ours where values equal ``t`` exactly (and it counts NaN pixels as correct negatives,
+    where we leave them out).
 ``"traffic"`` (counts per interval)
     ``RMSE`` and ``MAE`` in counts, over all valid pixels and both flow channels of all samples
     at one lead time.
@@ -36,7 +56,8 @@ Scores by domain
 The returned ``pandas.DataFrame`` is indexed by ``lead_step`` (1, 2, ... forecast steps); its
 ``attrs`` hold ``domain``, ``units`` (a dict metric -> unit), ``n_samples``, ``valid_pixels`` (a list,
 one count per lead) and, when the prediction carries a ``lead_time`` coordinate, ``lead_time``
-(a list of ``pandas.Timedelta`` or step counts).
+(a list of ``pandas.Timedelta`` or step counts); radar tables also ``fss_scale_px`` and
+``pixel_km``.
 """
 
 from __future__ import annotations
@@ -57,6 +78,11 @@ _SSIM_SIGMA = 1.5
 _SSIM_TRUNCATE = 3.5  # radius int(3.5 * 1.5 + 0.5) = 5 -> an 11x11 window
 _SSIM_K1 = 0.01
 _SSIM_K2 = 0.03
+
+EVENT = ">="
+"""Radar event convention: an event is a value ``>= threshold`` (see the module docstring)."""
+FSS_SCALE_KM = 10.0
+"""Side of the fractions skill score's square neighbourhood, in km."""
 
 
 def as_5d(array, *, name: str = "array") -> np.ndarray:
@@ -113,8 +139,75 @@ def valid_pixels(prediction, truth, valid=None) -> np.ndarray:
     return mask
 
 
+def common_valid(truth, *forecasts, valid=None) -> np.ndarray:
+    """The common mask ``(sample, time, channel, y, x)``: finite in the truth and every forecast.
+
+    Parameters
+    ----------
+    truth : xarray.DataArray or numpy.ndarray
+        ``(sample?, time, channel, y, x)`` observations.
+    *forecasts : xarray.DataArray or numpy.ndarray
+        Forecasts compared with each other, each shaped like ``truth``.
+    valid : array-like of bool, optional
+        Extra mask, broadcast to the data layout.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, True where the truth and all forecasts are finite and ``valid`` is True.
+    """
+    true = as_5d(truth, name="truth")
+    mask = valid_pixels(true, true, valid)
+    for k, forecast in enumerate(forecasts):
+        pred = as_5d(forecast, name=f"forecast {k}")
+        _check_same_shape(pred, true)
+        mask &= np.isfinite(pred)
+    return mask
+
+
+def compare(
+    forecasts: dict,
+    truth,
+    *,
+    domain: str,
+    thresholds: Sequence[float] = (1.0, 5.0),
+    valid=None,
+    pixel_km: float | None = None,
+) -> dict[str, pd.DataFrame]:
+    """:func:`per_lead` of several forecasts of the same truth, all on the common mask.
+
+    Parameters
+    ----------
+    forecasts : dict of str -> xarray.DataArray or numpy.ndarray
+        Name -> forecast ``(sample?, time, channel, y, x)`` in physical units, shaped like
+        ``truth``.
+    truth : xarray.DataArray or numpy.ndarray
+        Observations.
+    domain, thresholds, pixel_km
+        As in :func:`per_lead`.
+    valid : array-like of bool, optional
+        Extra mask, broadcast to the data layout.
+
+    Returns
+    -------
+    dict of str -> pandas.DataFrame
+        One :func:`per_lead` table per forecast, in the order given. Every table is computed on
+        the pixels of :func:`common_valid` (finite in the truth and in *every* forecast), so the
+        scores of different forecasts count the same pixels (``attrs["valid_pixels"]`` agree).
+    """
+    mask = common_valid(truth, *forecasts.values(), valid=valid)
+    return {
+        name: per_lead(
+            forecast, truth, domain=domain, thresholds=thresholds, valid=mask, pixel_km=pixel_km
+        )  # fmt: skip
+        for name, forecast in forecasts.items()
+    }
+
+
 def contingency(prediction, truth, *, threshold: float, valid=None) -> pd.DataFrame:
     """Contingency-table counts per lead time for the event ``value >= threshold``.
+
+    The event convention (:data:`EVENT`) is inclusive: a value equal to ``threshold`` is an event.
 
     Parameters
     ----------
@@ -150,17 +243,86 @@ def contingency(prediction, truth, *, threshold: float, valid=None) -> pd.DataFr
 
 
 def categorical_scores(table: pd.DataFrame) -> pd.DataFrame:
-    """CSI, POD and FAR from a :func:`contingency` table (NaN where undefined).
+    """CSI, POD, FAR and frequency bias from a :func:`contingency` table (NaN where undefined).
 
-    ``CSI = H / (H + M + F)``, ``POD = H / (H + M)``, ``FAR = F / (H + F)``.
+    ``CSI = H / (H + M + F)``, ``POD = H / (H + M)``, ``FAR = F / (H + F)`` and the frequency bias
+    ``FBI = (H + F) / (H + M)`` (``= POD / (1 - FAR)``; 1 is unbiased, above 1 over-forecasts).
     """
     h = table["hits"].to_numpy(dtype=np.float64)
     m = table["misses"].to_numpy(dtype=np.float64)
     f = table["false_alarms"].to_numpy(dtype=np.float64)
     return pd.DataFrame(
-        {"CSI": _ratio(h, h + m + f), "POD": _ratio(h, h + m), "FAR": _ratio(f, h + f)},
+        {
+            "CSI": _ratio(h, h + m + f),
+            "POD": _ratio(h, h + m),
+            "FAR": _ratio(f, h + f),
+            "FBI": _ratio(h + f, h + m),
+        },
         index=table.index,
     )
+
+
+def fss(prediction, truth, *, threshold: float, scale: int, valid=None) -> np.ndarray:
+    """Fractions skill score per lead time, pooled over samples and channels.
+
+    Roberts and Lean (2008), computed with ``pysteps.verification.spatialscores``: for every
+    sample and channel of one lead, ``fss_accum`` adds the sums of squared neighbourhood fractions
+    of the event ``value >= threshold`` (our :data:`EVENT`, also pysteps' for FSS); ``fss_compute``
+    turns the sums of all of them into one score (for one field this is ``spatialscores.fss``).
+
+    Parameters
+    ----------
+    prediction, truth : xarray.DataArray or numpy.ndarray
+        ``(sample?, time, channel, y, x)`` in physical units (e.g. mm/h).
+    threshold : float
+        Event threshold in the same units.
+    scale : int
+        Side of the square neighbourhood in pixels (1: pixel by pixel).
+    valid : array-like of bool, optional
+        Extra mask; pixels outside it (or not finite) are no-event in both fields.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(time,)`` float64 in [0, 1]; NaN at a lead where neither field has an event.
+    """
+    from pysteps.verification.spatialscores import fss_accum, fss_init
+
+    pred = as_5d(prediction, name="prediction")
+    true = as_5d(truth, name="truth")
+    mask = valid_pixels(pred, true, valid)
+    pred = np.where(mask, pred, np.nan)
+    true = np.where(mask, true, np.nan)
+    out = np.full(pred.shape[1], np.nan)
+    for t in range(pred.shape[1]):
+        sums = fss_init(threshold, int(scale))
+        for s, c in np.ndindex(pred.shape[0], pred.shape[2]):
+            fss_accum(sums, pred[s, t, c], true[s, t, c])
+        # fss_compute without its 0/0 warning: no event in either field is undefined (NaN)
+        num = sums["sum_fct_sq"] - 2.0 * sums["sum_fct_obs"] + sums["sum_obs_sq"]
+        den = sums["sum_fct_sq"] + sums["sum_obs_sq"]
+        out[t] = 1.0 - _ratio(num, den)
+    return out
+
+
+def fss_scale_px(pixel_km: float, scale_km: float = FSS_SCALE_KM) -> int:
+    """Neighbourhood side in pixels for ``scale_km`` on a grid of ``pixel_km`` (at least 1)."""
+    if not pixel_km or pixel_km <= 0 or not np.isfinite(pixel_km):
+        raise ValueError(f"pixel size {pixel_km!r} km: give a positive pixel size in km")
+    return max(1, int(round(scale_km / pixel_km)))
+
+
+def pixel_size_km(*arrays) -> float | None:
+    """The grid spacing in km of the first DataArray that states it (attr ``resolution_km``)."""
+    for array in arrays:
+        value = getattr(array, "attrs", {}).get("resolution_km")
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if np.isfinite(value) and value > 0:
+            return value
+    return None
 
 
 def ssim_frame(a: np.ndarray, b: np.ndarray, *, data_range: float = 1.0, valid=None) -> float:
@@ -215,6 +377,7 @@ def per_lead(
     domain: str,
     thresholds: Sequence[float] = (1.0, 5.0),
     valid=None,
+    pixel_km: float | None = None,
 ) -> pd.DataFrame:
     """Scores per forecast lead time for one domain.
 
@@ -226,16 +389,22 @@ def per_lead(
     domain : {"video", "radar", "traffic"}
         Which set of scores (see the module docstring).
     thresholds : sequence of float
-        Radar event thresholds in mm/h for CSI/POD/FAR (ignored for other domains).
+        Radar event thresholds in mm/h (events are values ``>= t``) for CSI/POD/FAR/FBI/FSS
+        (ignored for other domains).
     valid : array-like of bool, optional
         Extra mask of pixels to score, broadcast to the data layout (NaN pixels are always out).
+        To compare forecasts on the same pixels use :func:`compare`.
+    pixel_km : float, optional
+        Radar grid spacing in km, for the FSS neighbourhood of :data:`FSS_SCALE_KM`; default the
+        ``resolution_km`` attr of ``prediction`` or ``truth``, else 1 km (the unit of ``FSS@t``
+        then says so).
 
     Returns
     -------
     pandas.DataFrame
         Index ``lead_step`` (1..T), one float column per metric: video ``MSE, MAE, SSIM, PSNR``;
-        radar ``MSE, MAE, CSI@t, POD@t, FAR@t`` per threshold; traffic ``RMSE, MAE``. ``attrs``
-        as in the module docstring.
+        radar ``MSE, MAE`` then ``CSI@t, POD@t, FAR@t, FBI@t, FSS@t`` per threshold; traffic
+        ``RMSE, MAE``. ``attrs`` as in the module docstring.
 
     Raises
     ------
@@ -249,61 +418,84 @@ def per_lead(
     true = as_5d(truth, name="truth")
     _check_same_shape(pred, true)
     mask = valid_pixels(pred, true, valid)
-    err = np.where(mask, pred - true, 0.0)
     n_valid = mask.sum(axis=(0, 2, 3, 4))  # per lead
-    index = _lead_index(pred.shape[1])
-    columns: dict[str, np.ndarray] = {}
-    units: dict[str, str] = {}
-
+    extra: dict = {}
     if domain == "video":
-        # OpenSTL: sum over the pixels of a frame, mean over frames (here: over samples per lead).
-        columns["MSE"] = (err**2).sum(axis=(2, 3, 4)).mean(axis=0)
-        columns["MAE"] = np.abs(err).sum(axis=(2, 3, 4)).mean(axis=0)
-        frame_n = mask.sum(axis=(2, 3, 4))  # (sample, time)
-        frame_mse = _ratio((err**2).sum(axis=(2, 3, 4)), frame_n)
-        with np.errstate(divide="ignore"):
-            psnr = 10.0 * np.log10(1.0 / frame_mse)
-        columns["PSNR"] = psnr.mean(axis=0)
-        ssim = np.empty(pred.shape[:3])
-        for s, t, c in np.ndindex(*pred.shape[:3]):
-            ssim[s, t, c] = ssim_frame(pred[s, t, c], true[s, t, c], valid=mask[s, t, c])
-        with np.errstate(invalid="ignore"):
-            columns["SSIM"] = ssim.mean(axis=2).mean(axis=0)
-        units = {
-            "MSE": "sum over frame of squared [0,1] error",
-            "MAE": "sum over frame of absolute [0,1] error",
-            "SSIM": "1",
-            "PSNR": "dB",
-        }
-        columns = {k: columns[k] for k in ("MSE", "MAE", "SSIM", "PSNR")}
+        columns, units = _video_scores(pred, true, mask)
     elif domain == "radar":
-        columns["MSE"] = _ratio((err**2).sum(axis=(0, 2, 3, 4)), n_valid)
-        columns["MAE"] = _ratio(np.abs(err).sum(axis=(0, 2, 3, 4)), n_valid)
-        units = {"MSE": "(mm/h)^2", "MAE": "mm/h"}
-        for thr in thresholds:
-            scores = categorical_scores(contingency(pred, true, threshold=thr, valid=mask))
-            for name in ("CSI", "POD", "FAR"):
-                key = f"{name}@{thr:g}"
-                columns[key] = scores[name].to_numpy()
-                units[key] = f"1 (event: rain rate >= {thr:g} mm/h)"
+        pixel_km = pixel_km or pixel_size_km(prediction, truth)
+        columns, units, extra = _radar_scores(pred, true, mask, thresholds, pixel_km)
     else:  # traffic
-        columns["RMSE"] = np.sqrt(_ratio((err**2).sum(axis=(0, 2, 3, 4)), n_valid))
-        columns["MAE"] = _ratio(np.abs(err).sum(axis=(0, 2, 3, 4)), n_valid)
+        err = np.where(mask, pred - true, 0.0)
+        columns = {
+            "RMSE": np.sqrt(_ratio((err**2).sum(axis=(0, 2, 3, 4)), n_valid)),
+            "MAE": _ratio(np.abs(err).sum(axis=(0, 2, 3, 4)), n_valid),
+        }
         units = {"RMSE": "counts per interval", "MAE": "counts per interval"}
 
     table = pd.DataFrame(
-        {k: np.asarray(v, dtype=np.float64) for k, v in columns.items()}, index=index
+        {k: np.asarray(v, dtype=np.float64) for k, v in columns.items()},
+        index=_lead_index(pred.shape[1]),
     )
     table.attrs.update(
         domain=domain,
         units=units,
         n_samples=int(pred.shape[0]),
         valid_pixels=[int(n) for n in n_valid],
+        **extra,
     )
     lead_time = _lead_time(prediction)
     if lead_time is not None:
         table.attrs["lead_time"] = lead_time
     return table
+
+
+def _video_scores(pred: np.ndarray, true: np.ndarray, mask: np.ndarray):
+    """OpenSTL-style video scores ``(columns, units)``: sums over a frame, means over samples."""
+    err = np.where(mask, pred - true, 0.0)
+    columns = {
+        "MSE": (err**2).sum(axis=(2, 3, 4)).mean(axis=0),
+        "MAE": np.abs(err).sum(axis=(2, 3, 4)).mean(axis=0),
+    }
+    frame_n = mask.sum(axis=(2, 3, 4))  # (sample, time)
+    frame_mse = _ratio((err**2).sum(axis=(2, 3, 4)), frame_n)
+    with np.errstate(divide="ignore"):
+        psnr = 10.0 * np.log10(1.0 / frame_mse)
+    ssim = np.empty(pred.shape[:3])
+    for s, t, c in np.ndindex(*pred.shape[:3]):
+        ssim[s, t, c] = ssim_frame(pred[s, t, c], true[s, t, c], valid=mask[s, t, c])
+    with np.errstate(invalid="ignore"):
+        columns["SSIM"] = ssim.mean(axis=2).mean(axis=0)
+    columns["PSNR"] = psnr.mean(axis=0)
+    units = {
+        "MSE": "sum over frame of squared [0,1] error",
+        "MAE": "sum over frame of absolute [0,1] error",
+        "SSIM": "1",
+        "PSNR": "dB",
+    }
+    return columns, units
+
+
+def _radar_scores(pred, true, mask, thresholds, pixel_km: float | None):
+    """Radar scores ``(columns, units, attrs)`` on the pixels of ``mask`` (module docstring)."""
+    err = np.where(mask, pred - true, 0.0)
+    n_valid = mask.sum(axis=(0, 2, 3, 4))
+    columns = {
+        "MSE": _ratio((err**2).sum(axis=(0, 2, 3, 4)), n_valid),
+        "MAE": _ratio(np.abs(err).sum(axis=(0, 2, 3, 4)), n_valid),
+    }
+    units = {"MSE": "(mm/h)^2", "MAE": "mm/h"}
+    scale = fss_scale_px(pixel_km or 1.0)
+    where = f"{FSS_SCALE_KM:g} km = {scale} px" if pixel_km else f"{scale} px, pixel size not given"
+    for thr in thresholds:
+        scores = categorical_scores(contingency(pred, true, threshold=thr, valid=mask))
+        event = f"event: rain rate {EVENT} {thr:g} mm/h"
+        for name in ("CSI", "POD", "FAR", "FBI"):
+            columns[f"{name}@{thr:g}"] = scores[name].to_numpy()
+            units[f"{name}@{thr:g}"] = f"1 ({event})"
+        columns[f"FSS@{thr:g}"] = fss(pred, true, threshold=thr, scale=scale, valid=mask)
+        units[f"FSS@{thr:g}"] = f"1 ({event}; scale {where})"
+    return columns, units, {"fss_scale_px": scale, "pixel_km": pixel_km}
 
 
 def _lead_index(n: int) -> pd.Index:
@@ -340,9 +532,16 @@ def _check_same_shape(pred: np.ndarray, true: np.ndarray) -> None:
 __all__ = [
     "DOMAINS",
     "as_5d",
+    "EVENT",
+    "FSS_SCALE_KM",
     "categorical_scores",
+    "common_valid",
+    "compare",
     "contingency",
+    "fss",
+    "fss_scale_px",
     "per_lead",
+    "pixel_size_km",
     "ssim_frame",
     "valid_pixels",
 ]

@@ -370,9 +370,14 @@ def test_radar_page_units_colours_and_threshold_metrics(radar_root, monkeypatch)
     stops = fc["layout"]["coloraxis"]["colorscale"]
     assert stops[2][1] == "#ffffff"  # the no-rain colour
     assert "white = no rain" in " ".join(c.value for c in at.caption)
-    # metrics: MSE, MAE and CSI/POD/FAR at the default 1 mm/h, then at a user threshold
+    # metrics: MSE, MAE and CSI/POD/FAR/FBI/FSS at the default 1 mm/h, then at a user threshold
     scores = specs["metrics"]["layout"]["meta"]["scores"]
-    assert {"MSE", "MAE", "CSI@1", "POD@1", "FAR@1"} <= set(scores)
+    assert {"MSE", "MAE", "CSI@1", "POD@1", "FAR@1", "FBI@1", "FSS@1"} <= set(scores)
+    assert (
+        "FSS (rain rate ≥ 1 mm/h; scale 10 km = 10 px)"
+        in specs["metrics"]["layout"]["meta"]["titles"]
+    )
+    assert services.SCORING_NOTE in " ".join(c.value for c in at.caption)  # mask, events, domain
     assert at.number_input(key="threshold").value == 1.0
     at.number_input(key="threshold").set_value(5.0).run()
     assert not at.exception

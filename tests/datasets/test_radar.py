@@ -515,6 +515,44 @@ def test_registered_fmi_val_needs_a_short_window():
     assert val["timestamp"].values.max() < test["timestamp"].values.min()
 
 
+@needs_shared
+@pytest.mark.shared
+def test_whole_domain_holds_each_window_at_its_crop_corner():
+    from datasets.radar import whole_domain
+
+    root = SHARED / "data"
+    windows = get_dataset("radar_mch", split="test", root=root, context=6, horizon=6, grid=96)
+    frames = windows.isel(time=slice(3, 6))  # the last context frames
+    whole = whole_domain(frames, root=root)
+    assert whole.sizes["y"] == 640 and whole.sizes["x"] == 710  # the MeteoSwiss composite at 1 km
+    assert whole.sizes["sample"] == frames.sizes["sample"] and whole.sizes["time"] == 3
+    np.testing.assert_array_equal(whole["timestamp"].values, frames["timestamp"].values)
+    for k in range(whole.sizes["sample"]):
+        r, c = int(whole["crop_row"][k]), int(whole["crop_col"][k])
+        cut = whole.values[k, :, :, r : r + 96, c : c + 96]
+        np.testing.assert_array_equal(cut, frames.values[k])
+        assert whole["y"].values[r] == pytest.approx(float(windows["y0_km"][k]))
+    outside = np.ones(whole.shape[-2:], bool)
+    outside[r : r + 96, c : c + 96] = False
+    assert np.nansum(whole.values[-1, -1, 0][outside]) > 0  # rain outside the crop is there too
+    # another resolution gives another grid, still holding the crop
+    coarse = get_dataset("radar_mch", split="test", root=root, context=6, horizon=6, grid=64,
+                         resolution_km=2.0, n_samples=1)  # fmt: skip
+    whole2 = whole_domain(coarse.isel(time=[5]), root=root)
+    assert whole2.sizes["y"] == 320
+    r, c = int(whole2["crop_row"][0]), int(whole2["crop_col"][0])
+    np.testing.assert_array_equal(
+        whole2.values[0, 0, 0, r : r + 64, c : c + 64], coarse.values[0, 5, 0]
+    )
+
+
+def test_whole_domain_is_none_for_data_that_is_its_own_domain(synthetic):
+    from datasets.radar import whole_domain
+
+    assert whole_domain(synthetic) is None  # synthetic: no larger observed domain
+    assert whole_domain(synthetic.assign_attrs(dataset="radar_mch")) is None  # no crop coords
+
+
 def test_real_datasets_say_how_to_get_the_data(tmp_path):
     for name in EVENTS:
         with pytest.raises(DatasetError, match="download=True"):

@@ -91,6 +91,69 @@ def test_extrapolation_keeps_nan_mask_and_handles_no_rain():
     assert np.array_equal(fc[..., 4:], np.zeros_like(fc[..., 4:]))
 
 
+def _rain_entering_from_the_left(n_frames, *, speed=3, shape=(64, 112), seed=1):
+    """Frames ``[T, Y, X]`` of textured rain moving ``speed`` px/step to the right: in frame ``k``
+    only columns ``< 36 + speed * k`` are rainy (a crop from column 48 on is dry until frame 4)."""
+    rng = np.random.default_rng(seed)
+    height, width = shape
+    field = ndimage.gaussian_filter(rng.random((height, width + 80)), 3)
+    field = np.clip((field - field.mean()) * 400, 0, None)
+    field[:, 80 + 36 :] = 0.0  # rain only in columns < 36 of the first frame
+    return np.stack([field[:, 80 - speed * k : 80 - speed * k + width] for k in range(n_frames)])
+
+
+def test_extrapolation_on_a_crop_uses_the_whole_domain_around_it():
+    frames = _rain_entering_from_the_left(3 + 8)  # 3 observed, 8 to forecast
+    row, col, size = 8, 48, 48
+    whole_ctx = frames[None, :3, None]  # (1, 3, 1, 64, 112)
+    crop_ctx = whole_ctx[..., row : row + size, col : col + size]
+    truth = frames[None, 3:, None, row : row + size, col : col + size]
+    assert np.nanmax(crop_ctx) == 0.0 and truth[:, -1].max() > 1.0  # rain arrives from outside
+
+    alone = extrapolation(crop_ctx, horizon=8)  # the crop as its own domain: nothing comes in
+    assert alone.max() == 0.0
+    fc = extrapolation(crop_ctx, horizon=8, domain=whole_ctx, origin=(row, col))
+    assert fc.shape == truth.shape
+    assert fc[:, -1].max() > 1.0  # rain from outside the crop appears inside it
+    scores = per_lead(fc, truth, domain="radar", thresholds=(1.0,))
+    assert scores.loc[8, "CSI@1"] > 0.5
+    # exactly the whole-domain forecast, cut to the crop afterwards
+    full = extrapolation(whole_ctx, horizon=8)
+    np.testing.assert_array_equal(fc, full[..., row : row + size, col : col + size])
+
+
+def test_extrapolation_reads_the_crop_corner_from_the_domain_coordinates():
+    frames = _rain_entering_from_the_left(4)
+    whole = _dataset_array(frames[None, :3, None]).assign_coords(
+        crop_row=("sample", [8]), crop_col=("sample", [40])
+    )
+    ctx = whole.isel(y=slice(8, 56), x=slice(40, 88))
+    fc = extrapolation(ctx, horizon=1, domain=whole)
+    assert fc.dims == ctx.dims and fc.sizes["y"] == 48
+    assert fc["x"].values[0] == 40  # the crop's own coordinates
+    np.testing.assert_array_equal(
+        fc.values, extrapolation(whole.values, horizon=1)[..., 8:56, 40:88]
+    )
+
+
+@pytest.mark.parametrize(
+    ("origin", "message"),
+    [
+        (None, "crop corner of every sample"),
+        ((30, 40), "does not fit"),
+        ((9, 40), "differs from the context's last frame"),
+    ],
+)
+def test_extrapolation_domain_errors_say_what_to_pass(origin, message):
+    frames = _rain_entering_from_the_left(3)[None, :, None]
+    ctx = frames[..., 8:56, 40:88].copy()
+    ctx[..., :, :4] = 1.0  # differs from the domain one row lower (9, 40)
+    whole = frames.copy()
+    whole[..., 8:56, 40:44] = 1.0
+    with pytest.raises(ValueError, match=message):
+        extrapolation(ctx, horizon=2, domain=whole, origin=origin)
+
+
 def test_extrapolation_needs_enough_frames():
     with pytest.raises(ValueError, match="n_frames"):
         extrapolation(np.zeros((1, 2, 1, 8, 8)), horizon=2, n_frames=3)
@@ -155,15 +218,22 @@ needs_shared = pytest.mark.skipif(
 
 @needs_shared
 @pytest.mark.shared
-def test_real_radar_extrapolation_beats_persistence_at_30_minutes():
+def test_real_radar_extrapolation_on_the_whole_domain_beats_persistence_and_the_crop_alone():
     from datasets import get_dataset
+    from datasets.radar import whole_domain
 
-    data = get_dataset("radar_mch", split="test", root=SHARED / "data", context=6, horizon=12)
+    root = SHARED / "data"
+    data = get_dataset("radar_mch", split="test", root=root, context=6, horizon=12)
     ctx, truth = data.isel(time=slice(0, 6)), data.isel(time=slice(6, 18))
-    ext = per_lead(extrapolation(ctx, horizon=12), truth, domain="radar")
+    whole = whole_domain(ctx.isel(time=slice(3, 6)), root=root)
+    ext = per_lead(extrapolation(ctx, horizon=12, domain=whole), truth, domain="radar")
     pers = per_lead(persistence(ctx, horizon=12), truth, domain="radar")
     assert ext.loc[6, "CSI@1"] > pers.loc[6, "CSI@1"]  # 30 min at PT5M
     assert (ext["MSE"] < pers["MSE"]).all()
+    # issue 11: the crop alone advects 0 mm/h in from its edges and misses the rain coming in
+    crop_only = per_lead(extrapolation(ctx, horizon=12), truth, domain="radar")
+    assert (ext.loc[6:, "CSI@1"] > crop_only.loc[6:, "CSI@1"]).all()
+    assert (ext.loc[6:, "POD@1"] > crop_only.loc[6:, "POD@1"]).all()
 
 
 @needs_shared

@@ -116,6 +116,23 @@ def test_skill_checks_compare_every_lead():
     assert ev.skill_checks(table, "video") == {"beats persistence on MSE at every lead": True}
 
 
+def test_radar_skill_checks_add_csi_and_fss_where_higher_is_better():
+    table = pd.DataFrame(
+        {
+            "method": ["convlstm"] * 2 + ["extrapolation"] * 2,
+            "lead_step": [1, 2, 1, 2],
+            "MSE": [1.0, 1.0, 2.0, 2.0],  # lower is better: the model wins
+            "CSI@1": [0.5, 0.4, 0.6, 0.3],  # higher is better: it loses at lead 1
+            "FSS@1": [0.9, 0.8, 0.7, 0.6],
+        }
+    )
+    assert ev.skill_checks(table, "radar") == {
+        "beats extrapolation on MSE at every lead": True,
+        "beats extrapolation on CSI@1 at every lead": False,
+        "beats extrapolation on FSS@1 at every lead": True,
+    }
+
+
 def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         ev.main([str(tmp_path / "nope")])
@@ -212,3 +229,112 @@ def test_missing_data_is_one_line_on_how_to_get_it(checkpoints, tmp_path, monkey
                  "--device", "cpu", "--out", str(tmp_path)])  # fmt: skip
     err = capsys.readouterr().err
     assert err.startswith("tiny_video: data not found under --data-root ") and err.count("\n") == 1
+
+
+def _padded_domain(context, pad=4):
+    """A larger 'whole domain' around tiny radar context frames: rain all around the crop."""
+    import xarray as xr
+
+    values = np.pad(context.values, [(0, 0)] * 3 + [(pad, pad)] * 2, constant_values=6.0)
+    return xr.DataArray(
+        values,
+        dims=("sample", "time", "channel", "y", "x"),
+        coords={
+            "crop_row": ("sample", [pad] * values.shape[0]),
+            "crop_col": ("sample", [pad] * values.shape[0]),
+        },  # fmt: skip
+    )
+
+
+def test_radar_extrapolation_forecasts_on_the_whole_domain(checkpoints, monkeypatch):
+    calls, seen = [], {}
+    real = ev.baselines.extrapolation
+
+    def domain_frames(context, where):
+        calls.append((context.sizes["time"], where))
+        return _padded_domain(context)
+
+    def spy(context, **kwargs):
+        seen.update(kwargs)
+        return real(context, **kwargs)
+
+    monkeypatch.setattr(ev, "domain_frames", domain_frames)
+    monkeypatch.setattr(ev.baselines, "extrapolation", spy)
+    table, facts = ev.evaluate(checkpoints / "tiny_radar", device="cpu", loader=tiny_loader,
+                               options={"root": "/data/here"})  # fmt: skip
+    assert calls == [(3, {"root": "/data/here"})]  # the last 3 context frames, where the data is
+    assert seen["domain"].sizes["y"] == 16 and seen["n_frames"] == 3
+    assert facts["scoring"]["baseline_domain"].startswith("the whole radar domain (16 x 16 px)")
+    # rain all around the crop flows in: the extrapolation is not the crop-only one
+    data = tiny_loader("tiny_radar", split="test")
+    crop_only = real(data.isel(time=slice(0, 3)), horizon=3)
+    ext = table[table.method == "extrapolation"].set_index("lead_step")
+    alone = per_lead(crop_only, data.isel(time=slice(3, 6)), domain="radar")
+    assert not np.allclose(ext["MSE"], alone["MSE"])
+
+
+def test_radar_scores_use_the_common_mask_of_every_method(checkpoints, monkeypatch):
+    real = ev.baselines.extrapolation
+
+    def holey(context, **kwargs):  # a baseline without a forecast at pixel (0, 0)
+        out = real(context, **kwargs)
+        out[..., 0, 0] = np.nan
+        return out
+
+    monkeypatch.setattr(ev.baselines, "extrapolation", holey)
+    table, facts = ev.evaluate(checkpoints / "tiny_radar", device="cpu", loader=tiny_loader)
+    data = tiny_loader("tiny_radar", split="test")
+    truth = data.values[:, 3:6]
+    common = np.isfinite(truth)
+    common[..., 0, 0] = False
+    per_method = table.groupby("method")["MSE"].size()
+    assert per_method.tolist() == [3, 3, 3]
+    assert facts["scoring"]["valid_pixels_per_lead"] == [int(common[:, k].sum()) for k in range(3)]
+    pers = np.repeat(data.values[:, 2:3], 3, axis=1)
+    expected = per_lead(pers, truth, domain="radar", valid=common)
+    got = table[table.method == "persistence"].set_index("lead_step")[expected.columns]
+    pd.testing.assert_frame_equal(got, expected, check_names=False)
+    assert facts["scoring"]["event"].startswith("rain rate >= t mm/h")
+
+
+def _two_event_loader(name, *, split, **options):
+    data = tiny_loader(name, split=split, **options)
+    events = ["2016-a"] * 4 + ["2017-b"] * (data.sizes["sample"] - 4)
+    return data.assign_coords(event=("sample", events))
+
+
+def test_per_event_and_pooled_tables_and_card(checkpoints, tmp_path):
+    import shutil
+
+    ckpt = tmp_path / "tiny_radar"
+    shutil.copytree(checkpoints / "tiny_radar", ckpt)
+    table, facts = ev.evaluate(ckpt, device="cpu", loader=_two_event_loader)
+    assert facts["events"] == {"2016-a": 4, "2017-b": 4}
+    per_event = pd.DataFrame(facts["per_event"])
+    assert list(per_event.columns[:4]) == ["event", "method", "lead_step", "lead_time"]
+    assert len(per_event) == 2 * len(table)
+    data = tiny_loader("tiny_radar", split="test")
+    for event, rows in (("2016-a", slice(0, 4)), ("2017-b", slice(4, 8))):
+        truth = data.values[rows, 3:6]
+        pers = np.repeat(data.values[rows, 2:3], 3, axis=1)
+        want = per_lead(pers, truth, domain="radar")["MSE"].to_numpy()
+        got = per_event[(per_event.event == event) & (per_event.method == "persistence")]
+        np.testing.assert_allclose(got["MSE"].to_numpy(), want)
+    # pooled MSE is the mean over both events' pixels (equal counts here: the mean of the two)
+    for method in table.method.unique():
+        pooled = table[table.method == method]["MSE"].to_numpy()
+        parts = per_event[per_event.method == method]
+        a, b = (parts[parts.event == e]["MSE"].to_numpy() for e in ("2016-a", "2017-b"))
+        np.testing.assert_allclose(pooled, (a + b) / 2)
+    model_rows = per_event[per_event.method == "convlstm"].groupby("event")["MSE"].sum()
+    assert model_rows["2016-a"] != pytest.approx(model_rows["2017-b"])  # the events do differ
+    ev.update_checkpoint(ckpt, table, facts)
+    card = (ckpt / "README.md").read_text()
+    assert "### Event 2016-a (4 windows)" in card and "### Event 2017-b (4 windows)" in card
+    assert "FBI@1" in card and "FSS@5" in card
+    assert "- event: rain rate >= t mm/h" in card
+    assert "- pixels scored: the common mask" in card
+    assert "extrapolation and persistence forecast on: the data's own 8 x 8 grid" in card
+    _, meta = load_checkpoint(ckpt, device="cpu")
+    assert meta["metrics"]["test"]["events"] == {"2016-a": 4, "2017-b": 4}
+    assert len(meta["metrics"]["test"]["per_event"]) == len(per_event)

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from scipy import ndimage
 
 from model import metrics
 from model.metrics import contingency, per_lead, ssim_frame
@@ -154,3 +155,96 @@ def test_errors_name_the_problem(kwargs, message):
 def test_bad_rank_is_rejected():
     with pytest.raises(ValueError, match="expected"):
         metrics.as_5d(np.zeros((3, 3)))
+
+
+# -- the event convention, frequency bias, FSS and the common mask ---------------------------------
+def test_event_convention_is_at_least_the_threshold_in_every_radar_score():
+    """One hand-computed case pins ``value >= t``: the pixels equal to 1.0 are events."""
+    truth = np.array([1.0, 2.0, 0.0, 0.0, 0.5]).reshape(1, 1, 1, 1, 5)
+    pred = np.array([1.0, 0.0, 1.0, 3.0, 0.5]).reshape(1, 1, 1, 1, 5)
+    # events: truth [1, 1, 0, 0, 0], forecast [1, 0, 1, 1, 0] -> H=1, M=1, F=2, CN=1
+    assert metrics.EVENT == ">="
+    table = contingency(pred, truth, threshold=1.0)
+    assert table.loc[1].to_dict() == {
+        "hits": 1,
+        "misses": 1,
+        "false_alarms": 2,
+        "correct_negatives": 1,
+    }
+    scores = per_lead(pred, truth, domain="radar", thresholds=(1.0,), pixel_km=10.0)  # 1 px
+    assert scores.loc[1, "CSI@1"] == pytest.approx(1 / 4)
+    assert scores.loc[1, "POD@1"] == pytest.approx(1 / 2)
+    assert scores.loc[1, "FAR@1"] == pytest.approx(2 / 3)
+    # frequency bias (H + F) / (H + M) = 3 / 2, which is also POD / (1 - FAR)
+    assert scores.loc[1, "FBI@1"] == pytest.approx(3 / 2)
+    assert scores.loc[1, "FBI@1"] == pytest.approx(0.5 / (1 - 2 / 3))
+    # FSS at 1 px: 1 - sum((f - o)^2) / (sum f^2 + sum o^2) = 1 - 3 / (3 + 2)
+    assert scores.attrs["fss_scale_px"] == 1
+    assert scores.loc[1, "FSS@1"] == pytest.approx(1 - 3 / 5)
+    # the units say the convention, so tables and figures can print it
+    assert scores.attrs["units"]["CSI@1"] == "1 (event: rain rate >= 1 mm/h)"
+    assert "rain rate >= 1 mm/h" in scores.attrs["units"]["FSS@1"]
+
+
+def test_pysteps_det_cat_fct_counts_above_the_threshold_ours_at_or_above():
+    from pysteps.verification.detcatscores import det_cat_fct
+
+    rng = np.random.default_rng(3)
+    obs = np.round(rng.gamma(0.6, 3.0, (40, 40)), 1)  # rounded: many values equal 1.0 exactly
+    fct = np.round(rng.gamma(0.6, 3.0, (40, 40)), 1)
+    assert (obs == 1.0).any() and (fct == 1.0).any()
+    ours = per_lead(fct[None, None], obs[None, None], domain="radar", thresholds=(1.0,))
+    below = np.nextafter(1.0, 0.0)  # "> just below 1" is ">= 1"
+    theirs = det_cat_fct(fct, obs, below, scores=["CSI", "POD", "FAR", "BIAS"])
+    assert ours.loc[1, "CSI@1"] == pytest.approx(theirs["CSI"])
+    assert ours.loc[1, "POD@1"] == pytest.approx(theirs["POD"])
+    assert ours.loc[1, "FAR@1"] == pytest.approx(theirs["FAR"])
+    assert ours.loc[1, "FBI@1"] == pytest.approx(theirs["BIAS"])
+    strict = det_cat_fct(fct, obs, 1.0, scores=["CSI"])["CSI"]
+    assert ours.loc[1, "CSI@1"] != pytest.approx(strict)  # the conventions differ at t
+
+
+def test_fss_is_pysteps_fss_for_one_field_at_10_km():
+    from pysteps.verification.spatialscores import fss as pysteps_fss
+
+    rng = np.random.default_rng(4)
+    obs = ndimage.gaussian_filter(rng.random((64, 64)), 3) * 10
+    fct = np.roll(obs, 3, axis=1)
+    for pixel_km, scale in ((1.0, 10), (2.0, 5)):
+        table = per_lead(fct[None, None], obs[None, None], domain="radar", thresholds=(5.0,),
+                         pixel_km=pixel_km)  # fmt: skip
+        assert table.attrs["fss_scale_px"] == scale
+        assert table.loc[1, "FSS@5"] == pytest.approx(pysteps_fss(fct, obs, 5.0, scale))
+        assert f"10 km = {scale} px" in table.attrs["units"]["FSS@5"]
+    # the pixel size comes from the arrays' resolution_km when not given
+    da = xr.DataArray(fct[None, None], dims=("time", "channel", "y", "x"),
+                      attrs={"resolution_km": 2.0})  # fmt: skip
+    assert per_lead(da, obs[None, None], domain="radar").attrs["fss_scale_px"] == 5
+
+
+def test_fss_pools_the_sums_of_all_samples_not_their_mean():
+    truth = np.zeros((2, 1, 1, 1, 3))
+    pred = np.zeros_like(truth)
+    truth[0, ..., 0] = pred[0, ..., 0] = 2.0  # sample 0: one event, matched (num 0, den 2)
+    pred[1, ..., 1] = 2.0  # sample 1: a false alarm, nothing observed (num 1, den 1)
+    table = per_lead(pred, truth, domain="radar", thresholds=(1.0,), pixel_km=10.0)
+    assert table.loc[1, "FSS@1"] == pytest.approx(1 - 1 / 3)  # the mean of 1 and 0 would be 0.5
+    none = per_lead(np.zeros((1, 1, 1, 2, 2)), np.zeros((1, 1, 1, 2, 2)), domain="radar")
+    assert np.isnan(none.loc[1, "FSS@1"])  # no event anywhere: undefined
+
+
+def test_compare_scores_every_forecast_on_the_common_mask():
+    truth = np.array([[[[1.0, 2.0, 3.0, np.nan]]]])  # (time, channel, y, x): 1 x 1 x 1 x 4
+    a = np.array([[[[1.0, 2.0, 9.0, 5.0]]]])  # finite everywhere
+    b = np.array([[[[2.0, np.nan, 3.0, 5.0]]]])  # its NaN removes pixel 1 for everyone
+    assert metrics.common_valid(truth, a, b).reshape(-1).tolist() == [True, False, True, False]
+    tables = metrics.compare({"a": a, "b": b}, truth, domain="radar", thresholds=(1.0,))
+    assert list(tables) == ["a", "b"]
+    assert tables["a"].attrs["valid_pixels"] == tables["b"].attrs["valid_pixels"] == [2]
+    # a on pixels 0 and 2 only: errors 0 and 6 (alone, pixel 1 would count too: MSE 36 / 3)
+    assert tables["a"].loc[1, "MSE"] == pytest.approx(36 / 2)
+    assert per_lead(a, truth, domain="radar").loc[1, "MSE"] == pytest.approx(36 / 3)
+    assert tables["b"].loc[1, "MSE"] == pytest.approx(1 / 2)
+    for domain in ("traffic", "video"):  # the other domains keep their scores on the same mask
+        got = metrics.compare({"a": a, "b": b}, truth, domain=domain)
+        assert got["a"].attrs["valid_pixels"] == [2]
