@@ -7,7 +7,7 @@ The weights of a :class:`model.convlstm.ConvLSTM` are of two kinds:
 - the peephole weights ``cells.*.peephole_weight`` ``[3, hidden, h, w]``: one per channel and
   pixel of the latent grid (frame size / patch size). On another grid they are resized by
   bilinear interpolation (``align_corners=False``: the same area seen at another resolution,
-  pixel centres kept), so a spatially smooth field stays smooth and a constant one stays exact.
+  pixel centres kept), so a spatially smooth field stays smooth and a constant one constant (to float rounding).
 
 Everything else must match: layers, hidden channels, kernel size, patch size, peepholes, output
 activation, and the input and output channels (a channel of one dataset means nothing for
@@ -103,7 +103,7 @@ def resize_per_pixel(weight: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
     Returns
     -------
     torch.Tensor
-        ``[..., size[0], size[1]]``, same dtype; a constant field stays exactly constant.
+        ``[..., size[0], size[1]]``, same dtype; a constant field stays constant (to rounding).
     """
     lead = weight.shape[:-2]
     flat = weight.reshape(1, -1, *weight.shape[-2:]).float()  # [1, prod(lead), h, w]

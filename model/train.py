@@ -872,7 +872,8 @@ def apply_data_flags(config: TrainConfig, args: argparse.Namespace) -> TrainConf
 
     ``--data PATH`` over a config that names a registered dataset replaces the dataset by the
     file: the option tables keep only the window options (``stride``, ``n_samples``; the others
-    are said and dropped) and the checkpoint is named after the file.
+    are said and dropped) and the checkpoint is named after the file (so is it when its name came
+    from the config's own file).
 
     Raises
     ------
@@ -895,6 +896,8 @@ def apply_data_flags(config: TrainConfig, args: argparse.Namespace) -> TrainConf
                                           if k in FILE_WINDOW_OPTIONS}
                                       for t, table in tables.items()})  # fmt: skip
         name = default_name({"file": given["data"]})
+    elif "data" in given and name == default_name({"file": data.file}):
+        name = default_name({"file": given["data"]})  # the name came from the replaced file
     try:
         return replace(config, name=name, data=replace(data, **changes))
     except ConfigError as err:
