@@ -189,3 +189,26 @@ def test_nan_frames_of_a_netcdf_file_break_windows(tmp_path):
     w = split_windows(series, parse_split("0.6,0.2,0.2"), "train", context=1, horizon=1)
     starts = pd.DatetimeIndex(w["timestamp"].values[:, 0])
     assert list(starts.minute) == [0, 5, 10]  # frames 0-3; frame 4 is missing, 5 stands alone
+
+
+def test_a_folder_of_radar_files_is_one_series(tmp_path):
+    from tests.datasets.test_radar import _write_odim
+
+    folder = tmp_path / "event"
+    folder.mkdir()
+    for minute in range(0, 50, 5):
+        raw = np.zeros((12, 10), dtype=np.uint16)
+        raw[3:6, minute // 5 : minute // 5 + 3] = 200  # 20 mm/h moving east
+        _write_odim(folder / f"T_PAAH21_C_EUOC_2018061312{minute:02d}00.h5", raw)
+    (folder / ".DS_Store").write_bytes(b"x")  # hidden files are skipped
+    series, _ = read_series(folder)
+    assert series.shape == (1, 10, 1, 12, 10) and series.attrs["time_step"] == "PT5M"
+    assert series.attrs["domain"] == "radar" and series.attrs["units"] == "mm/h"
+    spec = parse_split(
+        "train:..2018-06-13T12:29,val:2018-06-13T12:30..2018-06-13T12:39,test:2018-06-13T12:40.."
+    )
+    w = split_windows(series, spec, "train", context=2, horizon=2)
+    assert w.sizes["sample"] == 6 - 4 + 1  # 12:00 .. 12:25
+    (folder / "notes.txt").write_text("not radar")
+    with pytest.raises(DatasetError, match="unknown format"):
+        read_series(folder)
