@@ -276,7 +276,8 @@ def read_series(
     -------
     (xarray.DataArray, list of str)
         float32 ``(sample, time, channel, y, x)``; and one note per choice the reader inferred
-        (the ``.npz`` array, the axis order, the domain), for the caller to show.
+        (the ``.npz`` array, the axis order), for the caller to show. The ``domain`` attr is
+        ``"unknown"`` when neither the file nor ``domain`` says it.
 
     Raises
     ------
@@ -318,11 +319,6 @@ def _inferred(array: xr.DataArray, reader: str, name: str, options: dict) -> lis
         notes.append(
             f"{name}: axes read as {array.attrs.get('layout')!r} (inferred from the shape); set "
             f"layout to one of {', '.join(NPY_LAYOUTS)} if that is wrong"
-        )
-    if array.attrs.get("domain") not in DOMAINS:
-        notes.append(
-            f"{name}: domain unknown, scored as video (MSE per frame); set domain to one of "
-            f"{', '.join(DOMAINS)}"
         )
     return notes
 

@@ -79,6 +79,7 @@ from torch.utils.data import DistributedSampler
 
 from datasets import vocabulary
 from datasets.splits import DEFAULT_SPLIT
+from datasets.vocabulary import DOMAINS
 from model import runtime
 from model.checkpoint import load_checkpoint, pick_device, save_checkpoint
 from model.cli import ERRORS, Parser, one_line_errors
@@ -834,6 +835,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help=".npy/.npz axis order (data.layout): thw, tchw, thwc, ntchw, "
                       "mnist_test_seq; default: inferred from the shape")  # fmt: skip
     data.add_argument("--key", help=".npz array to read (data.key); default: inferred")
+    data.add_argument("--domain", choices=DOMAINS,
+                      help="what the file's values are (data.reader.domain): radar (mm/h), "
+                      "traffic (counts), video ([0, 1]); sets the scores and baselines; default: "
+                      "the domain of the dataset the config named, else the file's own")  # fmt: skip
     parser.add_argument("--session-minutes", type=float, default=0.0,
                         help="stop after this many training minutes, schedule unchanged; continue "
                         "later with --resume (a campaign of bursts)")  # fmt: skip
@@ -863,17 +868,19 @@ def apply_overrides(config: TrainConfig, args: argparse.Namespace) -> TrainConfi
         raise ConfigError(f"command line ({flags}): {err}") from None
 
 
-DATA_FLAGS = ("data", "split", "layout", "key")
-"""Command-line flags that set ``[data]`` fields (``--data`` sets ``file``)."""
+DATA_FLAGS = ("data", "split", "layout", "key", "domain")
+"""Command-line flags that set ``[data]`` fields (``--data`` sets ``file``, ``--domain``
+``reader.domain``)."""
 
 
 def apply_data_flags(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:
-    """``config`` with ``--data``, ``--split``, ``--layout`` and ``--key`` applied.
+    """``config`` with ``--data``, ``--split``, ``--layout``, ``--key`` and ``--domain`` applied.
 
     ``--data PATH`` over a config that names a registered dataset replaces the dataset by the
     file: the option tables keep only the window options (``stride``, ``n_samples``; the others
-    are said and dropped) and the checkpoint is named after the file (so is it when its name came
-    from the config's own file).
+    are said and dropped), the file takes the dataset's domain (``--domain`` says another), and
+    the checkpoint is named after the file (so is it when its name came from the config's own
+    file).
 
     Raises
     ------
@@ -885,7 +892,8 @@ def apply_data_flags(config: TrainConfig, args: argparse.Namespace) -> TrainConf
     if not given:
         return config
     data, name = config.data, config.name
-    changes = {("file" if f == "data" else f): v for f, v in given.items()}
+    changes = {("file" if f == "data" else f): v for f, v in given.items() if f != "domain"}
+    reader = dict(data.reader)
     if "data" in given and data.dataset:
         tables = {t: getattr(data, t) for t in OPTION_LAYERS}
         dropped = sorted({k for table in tables.values() for k in table} - set(FILE_WINDOW_OPTIONS))
@@ -896,13 +904,29 @@ def apply_data_flags(config: TrainConfig, args: argparse.Namespace) -> TrainConf
                                           if k in FILE_WINDOW_OPTIONS}
                                       for t, table in tables.items()})  # fmt: skip
         name = default_name({"file": given["data"]})
+        if dataset_domain(data.dataset):
+            reader["domain"] = dataset_domain(data.dataset)
     elif "data" in given and name == default_name({"file": data.file}):
         name = default_name({"file": given["data"]})  # the name came from the replaced file
+    if "domain" in given:
+        reader["domain"] = given["domain"]
+    if reader != data.reader:
+        changes["reader"] = reader
     try:
         return replace(config, name=name, data=replace(data, **changes))
     except ConfigError as err:
         flags = " ".join(f"--{f} {v!r}" for f, v in given.items())
         raise ConfigError(f"command line ({flags}): {err}") from None
+
+
+def dataset_domain(name: str) -> str | None:
+    """The domain of registered dataset ``name`` (None when it is not registered)."""
+    from datasets import dataset_info
+
+    try:
+        return dataset_info(name)["domain"]
+    except ValueError:
+        return None
 
 
 @one_line_errors(*ERRORS)

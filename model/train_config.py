@@ -78,7 +78,7 @@ class DataConfig:
         Per-split options; they override ``options``.
     file : str
         A file (or Zarr folder) :func:`datasets.files.read_series` reads: NetCDF/Zarr, ``.npy``,
-        ``.npz``, TaxiBJ-style HDF5, video, radar HDF5 or a zip of radar files. A relative path
+        ``.npz``, TaxiBJ-style HDF5, video, radar HDF5, a zip or folder of radar files. A relative path
         in a config file is relative to the config file's folder.
     split : str
         How the file's time axis is split (:mod:`datasets.splits`): fractions ``"0.8,0.1,0.1"``

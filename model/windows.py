@@ -103,9 +103,15 @@ def read_file(data: DataConfig) -> xr.DataArray:
     The file is checked and read by :func:`datasets.files.read_series`; what it inferred (the
     ``.npz`` array, the axis order) is said on stderr. The last file read is kept, so the
     splits of one run read it once.
+
+    Raises
+    ------
+    ConfigError
+        Neither the file nor ``data.reader`` says the domain (radar, traffic, video).
     """
     from datasets.files import read_series
     from datasets.splits import with_time_axis
+    from datasets.vocabulary import DOMAINS
 
     path = Path(data.file).expanduser()
     stat = path.stat() if path.exists() else None
@@ -117,6 +123,12 @@ def read_file(data: DataConfig) -> xr.DataArray:
         array, notes = read_series(path, **options)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
+        if array.attrs.get("domain") not in DOMAINS:
+            raise ConfigError(
+                f"{path.name}: the file does not say what its values are; state the domain "
+                f'(reader = {{ domain = "traffic" }} in [data], or --domain): radar (rain, mm/h), '
+                "traffic (counts) or video (intensities in [0, 1]); it sets the scores and baselines"
+            )
         array = with_time_axis(array, start=data.start, time_step=data.time_step)
         _FILE_CACHE.clear()
         _FILE_CACHE[key] = array
@@ -177,6 +189,8 @@ def _file_config(meta: dict, file: str, split: str | None, *, context: int, hori
         for table in OPTION_LAYERS:
             given = trained.get(table) if isinstance(trained.get(table), dict) else {}
             fields[table] = {k: v for k, v in given.items() if k in FILE_WINDOW_OPTIONS}
+    if meta.get("domain") and not (fields.get("reader") or {}).get("domain"):
+        fields["reader"] = {**fields.get("reader", {}), "domain": meta["domain"]}
     if split:
         fields["split"] = split
     return DataConfig(file=str(file), context=context, horizon=horizon, **fields)

@@ -166,12 +166,8 @@ def test_read_series_says_what_it_inferred_and_checks_reader_options(tmp_path):
     assert array.sizes["channel"] == 2 and array.attrs["units"] == "vehicles"
     assert any("'flows' (inferred" in n for n in notes)
     assert any("'thwc' (inferred" in n for n in notes)
-    assert not any("domain unknown" in n for n in notes)
-    _, notes = read_series(tmp_path / "f.npz", key="flows", layout="thwc")
-    assert notes == [
-        "f.npz: domain unknown, scored as video (MSE per frame); set domain to one of radar, "
-        "traffic, video"
-    ]
+    stated, notes = read_series(tmp_path / "f.npz", key="flows", layout="thwc")
+    assert notes == [] and stated.attrs["domain"] == "unknown"
     with pytest.raises(DatasetError, match=r"no reader option variable; this format takes"):
         read_series(tmp_path / "f.npz", variable="rain")
     with pytest.raises(DatasetError, match="domain 'weather'"):

@@ -145,6 +145,7 @@ def test_data_flag_replaces_a_registered_dataset(tmp_path, capsys):
     assert (data.dataset, data.file, data.split, data.key) == ("", "my flows.npz",
                                                                 "0.7,0.15,0.15", "x")  # fmt: skip
     assert config.name == "my_flows"  # never the shipped checkpoint's folder
+    assert data.reader == {"domain": "traffic"}  # the dataset's, unless --domain says another
     assert data.options == {} and data.val == {"stride": 6, "n_samples": 256}  # window options
     assert "options context, horizon of dataset 'taxinyc' do not apply" in capsys.readouterr().err
     args = build_parser().parse_args([str(config_path), "--split", "0.8,0.1,0.1"])
@@ -180,3 +181,13 @@ def test_evaluation_cuts_a_file_as_training_did():
     }
     cfg = data_config(registered, file="f.npz")
     assert cfg.split_text == "0.8,0.1,0.1" and cfg.layout == ""
+
+
+def test_a_file_without_a_domain_asks_for_one(tmp_path):
+    np.savez(tmp_path / "flows.npz", flows=_frames(n_time=12))
+    raw = {"data": {"file": str(tmp_path / "flows.npz"), "context": 2, "horizon": 2}}
+    with pytest.raises(ConfigError, match=r"flows.npz: the file does not say what its values"):
+        load_windows(TrainConfig.from_dict(raw).data, "train")
+    args = build_parser().parse_args(["c.toml", "--domain", "video"])
+    config = apply_data_flags(TrainConfig.from_dict(raw), args)
+    assert load_windows(config.data, "train").attrs["domain"] == "video"
