@@ -189,9 +189,13 @@ def check_file_fits(checkpoint, meta: dict, data: xr.DataArray, file) -> None:
         )
     trained = meta.get("data_file") or {}
     if trained.get("sha256") and file_facts(file)["sha256"] != trained["sha256"]:
-        print(f"note: {name} is not the file {Path(checkpoint).name} was trained on "
-              f"({trained.get('name')}, sha256 {str(trained['sha256'])[:12]}...); its {data.attrs.get('split', 'test')} "
-              "split is cut the same way", file=sys.stderr)  # fmt: skip
+        digest = str(trained["sha256"])[:12]
+        print(
+            f"note: {name} is not the file {Path(checkpoint).name} was trained on "
+            f"({trained.get('name')}, sha256 {digest}...); its {data.attrs.get('split')} split "
+            "is cut the same way",
+            file=sys.stderr,
+        )
 
 
 def format_lead(value) -> str:

@@ -85,6 +85,16 @@ def test_train_and_evaluate_a_npz_through_the_command_line_alone(tmp_path):
     # the test split, as in training: frames 32..39 of 40 (0.2), 8 - 6 + 1 windows
     assert facts["dataset"] == "flows.npz" and facts["samples"] == 3
 
+    # another file on the same grid is scored, with a note that it is not the training file
+    np.savez(work / "other.npz", flows=_frames(seed=1))
+    done = _run("model.evaluate", str(work / "ckpt"), "--data", str(work / "other.npz"),
+                "--data-split", "0.5,0.25,0.25", "--device", "cpu", "--out", str(work / "eval1"),
+                cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "note: other.npz is not the file ckpt was trained on (flows.npz" in done.stderr
+    facts = json.loads((work / "eval1" / "evaluation.json").read_text())
+    assert facts["samples"] == 10 - 6 + 1  # the last 0.25 of 40 frames
+
     # a file on another grid is refused in one line, naming both grids
     np.savez(work / "big.npz", flows=_frames(size=16))
     done = _run("model.evaluate", str(work / "ckpt"), "--data", str(work / "big.npz"),
