@@ -878,8 +878,8 @@ def apply_data_flags(config: TrainConfig, args: argparse.Namespace) -> TrainConf
 
     ``--data PATH`` over a config that names a registered dataset replaces the dataset by the
     file: the option tables keep only the window options (``stride``, ``n_samples``; the others
-    are said and dropped), the file takes the dataset's domain (``--domain`` says another), and
-    the checkpoint is named after the file (so is it when its name came from the config's own
+    are said and dropped), the file takes the dataset's domain (``--domain`` says another),
+    ``train.stream`` is turned off (it renders Moving MNIST), and the checkpoint is named after the file (so is it when its name came from the config's own
     file).
 
     Raises
@@ -912,8 +912,13 @@ def apply_data_flags(config: TrainConfig, args: argparse.Namespace) -> TrainConf
         reader["domain"] = given["domain"]
     if reader != data.reader:
         changes["reader"] = reader
+    settings = config.train
+    if "data" in given and settings.stream:
+        print("note: --data: train.stream turned off (it renders Moving MNIST, not a file)",
+              file=sys.stderr)  # fmt: skip
+        settings = replace(settings, stream=False)
     try:
-        return replace(config, name=name, data=replace(data, **changes))
+        return replace(config, name=name, data=replace(data, **changes), train=settings)
     except ConfigError as err:
         flags = " ".join(f"--{f} {v!r}" for f, v in given.items())
         raise ConfigError(f"command line ({flags}): {err}") from None

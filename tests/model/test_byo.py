@@ -158,6 +158,11 @@ def test_data_flag_replaces_a_registered_dataset(tmp_path, capsys):
     assert data.reader == {"domain": "traffic"}  # the dataset's, unless --domain says another
     assert data.options == {} and data.val == {"stride": 6, "n_samples": 256}  # window options
     assert "options context, horizon of dataset 'taxinyc' do not apply" in capsys.readouterr().err
+    video = REPO_ROOT / "configs" / "video_moving_mnist.toml"  # trains on a rendered stream
+    args = build_parser().parse_args([str(video), "--data", "clip.mp4"])
+    config = apply_data_flags(TrainConfig.load(video), args)
+    assert not config.train.stream and config.data.reader == {"domain": "video"}
+    assert "train.stream turned off" in capsys.readouterr().err
     args = build_parser().parse_args([str(config_path), "--split", "0.8,0.1,0.1"])
     with pytest.raises(ConfigError, match=r"--split '0.8,0.1,0.1'.*applies to a file"):
         apply_data_flags(TrainConfig.load(config_path), args)
