@@ -12,6 +12,10 @@ One small config file (TOML or JSON) per checkpoint, under ``configs/``
     train = { n_samples = 2000 }         # per-split options (override `options`)
     val = { n_samples = 64 }
     test = { n_samples = 256 }
+                                         # or a file of your own instead of `dataset`:
+                                         # file = "flows.npz", split = "0.8,0.1,0.1" (or dates),
+                                         # layout, key, reader = { domain = "traffic" }; see
+                                         # model.train_config.DataConfig and datasets.splits
     [model]                              # model.convlstm.ConvLSTMConfig fields
     hidden_channels = [64, 64]           # in_channels / frame_size come from the data
     patch_size = 4
@@ -44,6 +48,11 @@ Outputs: the best checkpoint by validation loss in ``checkpoints/NAME/`` (``mode
 ``meta.json`` via :func:`model.checkpoint.save_checkpoint`), and in ``runs/NAME/`` the CSV log
 (``log.csv``), the latest checkpoint (``last/``) and the optimiser state (``train_state.pt``) that
 ``--resume`` continues from.
+
+A file on the command line: ``python -m model.train CONFIG --data PATH [--split SPEC] [--layout
+AXES] [--key NAME] [--domain DOMAIN]`` trains on the file with the config's model, normalisation
+and schedule (:func:`apply_data_flags`); ``--init-from`` a checkpoint of another grid fine-tunes
+it there (:mod:`model.finetune`).
 
 Data parallel: launched by ``torchrun --nproc_per_node N -m model.train CONFIG``, each process
 trains on its share of every global batch (``DistributedSampler``) and gradients are averaged by
