@@ -19,13 +19,13 @@ sample change <= 1 s; domain switch <= 1.5 s. Results also go to
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import time
 
 from bench.server import CHROMIUM, CHROMIUM_ARGS, REPO, dashboard_server
+from datasets.cli import Parser, fail, one_line_errors
 
 ARTIFACTS = REPO / "test-artifacts"
 TARGETS = {
@@ -128,10 +128,18 @@ def measure(runs: int) -> dict:
     }
 
 
+@one_line_errors(OSError, TimeoutError, ImportError)
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    """``python -m bench.dashboard_browser [--runs N]``; problems end it with one line, status 2."""
+    parser = Parser(prog="python -m bench.dashboard_browser", description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="fresh servers to measure (median)")
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error(f"--runs {args.runs}: give at least 1")
+    if not CHROMIUM.exists():
+        fail(
+            f"Chromium not found at {CHROMIUM}; install Debian's chromium (apt-get install chromium)"
+        )
     result = measure(args.runs)
     (ARTIFACTS / "bench_dashboard_browser.json").write_text(json.dumps(result, indent=2))
     print(f"{'timing':22s} {'median s':>9s} {'target s':>9s}  runs")

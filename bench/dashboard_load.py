@@ -26,7 +26,6 @@ at a closed loopback port, and the client refuses any other host.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -43,6 +42,7 @@ from urllib.parse import parse_qs, urlencode
 from bench.server import Server, dashboard_server
 from bench.streamlit_client import LOOPBACK, PageRun, open_page, open_pages
 from dashboard.budget import BUDGETS
+from datasets.cli import Parser, one_line_errors
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINTS = REPO / "checkpoints"
@@ -442,9 +442,14 @@ def _problems(report: LoadReport, server: Server) -> list[str]:
     return problems
 
 
+@one_line_errors(ValueError, OSError)
 def main(argv: list[str] | None = None) -> int:
-    """Command line: start a server, run the load, print the report; 1 when a check failed."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    """Command line: start a server, run the load, print the report; 1 when a check failed.
+
+    A bad option (``--sessions 0``) or a server that cannot start ends it with one line on stderr
+    and status 2 (:mod:`datasets.cli`).
+    """
+    parser = Parser(prog="python -m bench.dashboard_load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=16, help="concurrent sessions (1-200)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds, repeats reuse links (1-5)")
     parser.add_argument("--timeout", type=float, default=150.0, help="seconds per page")

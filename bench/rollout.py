@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from model.cli import ERRORS, Parser, one_line_errors
 from model.convlstm import ConvLSTM
 from model.rollout import (
     CaptureSpec,
@@ -300,8 +301,10 @@ def bench_config(
     print(f"   reference alone in its own process (glibc defaults), warm {alone:.3f} s: {ratios}")
 
 
+@one_line_errors(*ERRORS)
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """``python -m bench.rollout [options]``; a bad option ends it with one line, status 2."""
+    parser = Parser(prog="python -m bench.rollout", description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=["radar", "video", "traffic"],
                         choices=sorted(CONFIGS))  # fmt: skip
     parser.add_argument("--rounds", type=int, default=6)
@@ -313,6 +316,12 @@ def main(argv=None) -> None:
                         help=argparse.SUPPRESS)  # fmt: skip
     parser.add_argument("--probe-rounds", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    for flag, value, least in (("--rounds", args.rounds, 1), ("--cold-runs", args.cold_runs, 0),
+                               ("--threads", args.threads, 0), ("--probe-rounds", args.probe_rounds, 1)):  # fmt: skip
+        if value < least:
+            parser.error(f"{flag} {value}: give at least {least}")
+    if args.device not in ("cpu", "cuda", "mps") and not args.device.startswith("cuda:"):
+        parser.error(f"--device {args.device!r}: use cpu, cuda, cuda:N or mps")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

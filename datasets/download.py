@@ -52,13 +52,13 @@ CLI::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import sys
 from pathlib import Path, PurePosixPath
 
+from datasets.cli import EXIT_USAGE, Parser, one_line, one_line_errors
 from datasets.errors import DataNotFound, DatasetError
 from datasets.guards import sha256_of
 from datasets.manifests import MANIFESTS, FileSet
@@ -326,9 +326,14 @@ def _check_hash(digest: str | None, *, where: str) -> str | None:
     raise ValueError(f"{where}: {digest!r} is not a hex SHA-256 (or 'md5:<hex>')")
 
 
+@one_line_errors(DatasetError, ValueError, OSError)
 def main(argv: list[str] | None = None) -> int:
-    """Command line: download a dataset's files, list downloadable datasets, or print a manifest."""
-    parser = argparse.ArgumentParser(
+    """Command line: download a dataset's files, list downloadable datasets, or print a manifest.
+
+    Returns 0 on success; a refused name or a failed download prints one line on stderr and
+    returns 2 (:mod:`datasets.cli`).
+    """
+    parser = Parser(
         prog="python -m datasets.download",
         description="Download a dataset's public files (checked by SHA-256) into the cache.",
     )
@@ -354,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             f"error: {args.name!r} is not downloadable; choose one of: {', '.join(sets)}",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_USAGE
     try:
         paths = fetch_dataset(
             args.name,
@@ -364,8 +369,8 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
         )
     except DatasetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     folders = sorted({str(p.parent) for p in paths.values()})
     print(f"{args.name}: {len(paths)} files ready under {', '.join(folders)}")
     return 0

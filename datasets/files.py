@@ -19,6 +19,8 @@ reader                   reads
                          centre-cropped to a square and resized to ``size`` x ``size``
 :func:`open_radar`       one KNMI/ODIM HDF5 radar file, or a zip of radar files of one source
 :func:`read_any`         any of the above, chosen by content (magic bytes) then suffix
+:func:`read_series`      any of the above along its whole time axis (to be split into train, val
+                         and test by :mod:`datasets.splits`), with the choices it inferred
 =======================  ==========================================================================
 
 Units and time steps. uint8 pixels become ``"pixel intensity [0, 1]"`` (value / 255); other arrays
@@ -67,6 +69,7 @@ from datasets.formats.netcdf import (  # noqa: F401
 )
 from datasets.formats.npy import (  # noqa: F401
     NPY_LAYOUTS,
+    NPZ_PREFERRED_KEYS,
     match_npy,
     match_npz,
     mnist_seq_to_array,
@@ -79,6 +82,7 @@ from datasets.formats.video import DEFAULT_MAX_FRAMES, match_video, open_video  
 from datasets.guards import DEFAULT_MAX_BYTES, check_file
 from datasets.layout import (  # noqa: F401  (re-exported: their home was here)
     DIMS,
+    DOMAINS,
     FRAME_STEP,
     PIXEL_UNITS,
     USER_LICENCE,
@@ -169,6 +173,38 @@ READERS: list[ReaderEntry] = [
 """Formats :func:`read_any` knows, in dispatch order (first match wins)."""
 
 
+def find_reader(
+    path: str | os.PathLike, *, max_bytes: int | None = DEFAULT_MAX_BYTES
+) -> ReaderEntry:
+    """The :data:`READERS` entry that reads ``path`` (by its content, then its suffix).
+
+    Parameters
+    ----------
+    path : path
+        A file, or a Zarr folder.
+    max_bytes : int or None
+        Size limit, checked first (:func:`datasets.guards.check_file`).
+
+    Raises
+    ------
+    DatasetError
+        Missing or too large, or of no known format (the message lists the known suffixes).
+    """
+    path = check_file(path, max_bytes=max_bytes, folder_ok=True)
+    head = b""
+    if path.is_file():
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    for entry in READERS:
+        if entry.match(path, head):
+            return entry
+    known = sorted({s for e in READERS for s in e.suffixes})
+    raise DatasetError(
+        f"{path.name}: unknown format (starts {head[:8]!r}). Known: {', '.join(known)}; give the file "
+        "its usual suffix, or convert it to .npy (T, H, W) or NetCDF with (time, y, x) dims."
+    )
+
+
 def read_any(
     path: str | os.PathLike, *, max_bytes: int | None = DEFAULT_MAX_BYTES, **options
 ) -> xr.DataArray:
@@ -193,22 +229,98 @@ def read_any(
     DatasetError
         Unknown format (the message lists the known ones), or any reader's error.
     """
-    path = check_file(path, max_bytes=max_bytes, folder_ok=True)
-    head = b""
-    if path.is_file():
-        with open(path, "rb") as handle:
-            head = handle.read(512)
-    for entry in READERS:
-        if entry.match(path, head):
-            try:
-                return entry.reader(path, max_bytes=max_bytes, **options)
-            except DatasetError as exc:  # registered readers too: no server folder in messages
-                raise DatasetError(public_message(str(exc), path)) from exc.__cause__
-    known = sorted({s for e in READERS for s in e.suffixes})
-    raise DatasetError(
-        f"{path.name}: unknown format (starts {head[:8]!r}). Known: {', '.join(known)}; give the file "
-        "its usual suffix, or convert it to .npy (T, H, W) or NetCDF with (time, y, x) dims."
-    )
+    return _read_with(find_reader(path, max_bytes=max_bytes), path, max_bytes, options)
+
+
+def _read_with(entry: ReaderEntry, path, max_bytes: int | None, options: dict) -> xr.DataArray:
+    path = Path(path).expanduser()
+    try:
+        return entry.reader(path, max_bytes=max_bytes, **options)
+    except DatasetError as exc:  # registered readers too: no server folder in messages
+        raise DatasetError(public_message(str(exc), path)) from exc.__cause__
+
+
+SERIES_OPTIONS = {"taxibj-hdf5": {"series": True}}
+"""Reader options that make a reader return its file's whole time axis instead of windows."""
+
+
+def read_series(
+    path: str | os.PathLike,
+    *,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    units: str | None = None,
+    domain: str | None = None,
+    **options,
+) -> tuple[xr.DataArray, list[str]]:
+    """A file's frames along its whole time axis, to be split (:mod:`datasets.splits`).
+
+    :func:`read_any` with the reader's own options checked first, TaxiBJ-style files read as one
+    series (:data:`SERIES_OPTIONS`) rather than windows, and ``units``/``domain`` set on any
+    format.
+
+    Parameters
+    ----------
+    path : path
+        Any file :func:`read_any` reads (a Zarr folder too).
+    max_bytes : int or None
+        Size limit of the file.
+    units : str, optional
+        Units of the values (e.g. ``"vehicles per 30 min"``); the reader's when None.
+    domain : {"radar", "traffic", "video"}, optional
+        What the data is (decides the scores and baselines); the reader's guess when None.
+    **options
+        Options of the chosen reader (``layout=`` and ``key=`` for ``.npy``/``.npz``,
+        ``variable=`` for NetCDF/Zarr, ``size=`` for video, ``interval_minutes=`` for TaxiBJ).
+
+    Returns
+    -------
+    (xarray.DataArray, list of str)
+        float32 ``(sample, time, channel, y, x)``; and one note per choice the reader inferred
+        (the ``.npz`` array, the axis order), for the caller to show. The ``domain`` attr is
+        ``"unknown"`` when neither the file nor ``domain`` says it.
+
+    Raises
+    ------
+    DatasetError
+        An option the format does not take (the message lists those it takes), a bad domain, or
+        anything :func:`read_any` refuses.
+    """
+    import inspect
+
+    entry = find_reader(path, max_bytes=max_bytes)
+    name = Path(path).name
+    if domain is not None and domain not in DOMAINS:
+        raise DatasetError(f"domain {domain!r} for {name}: use one of {', '.join(DOMAINS)}")
+    params = inspect.signature(entry.reader).parameters
+    takes = sorted(k for k, p in params.items() if p.kind is p.KEYWORD_ONLY and k != "max_bytes")
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise DatasetError(
+            f"{name} ({entry.name} format): no reader option {', '.join(unknown)}; this format "
+            f"takes {', '.join(takes) or 'none'}"
+        )
+    stated = {k: v for k, v in (("units", units), ("domain", domain)) if v is not None}
+    passed = {k: v for k, v in stated.items() if k in params}
+    options = {**options, **passed, **SERIES_OPTIONS.get(entry.name, {})}
+    array = _read_with(entry, path, max_bytes, options)
+    array = array.assign_attrs(**stated) if stated else array
+    return array, _inferred(array, entry.name, name, options)
+
+
+def _inferred(array: xr.DataArray, reader: str, name: str, options: dict) -> list[str]:
+    """Notes on what :func:`read_series` chose without being told."""
+    notes = []
+    if reader == "npz" and "key" not in options:
+        notes.append(
+            f"{name}: read array {array.attrs.get('npz_key')!r} (inferred: the only frame array, "
+            f"or the first of {', '.join(NPZ_PREFERRED_KEYS)}); set key to read another"
+        )
+    if reader in ("npy", "npz") and "layout" not in options:
+        notes.append(
+            f"{name}: axes read as {array.attrs.get('layout')!r} (inferred from the shape); set "
+            f"layout to one of {', '.join(NPY_LAYOUTS)} if that is wrong"
+        )
+    return notes
 
 
 def read_bytes(

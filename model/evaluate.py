@@ -45,6 +45,7 @@ import xarray as xr
 from datasets import DataNotFound, DatasetError, vocabulary
 from model import baselines
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model.cli import ERRORS, Parser, fail, one_line_errors
 from model.metrics import EVENT, FSS_SCALE_KM, compare
 from model.normalize import Normalizer
 from model.rollout import PRECISIONS, forecast_windows, resolve_precision
@@ -108,11 +109,17 @@ def evaluate(
     with_baselines: bool = True,
     loader=None,
     precision: str = "auto",
+    file: str | Path | None = None,
+    file_split: str | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Per-lead-time scores of a checkpoint and the baselines.
 
     The checkpoint forecasts under ``precision`` (:func:`model.rollout.resolve_precision`:
     ``"auto"`` is bfloat16 autocast where the device computes it natively, as in the dashboard).
+
+    With ``file`` (``--data PATH``) the windows are cut from that file as the checkpoint's own
+    file was (:func:`model.windows.data_config`; ``file_split`` replaces its split), after the
+    file is checked against the checkpoint (:func:`check_file_fits`).
 
     Returns
     -------
@@ -128,8 +135,10 @@ def evaluate(
     options = dict(options or {})
     if n_samples is not None:
         options["n_samples"] = n_samples
-    data_cfg = data_config(meta, dataset=dataset)
+    data_cfg = data_config(meta, dataset=dataset, file=file, split=file_split)
     data = load_windows(data_cfg, split, overrides=options, loader=loader)
+    if file is not None:
+        check_file_fits(checkpoint, meta, data, file)
     domain = str(data.attrs.get("domain") or meta.get("domain") or "video")
     context, horizon = int(meta["context"]), int(meta["horizon"])
     ctx = data.isel(time=slice(0, context))
@@ -163,7 +172,7 @@ def evaluate(
     result, by_event = score_table(methods, truth, domain=domain, thresholds=thresholds)
     facts = {
         "checkpoint": str(checkpoint),
-        "dataset": data_cfg.dataset,
+        "dataset": data_cfg.source_name,
         "split": split,
         "samples": int(data.sizes["sample"]),
         "events": _event_counts(data),
@@ -275,6 +284,36 @@ def _event_counts(data: xr.DataArray) -> dict[str, int]:
     return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
 
 
+def check_file_fits(checkpoint, meta: dict, data: xr.DataArray, file) -> None:
+    """Refuse a file whose windows the checkpoint cannot read; say when it is another file.
+
+    Raises
+    ------
+    DatasetError
+        Channels, grid, domain or time step differ from the checkpoint's
+        (:func:`model.checkpoint.compatibility_problem`).
+    """
+    from model.checkpoint import compatibility_problem
+    from model.provenance import file_facts
+
+    name = Path(file).name
+    problem = compatibility_problem(meta, data)
+    if problem:
+        raise DatasetError(
+            f"{name} does not fit checkpoint {Path(checkpoint).name}: {problem}; evaluate it "
+            "with a checkpoint trained on data like it"
+        )
+    trained = meta.get("data_file") or {}
+    if trained.get("sha256") and file_facts(file)["sha256"] != trained["sha256"]:
+        digest = str(trained["sha256"])[:12]
+        print(
+            f"note: {name} is not the file {Path(checkpoint).name} was trained on "
+            f"({trained.get('name')}, sha256 {digest}...); its {data.attrs.get('split')} split "
+            "is cut the same way",
+            file=sys.stderr,
+        )
+
+
 def format_lead(value) -> str:
     """A lead time for tables: ``"30 min"``, ``"2 h"``; step counts as they are."""
     if isinstance(value, pd.Timedelta):
@@ -350,6 +389,7 @@ def model_card(meta: dict, table: pd.DataFrame, facts: dict) -> str:
         f"- dataset: `{meta['dataset']}` ({domain}, units {meta.get('units')}, time step "
         f"{meta.get('time_step')}); synthetic: {bool(meta.get('synthetic'))}",
         f"- source: {meta.get('source')}; licence: {meta.get('licence')}",
+        *_data_file_lines(meta),
         f"- options per split: `{json.dumps(meta.get('dataset_options', {}))}`",
         f"- {meta['context']} frames in, {meta['horizon']} out; training samples: "
         f"{training.get('train_samples')}; test samples scored: {facts['samples']}",
@@ -447,6 +487,19 @@ def _per_event_lines(facts: dict, metrics: list[str]) -> list[str]:
     return lines
 
 
+def _data_file_lines(meta: dict) -> list[str]:
+    """Model-card line for a checkpoint trained on a file: its name, hash and split."""
+    stored = meta.get("data_file")
+    if not isinstance(stored, dict):
+        return []
+    data = ((meta.get("training") or {}).get("config") or {}).get("data") or {}
+    split = data.get("split") or "0.8,0.1,0.1 (default)"
+    return [
+        f"- file: `{stored.get('name')}` (sha256 {stored.get('sha256')}), split `{split}`; "
+        f"evaluate with `python -m model.evaluate CHECKPOINT --data {stored.get('name')}`"
+    ]
+
+
 def _lineage_lines(init: dict | None, depth: int = 0) -> list[str]:
     """Model-card lines for the checkpoints training started from (fine-tuning chains)."""
     if not init:
@@ -458,6 +511,16 @@ def _lineage_lines(init: dict | None, depth: int = 0) -> list[str]:
         f" with `{init.get('command')}`: {init.get('steps')} steps, {init.get('samples_seen')} "
         f"samples, {init.get('train_time_s')} s of training on {device}"
     ]
+    resized = init.get("resized")
+    if isinstance(resized, dict) and resized.get("frame_size"):
+        (h0, w0), (h1, w1) = resized["frame_size"]
+        (gh0, gw0), (gh1, gw1) = resized.get("grid") or ((h0, w0), (h1, w1))
+        lines.append(
+            f"{'  ' * (depth + 1)}- grid changed from {h0}x{w0} to {h1}x{w1} pixels: per-pixel "
+            f"weights ({', '.join(resized.get('parameters', []))}) resized from the {gh0}x{gw0} "
+            f"to the {gh1}x{gw1} latent grid by {resized.get('method')}; convolution kernels "
+            "copied as they are"
+        )
     return lines + _lineage_lines(init.get("init_from"), depth + 1)
 
 
@@ -521,7 +584,7 @@ def not_found_line(checkpoint, dataset: str | None, data_root: str | None, err) 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m model.evaluate",
         description="Per-lead-time scores of a checkpoint and baselines on a dataset split; "
         "writes evaluation.csv and evaluation.png.",
@@ -529,6 +592,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("checkpoint", help="checkpoint folder (meta.json + model.safetensors)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--dataset", help="score on another registered dataset")
+    parser.add_argument("--data", metavar="PATH",
+                        help="score on this file (any format model.train --data reads), cut as "
+                        "the checkpoint's training file was; checked against the checkpoint")  # fmt: skip
+    parser.add_argument("--data-split", metavar="SPEC", dest="data_split",
+                        help="with --data: split the file this way instead of as in training "
+                        "(fractions 0.8,0.1,0.1 or dates train:..2024-06-30,val:...,test:...)")  # fmt: skip
     parser.add_argument("--n-samples", type=int, help="number of windows (dataset option)")
     parser.add_argument("--data-root", metavar="DIR",
                         help="read the data from this folder (dataset option root=); default: "
@@ -544,11 +613,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@one_line_errors(*ERRORS, ValueError)
 def main(argv: list[str] | None = None) -> pd.DataFrame:
+    """``python -m model.evaluate CHECKPOINT [options]``; errors end it with one line, status 2."""
     args = build_parser().parse_args(argv)
     tune_cpu_allocator()  # process-wide: keep freed activations for reuse (model/runtime.py)
     options = {"root": args.data_root} if args.data_root else {}
-    thresholds = tuple(float(t) for t in args.thresholds.split(","))
+    try:
+        thresholds = tuple(float(t) for t in args.thresholds.split(","))
+    except ValueError:
+        fail(f"--thresholds {args.thresholds!r}: give numbers in mm/h separated by commas (1,5)")
     try:
         table, facts = evaluate(
             args.checkpoint,
@@ -560,6 +634,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             batch_size=args.batch_size,
             thresholds=thresholds,
             precision=args.precision,
+            file=args.data,
+            file_split=args.data_split,
         )
     except DataNotFound as err:
         print(not_found_line(args.checkpoint, args.dataset, args.data_root, err), file=sys.stderr)

@@ -8,9 +8,11 @@
 
 No data location is ever stored: dataset options that name a folder or file (:data:`PATH_OPTIONS`,
 e.g. ``root=`` from ``--data-root``) are dropped (:func:`without_paths`), the command line keeps
-``--data-root DIR`` in place of the folder (:func:`scrub_command`), and ``data_source`` records only
-whether a local folder was used. Evaluation finds the data in the download cache, or where
-``--data-root`` says, on whichever machine it runs.
+``--data-root DIR`` in place of the folder and only the names of the files it was given
+(:func:`scrub_command`), and ``data_source`` records only whether a local folder was used. A file
+trained on (``data.file``, ``--data PATH``) is recorded by its name and SHA-256 alone
+(:func:`file_facts`, ``data_file`` in the metadata). Evaluation finds the data in the download
+cache, or where ``--data-root`` or ``--data`` says, on whichever machine it runs.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ PATH_OPTIONS = frozenset({"root", "path", "cache_dir"})
 PATH_FLAGS = frozenset({"--data-root"})
 """Command-line flags whose value is a data location: recorded as ``DIR``."""
 
+FILE_FLAGS = frozenset({"--data", "--out", "--run-dir", "--init-from"})
+"""Command-line flags whose value is a file or folder: recorded by :func:`portable_path`."""
+
 OPTION_TABLES = ("options", "train", "val", "test")
 
 
@@ -57,10 +62,13 @@ def without_paths(tables: dict) -> dict:
 def data_source(data) -> str:
     """Where training read its data, without saying where on the machine.
 
-    ``"local folder"`` (a path option such as ``root=``), ``"bundled"`` (generated or shipped with
+    ``"file"`` (``data.file``: see :func:`file_facts`), ``"local folder"`` (a path option such
+    as ``root=``), ``"bundled"`` (generated or shipped with
     the code), ``"download cache"`` (a registered dataset that needs files), or ``"custom loader"``
     (a dataset not registered, e.g. a test's loader).
     """
+    if getattr(data, "file", ""):
+        return "file"
     tables = [dict(getattr(data, name, {}) or {}) for name in OPTION_TABLES]
     if any(is_path_option(k, v) for table in tables for k, v in table.items()):
         return "local folder"
@@ -73,33 +81,62 @@ def data_source(data) -> str:
 
 
 def scrub_command(command: str) -> str:
-    """``command`` with the value of each data-location flag replaced by ``DIR``."""
+    """``command`` without machine paths: the value of each :data:`PATH_FLAGS` flag becomes
+    ``DIR``, that of each :data:`FILE_FLAGS` flag and any other absolute path (the config file)
+    its :func:`portable_path`."""
     try:
         tokens = shlex.split(command)
     except ValueError:
         return command
-    out, hide = [], False
+    out, pending = [], None
     for token in tokens:
-        if hide:
-            out.append("DIR")
-            hide = False
-        elif token in PATH_FLAGS:
+        flag, eq, value = token.partition("=")
+        if pending is not None:
+            out.append(_scrubbed(pending, token))
+            pending = None
+        elif token in PATH_FLAGS | FILE_FLAGS:
             out.append(token)
-            hide = True
-        elif token.split("=", 1)[0] in PATH_FLAGS and "=" in token:
-            out.append(token.split("=", 1)[0] + "=DIR")
+            pending = token
+        elif eq and flag in PATH_FLAGS | FILE_FLAGS:
+            out.append(f"{flag}={_scrubbed(flag, value)}")
+        elif token.startswith(("/", "~")):
+            out.append(portable_path(token))
         else:
             out.append(token)
     return " ".join(shlex.quote(t) for t in out)
 
 
+def _scrubbed(flag: str, value: str) -> str:
+    return "DIR" if flag in PATH_FLAGS else (portable_path(value) if value else value)
+
+
 def portable_path(path: str | Path) -> str:
-    """A checkpoint's path for the record: relative to the repository, else its folder name."""
+    """A path for the record: relative to the repository when inside it, else its last name."""
     path = Path(path)
     try:
         return path.resolve().relative_to(REPO_ROOT).as_posix()
     except (ValueError, OSError):
         return path.name
+
+
+def file_facts(path: str | Path) -> dict:
+    """What a checkpoint records of a data file: ``{"name": ..., "sha256": ...}``, never its path.
+
+    The SHA-256 is of the file's bytes; for a folder (a Zarr store) of every file in it, in
+    sorted relative order, names included.
+    """
+    import hashlib
+
+    from datasets.guards import sha256_of
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(item.relative_to(path).as_posix().encode() + b"\0")
+            digest.update(sha256_of(item).encode())
+        return {"name": path.name, "sha256": digest.hexdigest()}
+    return {"name": path.name, "sha256": sha256_of(path)}
 
 
 def checkpoint_metadata(
@@ -116,6 +153,7 @@ def checkpoint_metadata(
     train_s: float,
     val: dict,
     init: dict | None = None,
+    data_file: dict | None = None,
 ) -> dict:
     """Checkpoint metadata (see DESIGN.md: checkpoint metadata).
 
@@ -138,13 +176,22 @@ def checkpoint_metadata(
         Validation scores of these weights.
     init : dict, optional
         :func:`lineage` of the checkpoint training started from.
+    data_file : dict, optional
+        :func:`file_facts` of the file trained on (``data.file``); computed here when None.
+        The array and axis order it was read as (``key``, ``layout``, from ``array``'s attrs)
+        are added, so evaluation reads a file the same way even where they were inferred.
     """
     attrs = dict(array.attrs)
     data = config.data
+    if data.file:
+        read_as = {"key": attrs.get("npz_key"), "layout": attrs.get("layout")}
+        data_file = {**(data_file or file_facts(data.file)),
+                     **{k: str(v) for k, v in read_as.items() if v}}  # fmt: skip
     return {
         "name": config.name,
         "description": config.description or "",
-        "dataset": data.dataset,
+        "dataset": data.source_name,
+        **({"data_file": data_file} if data.file else {}),
         "dataset_options": without_paths({k: dict(getattr(data, k)) for k in OPTION_TABLES}),
         "data_source": data_source(data),  # never the folder itself
         "domain": attrs.get("domain"),
@@ -181,15 +228,25 @@ def checkpoint_metadata(
 
 
 def _config_without_paths(config: dict) -> dict:
+    """The stored training config: no path options, the file by name, ``init_from`` portable."""
     data = config.get("data")
     if isinstance(data, dict):
-        config = {**config, "data": {**data, **without_paths(
-            {k: data[k] for k in OPTION_TABLES if k in data})}}  # fmt: skip
+        data = {**data, **without_paths({k: data[k] for k in OPTION_TABLES if k in data})}
+        if data.get("file"):
+            data["file"] = Path(data["file"]).name
+        config = {**config, "data": data}
+    train = config.get("train")
+    if isinstance(train, dict) and train.get("init_from"):
+        config = {**config, "train": {**train, "init_from": portable_path(train["init_from"])}}
     return config
 
 
-def lineage(meta: dict, path: Path) -> dict:
-    """How the checkpoint that training starts from was made (its own lineage nested inside)."""
+def lineage(meta: dict, path: Path, *, resized: dict | None = None) -> dict:
+    """How the checkpoint that training starts from was made (its own lineage nested inside).
+
+    ``resized``: what :func:`model.finetune.transfer_weights` resized to the new grid (from which
+    grid to which), recorded as ``"resized"``; None when the weights were copied as they are.
+    """
     training = meta.get("training", {})
     return {
         "path": portable_path(path),
@@ -202,6 +259,7 @@ def lineage(meta: dict, path: Path) -> dict:
         "hardware": training.get("hardware"),
         "git_revision": meta.get("git_revision"),
         "weights_sha256": meta.get("weights_sha256"),
+        "resized": resized,
         "init_from": training.get("init_from"),
     }
 

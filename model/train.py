@@ -12,6 +12,10 @@ One small config file (TOML or JSON) per checkpoint, under ``configs/``
     train = { n_samples = 2000 }         # per-split options (override `options`)
     val = { n_samples = 64 }
     test = { n_samples = 256 }
+                                         # or a file of your own instead of `dataset`:
+                                         # file = "flows.npz", split = "0.8,0.1,0.1" (or dates),
+                                         # layout, key, reader = { domain = "traffic" }; see
+                                         # model.train_config.DataConfig and datasets.splits
     [model]                              # model.convlstm.ConvLSTMConfig fields
     hidden_channels = [64, 64]           # in_channels / frame_size come from the data
     patch_size = 4
@@ -44,6 +48,11 @@ Outputs: the best checkpoint by validation loss in ``checkpoints/NAME/`` (``mode
 ``meta.json`` via :func:`model.checkpoint.save_checkpoint`), and in ``runs/NAME/`` the CSV log
 (``log.csv``), the latest checkpoint (``last/``) and the optimiser state (``train_state.pt``) that
 ``--resume`` continues from.
+
+A file on the command line: ``python -m model.train CONFIG --data PATH [--split SPEC] [--layout
+AXES] [--key NAME] [--domain DOMAIN]`` trains on the file with the config's model, normalisation
+and schedule (:func:`apply_data_flags`); ``--init-from`` a checkpoint of another grid fine-tunes
+it there (:mod:`model.finetune`).
 
 Data parallel: launched by ``torchrun --nproc_per_node N -m model.train CONFIG``, each process
 trains on its share of every global batch (``DistributedSampler``) and gradients are averaged by
@@ -78,16 +87,20 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from datasets import vocabulary
+from datasets.splits import DEFAULT_SPLIT
+from datasets.vocabulary import DOMAINS
 from model import runtime
 from model.checkpoint import load_checkpoint, pick_device, save_checkpoint
+from model.cli import ERRORS, Parser, one_line_errors
 from model.convlstm import ConvLSTM, ConvLSTMConfig
+from model.finetune import TransferError, transfer_weights
 from model.losses import LOSSES, Objective, masked_mse, rain_weights
 from model.moving_mnist_stream import MovingMNISTStream
 from model.normalize import Normalizer
-from model.provenance import checkpoint_metadata, lineage
+from model.provenance import checkpoint_metadata, file_facts, lineage
 from model.rollout import forecast_windows, resolve_precision
-from model.train_config import ConfigError, TrainConfig
-from model.windows import load_windows
+from model.train_config import FILE_WINDOW_OPTIONS, ConfigError, TrainConfig, default_name
+from model.windows import OPTION_LAYERS, load_windows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,7 +137,10 @@ def make_normalizer(normalization: dict, train_array) -> Normalizer:
         values = np.asarray(train_array.values, dtype=np.float64)
         values = values[np.isfinite(values)]
         fields["scale"] = float(max(np.percentile(values, 99.9), 1e-6)) if values.size else 1.0
-    return Normalizer(**fields)
+    try:
+        return Normalizer(**fields)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"[normalization]: {err}") from None
 
 
 def to_split(array, normalizer: Normalizer) -> Split:
@@ -314,6 +330,7 @@ class Run:
     steps: int
     command: str | None = None
     init_summary: dict | None = None
+    data_file: dict | None = None  # name and sha256 of data.file (never its path)
     initial_state: dict | None = None
     objective: torch.nn.Module | None = None
     sampler: DistributedSampler | None = None
@@ -360,26 +377,46 @@ def load_data(
 def build_network(config: TrainConfig, split: Split, device: torch.device) -> ConvLSTM:
     """A freshly initialised ConvLSTM for the config's ``[model]`` and the data's channels and grid."""
     _, _, channels, height, width = split.frames.shape  # [N, T, C, H, W]
-    model_cfg = ConvLSTMConfig(
-        **{**config.model, "in_channels": channels, "frame_size": (height, width)}
-    )
+    try:
+        model_cfg = ConvLSTMConfig(
+            **{**config.model, "in_channels": channels, "frame_size": (height, width)}
+        )
+    except (TypeError, ValueError) as err:
+        raise ConfigError(
+            f"[model] does not fit the data ({channels} channel(s) of {height}x{width} from "
+            f"{config.data.source_name}): {err}"
+        ) from None
     return ConvLSTM(config=model_cfg).to(device)
 
 
 def init_weights(net: ConvLSTM, init_from: str, ddp: Dist) -> dict:
-    """Copy the weights of checkpoint ``init_from`` into ``net``; returns its :func:`lineage`."""
+    """Copy the weights of checkpoint ``init_from`` into ``net``; returns its :func:`lineage`.
+
+    The checkpoint may have another grid: per-pixel weights are resized to ``net``'s
+    (:func:`model.finetune.transfer_weights`) and the lineage says from which grid to which.
+
+    Raises
+    ------
+    ConfigError
+        The checkpoint's architecture or channels differ from ``net``'s beyond the grid.
+    """
     init_path = Path(init_from)
     init_path = init_path if init_path.is_absolute() else REPO_ROOT / init_path
     source, source_meta = load_checkpoint(init_path, device="cpu")
-    if source.config != net.config:
+    try:
+        resized = transfer_weights(source, net)
+    except TransferError as err:
         raise ConfigError(
-            f"train.init_from={init_from}: its architecture {source.config} "
-            f"differs from this config's {net.config}; use the same [model] and data grid"
-        )
-    net.load_state_dict(source.state_dict())
+            f"train.init_from={init_from}: cannot start from this checkpoint: {err}"
+        ) from None
     if ddp.main:
-        print(f"initialised from {init_path} ({source_meta.get('dataset')})", file=sys.stderr)
-    return lineage(source_meta, init_path)
+        how = ""
+        if resized:
+            (h0, w0), (h1, w1) = resized["frame_size"]
+            how = f"; per-pixel weights resized from {h0}x{w0} to {h1}x{w1}"
+        print(f"initialised from {init_path.name} ({source_meta.get('dataset')}){how}",
+              file=sys.stderr)  # fmt: skip
+    return lineage(source_meta, init_path, resized=resized)
 
 
 def set_up(
@@ -413,7 +450,8 @@ def set_up(
     return Run(config=config, ddp=ddp, device=device, device_note=device_note,
                normalizer=normalizer, train_split=train_split, val_split=val_split, net=net,
                optimizer=optimizer, out_dir=out_dir, run_dir=run_dir, seed=seed, steps=steps,
-               command=command, init_summary=init_summary, initial_state=initial)  # fmt: skip
+               command=command, init_summary=init_summary, initial_state=initial,
+               data_file=file_facts(config.data.file) if config.data.file else None)  # fmt: skip
 
 
 def resume_run(run: Run) -> None:
@@ -552,7 +590,7 @@ def validate_and_save(run: Run) -> dict:
                                seed=run.seed, world_size=run.ddp.world,
                                device_note=run.device_note, command=run.command,
                                wall_s=now - run.t_start, train_s=run.train_seconds(now), val=scores,
-                               init=run.init_summary)  # fmt: skip
+                               init=run.init_summary, data_file=run.data_file)  # fmt: skip
     save_checkpoint(run.run_dir / "last", run.net, metadata=meta)
     if scores["val_loss"] < run.best["val_loss"]:
         run.best = dict(scores, step=run.step)
@@ -777,10 +815,11 @@ it stops training early and the checkpoint keeps the file's ``train.steps``."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m model.train",
-        description="Train a ConvLSTM on a registered dataset from a config file (configs/*.toml). "
-        "Data-parallel with `torchrun --nproc_per_node N -m model.train CONFIG`.",
+        description="Train a ConvLSTM on a registered dataset or a file of your own, from a config "
+        "file (configs/*.toml). Data-parallel with `torchrun --nproc_per_node N -m model.train "
+        "CONFIG`.",
     )
     parser.add_argument("config", help="training config (.toml or .json)")
     parser.add_argument("--out", help="checkpoint folder (default checkpoints/NAME)")
@@ -791,6 +830,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, help="train this many steps instead of train.steps")
     for o in OVERRIDES:
         parser.add_argument(o.flag, type=o.type, choices=o.choices, help=o.help)
+    data = parser.add_argument_group(
+        "a file of your own (NetCDF/Zarr, .npy, .npz, TaxiBJ-style HDF5, video, radar files)"
+    )
+    data.add_argument("--data", metavar="PATH",
+                      help="train on this file instead of the config's data (set data.file); a "
+                      "config that named a dataset then names the checkpoint after the file")  # fmt: skip
+    data.add_argument("--split", metavar="SPEC",
+                      help="split of the file's time axis (data.split): fractions train,val,test "
+                      f"in time order ({DEFAULT_SPLIT}, the default) or dates "
+                      "(train:..2024-06-30,val:2024-07-01..2024-07-15,test:2024-07-16..)")  # fmt: skip
+    data.add_argument("--layout", metavar="AXES",
+                      help=".npy/.npz axis order (data.layout): thw, tchw, thwc, ntchw, "
+                      "mnist_test_seq; default: inferred from the shape")  # fmt: skip
+    data.add_argument("--key", help=".npz array to read (data.key); default: inferred")
+    data.add_argument("--domain", choices=DOMAINS,
+                      help="what the file's values are (data.reader.domain): radar (mm/h), "
+                      "traffic (counts), video ([0, 1]); sets the scores and baselines; default: "
+                      "the domain of the dataset the config named, else the file's own")  # fmt: skip
     parser.add_argument("--session-minutes", type=float, default=0.0,
                         help="stop after this many training minutes, schedule unchanged; continue "
                         "later with --resume (a campaign of bursts)")  # fmt: skip
@@ -820,11 +877,82 @@ def apply_overrides(config: TrainConfig, args: argparse.Namespace) -> TrainConfi
         raise ConfigError(f"command line ({flags}): {err}") from None
 
 
+DATA_FLAGS = ("data", "split", "layout", "key", "domain")
+"""Command-line flags that set ``[data]`` fields (``--data`` sets ``file``, ``--domain``
+``reader.domain``)."""
+
+
+def apply_data_flags(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    """``config`` with ``--data``, ``--split``, ``--layout``, ``--key`` and ``--domain`` applied.
+
+    ``--data PATH`` over a config that names a registered dataset replaces the dataset by the
+    file: the option tables keep only the window options (``stride``, ``n_samples``; the others
+    are said and dropped), the file takes the dataset's domain (``--domain`` says another),
+    ``train.stream`` is turned off (it renders Moving MNIST), and the checkpoint is named after the file (so is it when its name came from the config's own
+    file).
+
+    Raises
+    ------
+    ConfigError
+        A bad value, or ``--split``/``--layout``/``--key`` without a file; the message names the
+        flag.
+    """
+    given = {f: getattr(args, f, None) for f in DATA_FLAGS if getattr(args, f, None) is not None}
+    if not given:
+        return config
+    data, name = config.data, config.name
+    changes = {("file" if f == "data" else f): v for f, v in given.items() if f != "domain"}
+    reader = dict(data.reader)
+    if "data" in given and data.dataset:
+        tables = {t: getattr(data, t) for t in OPTION_LAYERS}
+        dropped = sorted({k for table in tables.values() for k in table} - set(FILE_WINDOW_OPTIONS))
+        if dropped:
+            print(f"note: --data: options {', '.join(dropped)} of dataset {data.dataset!r} do not "
+                  "apply to a file; dropped", file=sys.stderr)  # fmt: skip
+        changes.update(dataset="", **{t: {k: v for k, v in table.items()
+                                          if k in FILE_WINDOW_OPTIONS}
+                                      for t, table in tables.items()})  # fmt: skip
+        name = default_name({"file": given["data"]})
+        if dataset_domain(data.dataset):
+            reader["domain"] = dataset_domain(data.dataset)
+    elif "data" in given and name == default_name({"file": data.file}):
+        name = default_name({"file": given["data"]})  # the name came from the replaced file
+    if "domain" in given:
+        reader["domain"] = given["domain"]
+    if reader != data.reader:
+        changes["reader"] = reader
+    settings = config.train
+    if "data" in given and settings.stream:
+        print("note: --data: train.stream turned off (it renders Moving MNIST, not a file)",
+              file=sys.stderr)  # fmt: skip
+        settings = replace(settings, stream=False)
+    try:
+        return replace(config, name=name, data=replace(data, **changes), train=settings)
+    except ConfigError as err:
+        flags = " ".join(f"--{f} {v!r}" for f, v in given.items())
+        raise ConfigError(f"command line ({flags}): {err}") from None
+
+
+def dataset_domain(name: str) -> str | None:
+    """The domain of registered dataset ``name`` (None when it is not registered)."""
+    from datasets import dataset_info
+
+    try:
+        return dataset_info(name)["domain"]
+    except ValueError:
+        return None
+
+
+@one_line_errors(*ERRORS)
 def main(argv: list[str] | None = None) -> TrainResult:
-    """``python -m model.train CONFIG [options]`` (also under torchrun)."""
+    """``python -m model.train CONFIG [options]`` (also under torchrun).
+
+    The project's errors (:data:`model.cli.ERRORS`) end it with one line on stderr and exit
+    status 2.
+    """
     runtime.tune_cpu_allocator()  # the engine no longer does it: fast CPU rollouts in training
     args = build_parser().parse_args(argv)
-    config = apply_overrides(TrainConfig.load(args.config), args)
+    config = apply_data_flags(apply_overrides(TrainConfig.load(args.config), args), args)
     launcher = "torchrun" if "WORLD_SIZE" in os.environ else sys.executable
     command = " ".join(
         [Path(launcher).name, "-m", "model.train", *map(shlex.quote, argv or sys.argv[1:])]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -50,37 +51,134 @@ def _known_keys(table: dict, known, section: str) -> None:
         raise ConfigError(f"unknown {section} keys {unknown}; known: {sorted(known)}")
 
 
+FILE_KEYS = ("file", "split", "layout", "key", "start", "time_step", "reader")
+"""``[data]`` keys of a config that names a file instead of a registered dataset."""
+FILE_WINDOW_OPTIONS = ("stride", "n_samples")
+"""Keys of the option tables (``options``, ``train``, ``val``, ``test``) for a file."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
-    """The ``[data]`` section: which dataset, and how many frames in and out.
+    """The ``[data]`` section: which data, and how many frames in and out.
+
+    Either a registered dataset (``dataset``) or a file (``file``), never both.
 
     Attributes
     ----------
     dataset : str
-        A name from ``datasets.list_datasets()``.
+        A name from ``datasets.list_datasets()``; ``""`` when ``file`` is given.
     context : int
         Frames read by the network (time steps of the dataset, e.g. 5 minutes each for radar).
     horizon : int
         Frames forecast; the loss covers all of them.
     options : dict
-        ``datasets.get_dataset(...)`` keyword options for every split.
+        ``datasets.get_dataset(...)`` keyword options for every split; for a file, the window
+        options ``stride`` (frames between window starts, default 1) and ``n_samples``.
     train, val, test : dict
         Per-split options; they override ``options``.
+    file : str
+        A file (or Zarr folder) :func:`datasets.files.read_series` reads: NetCDF/Zarr, ``.npy``,
+        ``.npz``, TaxiBJ-style HDF5, video, radar HDF5, a zip or folder of radar files. A relative path
+        in a config file is relative to the config file's folder.
+    split : str
+        How the file's time axis is split (:mod:`datasets.splits`): fractions ``"0.8,0.1,0.1"``
+        (the default, in time order) or dates ``"train:..2024-06-30,val:2024-07-01..2024-07-15,
+        test:2024-07-16.."``.
+    layout : str
+        ``.npy``/``.npz`` axis order (``thw``, ``tchw``, ``thwc``, ``ntchw``,
+        ``mnist_test_seq``); ``""``: inferred from the shape (and said).
+    key : str
+        ``.npz`` array to read; ``""``: inferred (and said).
+    start : str
+        Time of a timestamp-less file's first frame (``"2024-01-01T00:00"``); with ``time_step``
+        it gives the frames timestamps (so dates can split it).
+    time_step : str
+        Time between frames of a file that does not state it (ISO 8601, ``"PT30M"``).
+    reader : dict
+        More reader options: ``units``, ``domain`` (``radar``, ``traffic``, ``video``: decides the
+        scores and baselines), ``variable`` (NetCDF), ``size`` (video), ``interval_minutes``
+        (TaxiBJ).
     """
 
-    dataset: str
+    dataset: str = ""
     context: int
     horizon: int
     options: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     val: dict = field(default_factory=dict)
     test: dict = field(default_factory=dict)
+    file: str = ""
+    split: str = ""
+    layout: str = ""
+    key: str = ""
+    start: str = ""
+    time_step: str = ""
+    reader: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_types(self, "data")
         for key in ("context", "horizon"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"data.{key} must be a positive integer")
+        if bool(self.dataset) == bool(self.file):
+            raise ConfigError(
+                "[data] names both a dataset and a file; keep one"
+                if self.dataset
+                else "[data] names no data: set dataset = NAME (a registered dataset) or "
+                "file = PATH (a file of your own)"
+            )
+        if self.file:
+            self._check_file_keys()
+        else:
+            given = [k for k in FILE_KEYS[1:] if getattr(self, k)]
+            if given:
+                raise ConfigError(
+                    f"data.{given[0]} applies to a file (data.file), not to the registered dataset "
+                    f"{self.dataset!r}, which has its own splits and reader; remove it"
+                )
+
+    def _check_file_keys(self) -> None:
+        from datasets.errors import DatasetError
+        from datasets.formats.npy import NPY_LAYOUTS
+        from datasets.splits import parse_split
+        from datasets.timesteps import parse_time_step
+
+        try:
+            parse_split(self.split_text)
+        except DatasetError as err:
+            raise ConfigError(f"data.split: {err}") from None
+        if self.layout and self.layout not in NPY_LAYOUTS:
+            raise ConfigError(f"data.layout={self.layout!r}; use one of {', '.join(NPY_LAYOUTS)}")
+        for table in ("options", "train", "val", "test"):
+            _known_keys(getattr(self, table), FILE_WINDOW_OPTIONS, f"data.{table} (for a file)")
+        if self.time_step and parse_time_step(self.time_step) is None:
+            raise ConfigError(
+                f"data.time_step={self.time_step!r} is no duration; write ISO 8601 such as "
+                "'PT30M' or 'PT1H'"
+            )
+        if self.start:
+            if not self.time_step:
+                raise ConfigError("data.start needs data.time_step (the time between frames)")
+            try:
+                import pandas as pd
+
+                pd.Timestamp(self.start)
+            except (ValueError, TypeError):
+                raise ConfigError(
+                    f"data.start={self.start!r} is not a time; write '2024-01-01T00:00'"
+                ) from None
+
+    @property
+    def split_text(self) -> str:
+        """The file's split as written, or the default (chronological 0.8, 0.1, 0.1)."""
+        from datasets.splits import DEFAULT_SPLIT
+
+        return self.split or DEFAULT_SPLIT
+
+    @property
+    def source_name(self) -> str:
+        """What the data is called in records: the dataset name, or the file's name."""
+        return self.dataset or Path(self.file).name
 
 
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16")  # model.rollout.PRECISIONS
@@ -214,7 +312,7 @@ class TrainConfig:
         if self.train.stream and self.data.dataset != STREAMED_DATASET:
             raise ConfigError(
                 f"train.stream = true needs data.dataset = {STREAMED_DATASET!r} (the only dataset "
-                f"rendered on the device), not {self.data.dataset!r}; remove train.stream"
+                f"rendered on the device), not {self.data.source_name!r}; remove train.stream"
             )
 
     @classmethod
@@ -231,8 +329,10 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown sections {unknown}; known: {list(SECTIONS)}")
         data = raw.get("data")
-        if not isinstance(data, dict) or "dataset" not in data:
-            raise ConfigError("[data] with a `dataset` name is required")
+        if not isinstance(data, dict) or not ({"dataset", "file"} & set(data)):
+            raise ConfigError(
+                "[data] with a `dataset` name (registered data) or a `file` path is required"
+            )
         _known_keys(data, DataConfig.__dataclass_fields__, "data")
         for key in ("context", "horizon"):
             if key not in data:
@@ -242,7 +342,7 @@ class TrainConfig:
             raise ConfigError(f"[train] must be a table, not {train!r}")
         _known_keys(train, TrainSettings.__dataclass_fields__, "train")
         return cls(
-            name=raw.get("name", str(data["dataset"])),
+            name=raw.get("name", default_name(data)),
             description=raw.get("description"),
             data=DataConfig(**data),
             model=raw.get("model", {}),
@@ -273,6 +373,9 @@ class TrainConfig:
                 raise ConfigError(f"{path}: config must be .toml or .json")
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
             raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()} ({err})") from err
+        data = raw.get("data")
+        if isinstance(data, dict) and isinstance(data.get("file"), str) and data["file"]:
+            data["file"] = str(resolve_file(data["file"], path.parent))
         return cls.from_dict(raw, source=str(path))
 
     def to_dict(self) -> dict:
@@ -293,6 +396,20 @@ class TrainConfig:
     def coerce(cls, cfg: TrainConfig | dict, *, source: str = "config") -> TrainConfig:
         """``cfg`` itself when already a :class:`TrainConfig`, else :meth:`from_dict`."""
         return cfg if isinstance(cfg, TrainConfig) else cls.from_dict(cfg, source=source)
+
+
+def default_name(data: dict) -> str:
+    """The checkpoint name when a config gives none: the dataset's, or the file's stem."""
+    if data.get("dataset"):
+        return str(data["dataset"])
+    stem = Path(str(data.get("file", ""))).name.split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_") or "file"
+
+
+def resolve_file(file: str, folder: str | Path) -> Path:
+    """``file`` (``~`` expanded) as an absolute path, relative ones taken from ``folder``."""
+    path = Path(file).expanduser()
+    return path if path.is_absolute() else (Path(folder) / path).resolve()
 
 
 def load_config(path: str | Path) -> dict:

@@ -46,7 +46,6 @@ reads it without SUMO.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -60,6 +59,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+if not __package__:  # run as `python tools/sumo_traffic.py`: put the repository on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from datasets.cli import Parser, fail, one_line_errors
 
 CHANNELS = ("inflow", "outflow")
 START = "2024-01-01T00:00"  # a Monday; the timestamps are nominal (simulated days)
@@ -774,10 +777,11 @@ def _env() -> dict[str, str]:
     return env
 
 
+@one_line_errors(RuntimeError, OSError, ValueError)
 def main(argv: list[str] | None = None) -> int:
-    """Command line entry point."""
+    """Command line entry point; a bad option or a missing SUMO ends it with one line, status 2."""
     defaults = SumoConfig()
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python tools/sumo_traffic.py",
         description="Simulate grid-city traffic with Eclipse SUMO and bin in/out flows to NetCDF.",
     )
@@ -819,8 +823,7 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory(prefix="sumo_traffic_") as tmp:
                 counts, grid, stats = simulate(Path(tmp), cfg, jobs=args.jobs)
     except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        fail(exc)
     ds = to_dataset(counts, grid, cfg, stats)
     write_netcdf(ds, args.out)
     size_kb = args.out.stat().st_size / 1024

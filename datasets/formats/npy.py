@@ -151,7 +151,7 @@ def frames_from_array(
     if layout == "mnist_test_seq":
         if raw.dtype != np.uint8:
             raise DatasetError(f"{source}: mnist_test_seq layout must be uint8, got {raw.dtype}.")
-        out = mnist_seq_to_array(raw, source=source)
+        out = mnist_seq_to_array(raw, source=source).assign_attrs(layout=layout)
         check_values(out.values, path=Path(source))
         return out
     values = np.asarray(raw)
@@ -171,6 +171,7 @@ def frames_from_array(
         domain=domain or ("video" if is_pixels else "unknown"),
         source=source,
         description=f"array {raw.shape} {raw.dtype} read from {source} as {layout}",
+        extra_attrs={"layout": layout},
     )
 
 

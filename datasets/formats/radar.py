@@ -1,4 +1,4 @@
-"""Radar files for :func:`datasets.files.read_any`: one ODIM/KNMI HDF5 file, or a zip of radar files.
+"""Radar files for :func:`datasets.files.read_any`: one ODIM/KNMI HDF5 file, a zip or a folder of them.
 
 Match rules (:func:`match_radar`)
 ---------------------------------
@@ -8,7 +8,10 @@ Match rules (:func:`match_radar`)
   NetCDF-4 files (BoM too) do not match and keep their readers;
 - a zip (magic bytes, not ``.npz``) whose file members all have radar suffixes (``.h5``,
   ``.hdf``, ``.hdf5``, ``.gif``, ``.pgm``, ``.pgm.gz``); ``__MACOSX/`` entries and folders are
-  skipped. A zipped Zarr store has ``.zarray``/``zarr.json`` members and does not match.
+  skipped. A zipped Zarr store has ``.zarray``/``zarr.json`` members and does not match;
+- a folder (``python -m model.train CONFIG --data DIR``; uploads are never folders) whose
+  top-level files all have those suffixes (hidden files skipped, symbolic links left out). A Zarr
+  folder keeps its chunks in subfolders and does not match.
 
 Reading (:func:`open_radar`)
 ----------------------------
@@ -36,7 +39,7 @@ import numpy as np
 import xarray as xr
 
 from datasets.errors import DatasetError
-from datasets.magic import HDF5_MAGIC, ZIP_MAGIC
+from datasets.magic import HDF5_MAGIC, ZIP_MAGIC, head
 from datasets.untrusted import DEFAULT_MAX_DECODED_BYTES, check_zip
 
 RADAR_MEMBER_SUFFIXES = {
@@ -77,6 +80,20 @@ def _match_zip(path: Path) -> bool:
     return bool(members) and all(_family(i.filename) for i in members)
 
 
+def _folder_files(path: Path) -> list[Path]:
+    """A folder's regular files, top level only, sorted by name (hidden files and links left out)."""
+    return sorted(
+        p
+        for p in path.iterdir()
+        if not p.name.startswith(".") and not p.is_symlink() and p.is_file()
+    )
+
+
+def _match_folder(path: Path) -> bool:
+    files = _folder_files(path)
+    return bool(files) and all(_family(p.name) for p in files)
+
+
 def _match_hdf5(path: Path) -> bool:
     from datasets.radar_io import _hdf5_radar_source
 
@@ -87,7 +104,9 @@ def _match_hdf5(path: Path) -> bool:
 
 
 def match_radar(path: Path, head: bytes) -> bool:
-    """A KNMI/ODIM HDF5 file, or a zip whose members are all radar files (module doc)."""
+    """A KNMI/ODIM HDF5 file, or a zip or folder whose files are all radar files (module doc)."""
+    if path.is_dir():
+        return _match_folder(path)
     if head.startswith(HDF5_MAGIC):
         return _match_hdf5(path)
     if head.startswith(ZIP_MAGIC):
@@ -212,8 +231,21 @@ def _public(text: str, folder: Path, paths: list[Path], names: list[str]) -> str
     return text.replace(str(folder) + "/", "").replace(str(folder), "(folder)")
 
 
+def _read_folder(path: Path) -> xr.DataArray:
+    """A folder of radar files of one source (the command line's ``--data DIR``)."""
+    files = _folder_files(path)
+    if len(files) > MAX_ZIP_FRAMES:
+        raise DatasetError(
+            f"{path.name}: {len(files):,} radar files, over the limit of {MAX_ZIP_FRAMES:,}; "
+            "split the folder."
+        )
+    if len({_family(p.name) for p in files}) > 1:
+        raise DatasetError(f"{path.name}: the folder mixes radar formats; keep one source in it.")
+    return _read(files, [p.name for p in files], path.name)
+
+
 def open_radar(path: Path, *, max_bytes: int | None = None, **_options) -> xr.DataArray:
-    """Read one KNMI/ODIM HDF5 file or a zip of radar files of one source (module doc).
+    """Read one KNMI/ODIM HDF5 file, or a zip or folder of radar files of one source (module doc).
 
     Returns
     -------
@@ -223,9 +255,11 @@ def open_radar(path: Path, *, max_bytes: int | None = None, **_options) -> xr.Da
     """
     path = Path(path)
     limit = DEFAULT_MAX_DECODED_BYTES if max_bytes is None else max_bytes
-    with open(path, "rb") as handle:
-        is_zip = handle.read(len(ZIP_MAGIC)) == ZIP_MAGIC
-    if not is_zip:
+    is_zip = path.is_file() and head(path, len(ZIP_MAGIC)) == ZIP_MAGIC
+    if path.is_dir():
+        array = _read_folder(path)
+        description = str(array.attrs.get("description", ""))
+    elif not is_zip:
         array = _read([path], [path.name], path.name)
         description = str(array.attrs.get("description", ""))
     else:

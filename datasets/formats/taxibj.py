@@ -454,22 +454,39 @@ def open_taxibj(
     horizon: int = 12,
     stride: int | None = None,
     interval_minutes: int | None = None,
+    series: bool = False,
 ) -> xr.DataArray:
     """:func:`datasets.files.read_any` reader: a TaxiBJ-layout file as gap-free windows.
+
+    Parameters
+    ----------
+    path : path
+        The HDF5 file (``date`` and ``data``).
+    max_bytes : int or None
+        Size limit of the file.
+    context, horizon, stride : int
+        Window sizes in frames (stride default ``horizon``); unused with ``series``.
+    interval_minutes : int, optional
+        Minutes per slot (see :func:`read_taxibj`).
+    series : bool
+        Return the whole time axis as one sequence ``(1, time, channel, y, x)`` (timestamps with
+        the file's gaps) instead of windows, for :mod:`datasets.splits` to cut.
 
     Returns
     -------
     xarray.DataArray
-        float32 ``(sample, time, channel, y, x)`` from :func:`windows` (stride default
-        ``horizon``), with the file's report in the attrs.
+        float32 ``(sample, time, channel, y, x)`` from :func:`windows`, with the file's report
+        in the attrs.
 
     Raises
     ------
     DatasetError
         Anything :func:`read_taxibj` or :func:`windows` refuses.
     """
-    series, _ = read_taxibj(path, interval_minutes=interval_minutes, max_bytes=max_bytes)
-    return windows(series, context, horizon, stride=horizon if stride is None else stride)
+    frames, _ = read_taxibj(path, interval_minutes=interval_minutes, max_bytes=max_bytes)
+    if series:
+        return frames.expand_dims(sample=[0]).transpose("sample", "time", "channel", "y", "x")
+    return windows(frames, context, horizon, stride=horizon if stride is None else stride)
 
 
 def looks_like_taxibj(path: Path, head: bytes) -> bool:

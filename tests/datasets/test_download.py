@@ -177,7 +177,7 @@ def test_cli_failure_and_unknown_name_exit_nonzero(tmp_path, monkeypatch, capsys
     monkeypatch.setitem(
         download._FILE_SETS, "tiny_example", download.FileSet("taxinyc", {TAXI_FILE: None})
     )
-    assert download.main(["tiny_example", "--cache-dir", str(tmp_path), "--quiet"]) == 1
+    assert download.main(["tiny_example", "--cache-dir", str(tmp_path), "--quiet"]) == 2
     assert "error:" in capsys.readouterr().err
     assert download.main(["no_such_dataset"]) == 2
     assert "tiny_example" in capsys.readouterr().err  # lists what is downloadable
