@@ -50,6 +50,7 @@ from datasets.vocabulary import DOMAINS
 from model.checkpoint import (
     META_FILE,
     CheckpointError,
+    has_forecast_head,
     load_checkpoint,
     read_metadata,
     save_checkpoint,
@@ -189,15 +190,23 @@ def model_card(meta: dict) -> str:
         "",
         "## Scores",
         "",
-        "None: imported weights bring no scores of this project."
-        + (
-            ""
-            if inspect
-            else " Score them with `python -m model.evaluate checkpoints/NAME --dataset NAME`."
-        ),
+        "None: imported weights bring no scores of this project." + _scoring_hint(meta),
         "",
     ]
     return "\n".join(lines)
+
+
+def _scoring_hint(meta: dict) -> str:
+    """How to score a forecasting import (evaluation reads ``context`` and ``horizon``)."""
+    if not has_forecast_head(meta):
+        return ""
+    command = (
+        f" Score it with `python -m model.evaluate checkpoints/{meta.get('name', 'NAME')} "
+        f"--dataset {meta.get('dataset') or 'DATASET'}`"
+    )
+    if meta.get("context") and meta.get("horizon"):
+        return command + "."
+    return command + " once imported with --context and --horizon, which evaluation reads."
 
 
 def import_checkpoint(
