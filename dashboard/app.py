@@ -146,6 +146,9 @@ def explore(link: DeepLink, query: dict) -> None:
     cache.server_ready(sel.root, tuple(sorted(services.DOMAINS, key=lambda d: d != first)))
     if not _choose_data(sel, entries, default_ds) or not _choose_checkpoint(sel, default_ckpt):
         return
+    if not services.has_forecast_head(sel.meta):  # an imported network without a head
+        _inspect_page(sel)
+        return
     _choose_window(sel)
     net, loaded_meta, ds = _run_forecast(sel)
     step, channel, axis = _forecast_view(sel, ds)
@@ -159,6 +162,36 @@ def explore(link: DeepLink, query: dict) -> None:
     else:
         _export_view(ds, sel, axis, channel)
     query.update(context=sel.context, horizon=sel.horizon)
+
+
+def _inspect_page(sel: Selection) -> None:
+    """An inspect-mode checkpoint (no forecasting head): its gates over frames of the data only."""
+    st.sidebar.header("Frames")
+    n_time = int(sel.data.sizes["time"])
+    sel.sample = _choose_sample(sel)
+    default = min(int(sel.meta.get("context") or 10), n_time)
+    _window_follows_checkpoint(sel.checkpoint, default, 1, n_time)
+    sel.context = _linked_slider(sel, "context", "Frames read", 1, n_time, default)
+    sel.start, sel.horizon = _choose_start(sel), 0
+    source = (sel.meta.get("imported_from") or {}).get("project") or "an imported network"
+    st.info(
+        safe(
+            f"{sel.checkpoint} has no forecasting head ({source}): inspect mode shows its gates "
+            f"over the {sel.context} frames it read. Nothing is forecast, so there is no forecast, "
+            "pixel probe, metrics or export view for it."
+        )
+    )
+    with st.status("Running the network over the frames…", expanded=False) as status:
+        ds = cache.inspection(sel.checkpoint, sel.root, sel.data_key, sel.sample, sel.start,
+                              sel.context, _data=sel.data)  # fmt: skip
+        status.update(label="Gates ready", state="complete", expanded=False)
+    steps = list(range(int(ds.sizes["step"])))
+    if st.session_state.get("inspect_step") not in steps:
+        st.session_state["inspect_step"] = steps[-1]
+    step = st.select_slider("Frame shown in the gates", steps, key="inspect_step",
+                            format_func=lambda k: f"frame {sel.start + k}")  # fmt: skip
+    _gates_view(ds, sel.link, sel.query, step, ("inspect", *sel.rollout_key))
+    sel.query.update(context=sel.context)
 
 
 def _choose_data(sel: Selection, entries, default_ds: str | None) -> bool:

@@ -202,6 +202,24 @@ def rollout(
     return _ROLLOUTS.get_or_compute(key, compute)
 
 
+def inspection(
+    checkpoint: str, root: str, data_key: str, sample: int, start: int, context: int,
+    _data: xr.DataArray,
+) -> xr.Dataset:  # fmt: skip
+    """Gates of an inspect-mode checkpoint over the chosen frames (:func:`services.run_inspection`)."""
+    key = ("inspect", checkpoint, root, data_key, sample, start, context)
+
+    def compute() -> xr.Dataset:
+        net, meta = model(checkpoint, root)
+        window = services.Window(sample=sample, start=start, context=context, horizon=0)
+        ds = services.run_inspection(net, meta, _data, window)
+        ds.attrs["dataset"] = data_key
+        _release()
+        return ds
+
+    return _ROLLOUTS.get_or_compute(key, compute)
+
+
 def scores(rollout_key: tuple, threshold: float, _ds: xr.Dataset, _data: xr.DataArray):
     """Scores of one rollout (:func:`dashboard.services.score`); ``_data`` is the dataset array
     the rollout came from (its radar baselines read the whole domain around its crop)."""

@@ -111,7 +111,7 @@ class TimeAxis:
 def time_axis(ds: xr.Dataset) -> TimeAxis:
     """Lead times of the context and forecast steps of a rollout, in a readable unit."""
     n_ctx = int(ds.sizes.get("context_time", 0))
-    n_fc = int(ds.sizes["time"])
+    n_fc = int(ds.sizes.get("time", 0))  # 0: an inspection (model.rollout.inspect_gates)
     steps = np.arange(-(n_ctx - 1), n_fc + 1) if n_ctx else np.arange(1, n_fc + 1)
     seconds = None
     if "lead_time" in ds.coords and np.issubdtype(ds["lead_time"].dtype, np.timedelta64):

@@ -411,6 +411,51 @@ def run_rollout(
     return ds
 
 
+def has_forecast_head(meta: dict) -> bool:
+    """False for an inspect-mode checkpoint (an imported ConvLSTM without a forecasting head):
+    it is only run over frames to show its gates (:func:`run_inspection`)."""
+    from model.checkpoint import has_forecast_head as forecasts
+
+    return forecasts(meta)
+
+
+def run_inspection(model, meta: dict, data: xr.DataArray, window: Window) -> xr.Dataset:
+    """Gates of the network over the context frames of ``window``; nothing is forecast.
+
+    For inspect-mode checkpoints (:func:`has_forecast_head` False), with
+    :func:`model.rollout.inspect_gates`. Returns its dataset (``context``, ``gates``) with attrs
+    ``checkpoint``, ``sample``, ``start`` added.
+
+    Raises
+    ------
+    DashboardError
+        The frames do not fit the network, or their gates need more than
+        :data:`CAPTURE_MAX_BYTES`.
+    """
+    from model.devices import run_with_cpu_fallback
+    from model.normalize import Normalizer
+    from model.rollout import CaptureBudgetError, inspect_gates
+
+    context, _ = select_window(data, window)
+    norm = Normalizer.from_metadata(meta["normalization"]) if meta.get("normalization") else None
+    try:
+        ds, fallback = run_with_cpu_fallback(
+            lambda net: inspect_gates(net, context, normalizer=norm, byte_budget=CAPTURE_MAX_BYTES),
+            model,
+        )
+    except CaptureBudgetError as exc:
+        raise DashboardError(f"The gates of these frames cannot be shown: {exc}") from exc
+    except (ValueError, RuntimeError) as exc:
+        raise DashboardError(f"Reading the frames failed: {exc}") from exc
+    if fallback:
+        ds.attrs["device_note"] = fallback
+    ds.attrs.update(checkpoint=str(meta.get("name", "")), sample=window.sample, start=window.start)
+    for key in ("units", "domain", "time_step"):
+        if key in data.attrs and key not in ds.attrs:
+            ds.attrs[key] = data.attrs[key]
+    return ds
+
+
 # -- scores ------------------------------------------------------------------------------------
 EXTRAPOLATION_FRAMES = 3
 """Observed frames the optical-flow baseline estimates its motion from (fewer if the context is

@@ -61,7 +61,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from datasets.guards import sha256_of
-from model.convlstm import CONV_GATES, ConvLSTM, ConvLSTMConfig, reorder_gates
+from model.convlstm import CONV_GATES, READOUTS, ConvLSTM, ConvLSTMConfig, reorder_gates
 from model.devices import CPU_FALLBACK_NOTE, free_gpu_memory, is_out_of_memory
 from model.normalize import KINDS, Normalizer
 
@@ -93,7 +93,7 @@ _DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
 """Safetensors dtypes accepted for weights, and their sizes in bytes."""
 _CONFIG_KEYS = {
     "in_channels", "out_channels", "hidden_channels", "kernel_size", "patch_size", "frame_size",
-    "peephole", "forget_bias", "output_activation",
+    "peephole", "forget_bias", "output_activation", "layer_norm", "readout", "readout_bias",
 }  # fmt: skip
 _TEXT_KEYS = ("dataset", "domain", "name", "description", "units", "time_step", "source",
               "licence", "command", "git_revision")  # fmt: skip
@@ -491,6 +491,17 @@ def compatibility_problem(meta: dict, data) -> str | None:
         return "its metadata could not be compared with the data"
 
 
+def has_forecast_head(meta: dict) -> bool:
+    """Whether checkpoint ``meta`` can forecast; False for an inspect-mode checkpoint.
+
+    An imported ConvLSTM without a forecasting head (``config.readout == "none"``, see
+    :mod:`model.import_weights`) only reads frames: its gates are captured over them
+    (:func:`model.rollout.inspect_gates`), nothing is forecast or scored.
+    """
+    cfg = meta.get("config") if isinstance(meta, dict) else None
+    return not (isinstance(cfg, dict) and cfg.get("readout") == "none")
+
+
 def family_note(meta: dict, data) -> str | None:
     """A note when ``data`` shows another kind of content than the checkpoint was trained on.
 
@@ -534,12 +545,21 @@ def state_shapes(config: ConvLSTMConfig) -> dict[str, tuple[int, ...]]:
     for layer, (cin, hid) in enumerate(zip(layer_inputs, config.hidden_channels, strict=True)):
         prefix = f"cells.{layer}."
         shapes[prefix + "input_conv.weight"] = (4 * hid, cin, k, k)
-        shapes[prefix + "input_conv.bias"] = (4 * hid,)
+        if not config.layer_norm:
+            shapes[prefix + "input_conv.bias"] = (4 * hid,)
         shapes[prefix + "hidden_conv.weight"] = (4 * hid, hid, k, k)
         if config.peephole:
             shapes[prefix + "peephole_weight"] = (3, hid, *config.grid_size)
-    shapes["head.weight"] = (config.channels_out * p2, sum(config.hidden_channels), 1, 1)
-    shapes["head.bias"] = (config.channels_out * p2,)
+        if config.layer_norm:
+            for norm in ("input_norm", "hidden_norm"):
+                shapes[f"{prefix}{norm}.weight"] = (4 * hid, *config.grid_size)
+                shapes[f"{prefix}{norm}.bias"] = (4 * hid, *config.grid_size)
+    if config.has_head:
+        read = config.hidden_channels
+        read = sum(read) if config.readout == "all_layers" else read[-1]
+        shapes["head.weight"] = (config.channels_out * p2, read, 1, 1)
+        if config.readout_bias:
+            shapes["head.bias"] = (config.channels_out * p2,)
     return shapes
 
 
@@ -873,6 +893,11 @@ def _check_config_fields(cfg: dict, where: str, path: Path) -> None:
         raise _bad_config(cfg, "forget_bias", "a finite number", where, path)
     if "output_activation" in cfg and not isinstance(cfg["output_activation"], str):
         raise _bad_config(cfg, "output_activation", "'none' or 'sigmoid'", where, path)
+    for key in ("layer_norm", "readout_bias"):
+        if key in cfg and not isinstance(cfg[key], bool):
+            raise _bad_config(cfg, key, "true or false", where, path)
+    if "readout" in cfg and cfg["readout"] not in READOUTS:
+        raise _bad_config(cfg, "readout", f"one of {list(READOUTS)}", where, path)
 
 
 def _check_normalization(norm, where: str, path: Path) -> None:
@@ -1029,8 +1054,9 @@ def _to_our_gate_order(state: dict, gate_order, where: str) -> dict:
         return state
     try:
         out = dict(state)
+        gate_blocks = (["input_conv"], ["hidden_conv"], ["input_norm"], ["hidden_norm"])
         for name, tensor in state.items():
-            if name.split(".")[-2:-1] in (["input_conv"], ["hidden_conv"]):
+            if name.split(".")[-2:-1] in gate_blocks:
                 out[name] = reorder_gates(tensor, gate_order, dim=0)
         return out
     except ValueError as exc:
@@ -1075,6 +1101,7 @@ __all__ = [
     "compatibility_problem",
     "family_note",
     "compatible",
+    "has_forecast_head",
     "list_checkpoints",
     "load_checkpoint",
     "load_torch_weights",

@@ -12,6 +12,16 @@ Cell equations (``*`` convolution, ``∘`` Hadamard product, peephole terms opti
 The step runs one convolution over ``cat([X_t, H_{t-1}])`` (``W_x`` and ``W_h`` side by side),
 then :func:`gate_update`, the equations above written out. What makes it fast (layouts, weights
 cast once per call, in-place gates for inference) lives in :mod:`model.kernels`.
+
+Options that other projects' ConvLSTMs need (:mod:`model.import_weights`), all off by default so
+the default network and its checkpoints are unchanged:
+
+- ``layer_norm``: OpenSTL's cell, ``z = LN_x(W_x * X_t) + LN_h(W_h * H_{t-1})`` with one
+  ``LayerNorm([4*hid, h, w])`` per convolution (their biases replace ``b``), then the equations;
+- ``readout``: the 1x1 head reads every layer's ``H_t`` (``"all_layers"``, Shi et al.), the top
+  layer's only (``"top_layer"``: OpenSTL, Keras), or there is no head (``"none"``: a network that
+  is only inspected, its gates captured over frames given to :meth:`ConvLSTM.encode`);
+- ``readout_bias``: the head's bias (OpenSTL's ``conv_last`` has none).
 """
 
 from __future__ import annotations
@@ -34,8 +44,20 @@ from model.kernels import StepWeights, autocast_dtype, conv_step, memory_format_
 # datasets/vocabulary.py; importers of other layouts (OpenSTL i,f,g,o; Keras i,f,c,o) map onto
 # CONV_GATES with :func:`reorder_gates`.
 
+READOUTS = ("all_layers", "top_layer", "none")
+"""What the 1x1 head reads: every layer's ``H_t`` (Shi et al.), the top layer's, or no head."""
+IMPORT_FIELDS = {"layer_norm": False, "readout": "all_layers", "readout_bias": True}
+"""Config fields added for imported networks, with the defaults that leave the network as before."""
+NO_HEAD = (
+    "this network has no forecasting head (readout='none', e.g. an imported ConvLSTM without "
+    "one): it cannot forecast; capture its gates over frames with encode(frames, gate_hook=...) "
+    "or model.rollout.inspect_gates"
+)
+
 GateHook = Callable[[int, int, tuple[Tensor, ...]], None]
 """``hook(layer, step, (i, f, o, g, c, h))``, each ``[B, hidden, h, w]``; called once per step."""
+
+LAYER_NORM_EPS = kernels.LAYER_NORM_EPS  # of the layer_norm option's LayerNorms (OpenSTL's)
 
 GateEditFn = kernels.GateEditFn
 """``edit(k, value) -> value``: replaces gate or state ``GATES[k]`` inside the cell update."""
@@ -89,6 +111,11 @@ class ConvLSTMConfig:
     peephole: bool = True  # the W_c∘C Hadamard terms of Shi et al.
     forget_bias: float = 1.0  # initial forget-gate bias: start by remembering
     output_activation: str = "none"  # "none" or "sigmoid" (for data in [0, 1])
+    # Fields below were added for imported networks (model.import_weights); to_dict writes them
+    # only when they differ from these defaults, so older checkpoints read and save unchanged.
+    layer_norm: bool = False  # OpenSTL: LayerNorm([4*hid, h, w]) after each gate convolution
+    readout: str = "all_layers"  # head reads all layers' H_t, "top_layer" only, or "none" (no head)
+    readout_bias: bool = True  # bias of the 1x1 head (OpenSTL's conv_last has none)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_channels", tuple(int(h) for h in self.hidden_channels))
@@ -111,6 +138,11 @@ class ConvLSTMConfig:
             raise ValueError(
                 f"output_activation={self.output_activation!r}; use 'none' or 'sigmoid'"
             )
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout={self.readout!r}; use one of {READOUTS}")
+        for name in ("layer_norm", "readout_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be True or False")
 
     @property
     def channels_out(self) -> int:
@@ -122,9 +154,17 @@ class ConvLSTMConfig:
         """(h, w) of the latent grid the cells run on: frame size divided by the patch size."""
         return (self.frame_size[0] // self.patch_size, self.frame_size[1] // self.patch_size)
 
+    @property
+    def has_head(self) -> bool:
+        """Whether the network forecasts (False: ``readout="none"``, its gates are only inspected)."""
+        return self.readout != "none"
+
     def to_dict(self) -> dict:
-        """JSON-ready dict (lists for tuples)."""
+        """JSON-ready dict (lists for tuples); the :data:`IMPORT_FIELDS` only when not default."""
         d = asdict(self)
+        for name, default in IMPORT_FIELDS.items():
+            if d[name] == default:
+                del d[name]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
@@ -214,13 +254,16 @@ class ConvLSTMCell(nn.Module):
         Include the ``W_ci∘C``, ``W_cf∘C``, ``W_co∘C`` terms.
     forget_bias : float
         Initial bias of the forget gate.
+    layer_norm : bool
+        OpenSTL's cell: ``LayerNorm([4*hid, h, w])`` after each of the two convolutions
+        (``input_norm``, ``hidden_norm``), whose biases replace the convolution bias.
 
     Notes
     -----
     The weights are stored as two convolutions (``input_conv`` with the bias, ``hidden_conv``
     without), the layout of the checkpoints; the step runs them as one convolution over
-    ``cat([X_t, H_{t-1}])`` with :meth:`step_weights`. States and activations use the layout of
-    :func:`memory_format_for` the grid.
+    ``cat([X_t, H_{t-1}])`` with :meth:`step_weights` (two, each normalised, with ``layer_norm``).
+    States and activations use the layout of :func:`memory_format_for` the grid.
     """
 
     def __init__(
@@ -232,6 +275,7 @@ class ConvLSTMCell(nn.Module):
         grid_size: tuple[int, int],
         peephole: bool = True,
         forget_bias: float = 1.0,
+        layer_norm: bool = False,
     ) -> None:
         super().__init__()
         if kernel_size % 2 == 0:
@@ -241,7 +285,7 @@ class ConvLSTMCell(nn.Module):
         self.padding = kernel_size // 2
         self.memory_format = memory_format_for(grid_size)
         self.input_conv = nn.Conv2d(
-            in_channels, 4 * hidden_channels, kernel_size, padding=self.padding
+            in_channels, 4 * hidden_channels, kernel_size, padding=self.padding, bias=not layer_norm
         )
         self.hidden_conv = nn.Conv2d(
             hidden_channels, 4 * hidden_channels, kernel_size, padding=self.padding, bias=False
@@ -251,9 +295,14 @@ class ConvLSTMCell(nn.Module):
             self.peephole_weight = nn.Parameter(torch.zeros(3, hidden_channels, *grid_size))
         else:
             self.register_parameter("peephole_weight", None)
+        self.input_norm = self.hidden_norm = None
+        if layer_norm:  # normalised over [4*hid, h, w] per sample, as OpenSTL's cell
+            self.input_norm = nn.LayerNorm([4 * hidden_channels, *grid_size], eps=LAYER_NORM_EPS)
+            self.hidden_norm = nn.LayerNorm([4 * hidden_channels, *grid_size], eps=LAYER_NORM_EPS)
+        bias = self.input_norm.bias if layer_norm else self.input_conv.bias  # b of the equations
         with torch.no_grad():
-            self.input_conv.bias.zero_()
-            self.input_conv.bias[hidden_channels : 2 * hidden_channels] = forget_bias
+            bias.zero_()
+            bias[hidden_channels : 2 * hidden_channels] = forget_bias
         self.compiled_step: Callable | None = None  # set by model.rollout.compile_network
 
     def fused_weight(self) -> Tensor:
@@ -263,14 +312,19 @@ class ConvLSTMCell(nn.Module):
     def step_weights(self, dtype: torch.dtype | None = None) -> StepWeights:
         """Weights for :meth:`fused_step`, cast to ``dtype`` (the autocast dtype) when given."""
         weight = self.fused_weight()  # [4*hid, C_in+hid, k, k]
-        bias = self.input_conv.bias  # [4*hid]
+        bias = self.input_conv.bias  # [4*hid], None with layer_norm
         if dtype is not None:
-            weight, bias = weight.to(dtype), bias.to(dtype)
+            weight = weight.to(dtype)
+            bias = bias.to(dtype) if bias is not None else None
         weight = weight.contiguous(memory_format=self.memory_format)  # the activations' layout
         peephole = self.peephole_weight  # [3, hid, h, w]
         if peephole is not None:
             peephole = peephole.contiguous(memory_format=self.memory_format)
-        return StepWeights(weight, bias, peephole)
+        norms = None
+        if self.input_norm is not None:  # float32: the normalisation runs in float32
+            norms = (self.input_norm.weight, self.input_norm.bias,
+                     self.hidden_norm.weight, self.hidden_norm.bias)  # fmt: skip
+        return StepWeights(weight, bias, peephole, norms)
 
     def fused_step(
         self,
@@ -303,13 +357,18 @@ class ConvLSTMCell(nn.Module):
             ``H_t``, ``C_t`` ``[B, hidden, h, w]`` and the gates when asked.
         """
         h, c = state
-        compiled = self.compiled_step if edit is None else None
-        step = compiled or conv_step
+        compiled = self.compiled_step if edit is None and weights.norms is None else None
+        step = compiled or (conv_step if weights.norms is None else kernels.layer_norm_step)
         # eager inference updates the gates in place; autograd and compiled graphs out of place
         in_place = compiled is None and not torch.is_grad_enabled()
         update = kernels.gate_update_ if in_place else gate_update
         if edit is not None:
             update = partial(update, edit=edit)
+        if weights.norms is not None:  # OpenSTL's normalised cell: eager, two convolutions
+            return step(
+                x, h, c, weights, update=update,
+                padding=self.padding, memory_format=self.memory_format, want_gates=want_gates,
+            )  # fmt: skip
         return step(
             x, h, c, weights.weight, weights.bias, weights.peephole,
             update=update,
@@ -321,8 +380,9 @@ class ConvLSTM(nn.Module):
     """Stacked ConvLSTM forecaster: encode observed frames, then predict frames autoregressively.
 
     Every layer's hidden state is concatenated and mapped by a 1x1 convolution to the next frame
-    (Shi et al. 2015 predict from all states of the forecasting network). Frames are optionally
-    patched (space-to-depth) before the cells and un-patched after the head.
+    (Shi et al. 2015 predict from all states of the forecasting network; ``readout="top_layer"``
+    reads the top layer only, ``"none"`` builds no head: :meth:`encode` only). Frames are
+    optionally patched (space-to-depth) before the cells and un-patched after the head.
 
     Parameters
     ----------
@@ -348,10 +408,16 @@ class ConvLSTM(nn.Module):
                 grid_size=cfg.grid_size,
                 peephole=cfg.peephole,
                 forget_bias=cfg.forget_bias,
+                layer_norm=cfg.layer_norm,
             )
             for cin, hid in zip(layer_inputs, cfg.hidden_channels, strict=True)
         )
-        self.head = nn.Conv2d(sum(cfg.hidden_channels), cfg.channels_out * p2, kernel_size=1)
+        read = sum(cfg.hidden_channels) if cfg.readout == "all_layers" else cfg.hidden_channels[-1]
+        self.head = (
+            nn.Conv2d(read, cfg.channels_out * p2, kernel_size=1, bias=cfg.readout_bias)
+            if cfg.has_head
+            else None
+        )
 
     # ----------------------------------------------------------------------------------------
     # shapes
@@ -393,9 +459,17 @@ class ConvLSTM(nn.Module):
         return ConvLSTMState(hidden=hidden, cell=[z.clone() for z in hidden])
 
     def _readout(self, hidden: Sequence[Tensor]) -> Tensor:
-        """Head over the concatenated hidden states ``[N, sum(hid), h, w]`` -> frame ``[N, C*p*p, h, w]``."""
-        y = self.head(torch.cat(list(hidden), dim=1))
+        """Head over the concatenated hidden states ``[N, sum(hid), h, w]`` (or the top layer's
+        ``[N, hid, h, w]``, ``readout="top_layer"``) -> frame ``[N, C*p*p, h, w]``."""
+        if self.config.readout == "top_layer":
+            y = self.head(hidden[-1])
+        else:
+            y = self.head(torch.cat(list(hidden), dim=1))
         return torch.sigmoid(y) if self.config.output_activation == "sigmoid" else y
+
+    def _require_head(self) -> None:
+        if self.head is None:
+            raise ValueError(NO_HEAD)
 
     # ----------------------------------------------------------------------------------------
     # running
@@ -502,6 +576,7 @@ class ConvLSTM(nn.Module):
             State after the last input; continue with
             ``self(forecast[:, -1:], horizon=k, state=state)`` to extend the same rollout.
         """
+        self._require_head()
         self.check_frames(frames)
         if horizon < 1:
             raise ValueError(f"horizon={horizon} must be at least 1")
@@ -542,6 +617,7 @@ class ConvLSTM(nn.Module):
         state : ConvLSTMState
             State after the last frame.
         """
+        self._require_head()
         self.check_frames(frames)
         b, t = frames.shape[:2]
         intervene = resolve_edits(intervene, self.config, steps=t)
@@ -551,6 +627,34 @@ class ConvLSTM(nn.Module):
         hidden = [torch.stack(seq, dim=1).flatten(0, 1) for seq in per_layer]  # [B*T, hid, h, w]
         y = self._readout(hidden)  # [B*T, C*p*p, h, w]
         return self.unpatch(y.unflatten(0, (b, t))).contiguous(), state  # [B, T, C, H, W]
+
+    def encode(
+        self,
+        frames: Tensor,
+        *,
+        state: ConvLSTMState | None = None,
+        gate_hook: GateHook | None = None,
+        intervene: Edits = None,
+    ) -> ConvLSTMState:
+        """Read ``frames`` without forecasting: the only way to run a network without a head.
+
+        Parameters
+        ----------
+        frames : Tensor
+            Observed frames ``[B, T, C, H, W]`` (model space), ``T >= 1``.
+        state, gate_hook, intervene
+            As in :meth:`forward` (steps numbered from 0 over the ``T`` frames).
+
+        Returns
+        -------
+        ConvLSTMState
+            The state after the last frame (``hidden[l]``, ``cell[l]``: ``[B, hid_l, h, w]``).
+        """
+        self.check_frames(frames)
+        intervene = resolve_edits(intervene, self.config, steps=frames.shape[1])
+        edits = intervene.start() if intervene is not None else None
+        _, state, _ = self._encode(frames, state, gate_hook, edits=edits)
+        return state
 
 
 def _check_rank(x: Tensor, name: str) -> None:

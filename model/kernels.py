@@ -38,6 +38,9 @@ GateUpdate = Callable[[Tensor, Tensor, Tensor | None], tuple[Tensor, ...]]
 """``update(z, C_{t-1}, peephole) -> (i, f, o, g, C_t, H_t)``: :func:`model.convlstm.gate_update`
 (out of place) or :func:`gate_update_` (in place)."""
 
+LAYER_NORM_EPS = 1e-5
+"""``eps`` of the LayerNorms of a ``layer_norm`` cell (torch's default, which OpenSTL uses)."""
+
 CHANNELS_LAST_MIN_PIXELS = 32 * 32
 """Latent grids with at least this many pixels run channels-last (NHWC), smaller ones NCHW.
 
@@ -66,12 +69,15 @@ class StepWeights:
 
     ``weight`` is ``cat([W_x, W_h])`` ``[4*hid, C_in + hid, k, k]`` and ``bias`` ``[4*hid]``, both in
     the compute dtype (bfloat16 under bfloat16 autocast); ``peephole`` is ``[3, hid, h, w]`` float32
-    (or None), laid out like the states (:func:`memory_format_for`).
+    (or None), laid out like the states (:func:`memory_format_for`). ``norms``: the weights and
+    biases of the two LayerNorms ``[4*hid, h, w]`` float32 of a ``layer_norm`` cell (then ``bias``
+    is None and the step is :func:`layer_norm_step`), None otherwise.
     """
 
     weight: Tensor
-    bias: Tensor
+    bias: Tensor | None
     peephole: Tensor | None
+    norms: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
 
 
 def tanh(x: Tensor) -> Tensor:
@@ -170,4 +176,38 @@ def conv_step(
     z = F.conv2d(xh, weight, bias, padding=padding)  # [B, 4*hid, h, w]
     z = z.float()  # bfloat16 under autocast; the gate math runs in float32
     gates = update(z, c, peephole)  # (i, f, o, g, C_t, H_t)
+    return gates[5], gates[4], gates if want_gates else None
+
+
+def layer_norm_step(
+    x: Tensor,
+    h: Tensor | None,
+    c: Tensor,
+    weights: StepWeights,
+    *,
+    update: GateUpdate,
+    padding: int,
+    memory_format: torch.memory_format,
+    want_gates: bool = False,
+) -> tuple[Tensor, Tensor, tuple[Tensor, ...] | None]:
+    """One step of a ``layer_norm`` cell (OpenSTL's): ``z = LN_x(W_x * X_t) + LN_h(W_h * H_{t-1})``.
+
+    Each convolution's output ``[B, 4*hid, h, w]`` is normalised over ``(4*hid, h, w)`` per sample
+    with its own LayerNorm, so the two cannot share one convolution; then the cell equations
+    (``update``). Never compiled; arguments as :func:`conv_step`, weights from :class:`StepWeights`
+    with ``norms`` set. ``h=None`` (a zero ``H_{t-1}``): ``LN_h(0)`` is exactly ``LN_h``'s bias.
+    """
+    in_w, in_b, hid_w, hid_b = weights.norms  # each [4*hid, h, w]
+    shape = tuple(in_w.shape)
+    cin = x.shape[1]
+    x = x.contiguous(memory_format=memory_format)
+    zx = F.conv2d(x, weights.weight[:, :cin], None, padding=padding).float()  # [B, 4*hid, h, w]
+    z = F.layer_norm(zx, shape, in_w, in_b, LAYER_NORM_EPS)
+    if h is None:
+        z = z + hid_b
+    else:
+        h = h.to(x.dtype).contiguous(memory_format=memory_format)
+        zh = F.conv2d(h, weights.weight[:, cin:], None, padding=padding).float()
+        z = z + F.layer_norm(zh, shape, hid_w, hid_b, LAYER_NORM_EPS)
+    gates = update(z, c, weights.peephole)  # (i, f, o, g, C_t, H_t)
     return gates[5], gates[4], gates if want_gates else None

@@ -20,6 +20,10 @@ saying how many bytes it needs and how to ask for less (fewer layers, gates or s
 window, the dashboard), training validation (:func:`model.train.validate`) and checkpoint scores
 (:func:`model.evaluate.evaluate`, the model cards) all call it.
 
+:func:`inspect_gates` reads frames without forecasting: the gates of a network without a
+forecasting head (an inspect-mode import, :mod:`model.import_weights`), as a dataset with
+``context`` and ``gates`` only (no ``time`` dimension).
+
 Precision policy (:func:`resolve_precision`), the same for all of them: ``"auto"`` runs the
 convolutions under bfloat16 autocast where the device computes bfloat16 natively (CUDA with bf16,
 CPUs with AVX512-BF16/AMX), float32 elsewhere; the gate math always runs in float32
@@ -357,6 +361,76 @@ def rollout(
         attrs["time_step"] = time_step
     if edits is not None:
         attrs["interventions"] = edits.describe()
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+@torch.no_grad()
+def inspect_gates(
+    model: ConvLSTM,
+    context,
+    *,
+    capture=True,
+    normalizer: Normalizer | None = None,
+    byte_budget: int = DEFAULT_BYTE_BUDGET,
+    precision: str = "auto",
+    time_step: str | None = None,
+) -> xr.Dataset:
+    """Run the network over ``context`` and record its gates, forecasting nothing.
+
+    The one way to look inside a network without a forecasting head (``readout="none"``); any
+    network works, its head unused.
+
+    Parameters
+    ----------
+    model : ConvLSTM
+        The network (its device is used).
+    context : xarray.DataArray or array-like
+        Frames ``(time, channel, y, x)`` in physical units; a DataArray's attrs carry over.
+    capture : bool or dict
+        Gates to record, as in :func:`rollout`; ``True`` (all) by default. Must record some.
+    normalizer, byte_budget, precision, time_step
+        As in :func:`rollout`.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``context (context_time, channel, y, x)`` and ``gates (layer, gate, step, hidden, gy,
+        gx)`` float16, one step per frame (``phase`` "context" throughout); ``attrs["mode"]`` is
+        ``"inspect"``.
+
+    Raises
+    ------
+    ValueError
+        ``capture`` records nothing, or the frames do not fit the network.
+    CaptureBudgetError
+        The gates need more than ``byte_budget`` bytes.
+    """
+    normalizer = normalizer or Normalizer()
+    attrs = dict(getattr(context, "attrs", {}))
+    time_step = time_step or attrs.get("time_step")
+    ctx = _as_frames(context, "context")  # [Tc, C, H, W] physical
+    spec = CaptureSpec.parse(capture, len(model.cells))
+    if spec is None:
+        raise ValueError("inspect_gates records gates: pass capture=True or a selection")
+    device = next(model.parameters()).device
+    precision = resolve_precision(precision, device)
+    n_ctx = ctx.shape[0]
+    recorder = _recorder(model, spec, n_ctx, byte_budget, device)
+    x = torch.as_tensor(normalizer.to_model(ctx), dtype=torch.float32, device=device)[None]
+    with autocast(precision, device):
+        model.encode(x, gate_hook=recorder.hook)  # x: [1, Tc, C, H, W]
+    data_vars = {"context": (("context_time", "channel", "y", "x"), ctx.astype(np.float32))}
+    coords = {
+        "context_time": _context_times(context, n_ctx),
+        "channel": _coord(context, "channel", ctx.shape[1]),
+        "y": _coord(context, "y", ctx.shape[2]),
+        "x": _coord(context, "x", ctx.shape[3]),
+    }
+    _add_gates(data_vars, coords, recorder, spec, n_ctx, n_ctx)
+    attrs.update(mode="inspect", precision=precision, device=str(device), context_length=n_ctx,
+                 patch_size=model.config.patch_size)  # fmt: skip
+    if time_step:
+        attrs["time_step"] = time_step
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 

@@ -111,6 +111,16 @@ def test_state_shapes_match_the_built_model():
             out_channels=3,
         ),  # fmt: skip
         ConvLSTMConfig(hidden_channels=(5,), kernel_size=1, frame_size=(6, 10), peephole=False),
+        ConvLSTMConfig(
+            in_channels=2,
+            hidden_channels=(4, 3),
+            patch_size=2,
+            frame_size=(8, 6),
+            layer_norm=True,
+            readout="top_layer",
+            readout_bias=False,
+        ),
+        ConvLSTMConfig(hidden_channels=(4, 3), frame_size=(5, 7), readout="none"),
     ):
         built = {k: tuple(v.shape) for k, v in ConvLSTM(config=cfg).state_dict().items()}
         assert state_shapes(cfg) == built
@@ -202,6 +212,9 @@ def test_huge_meta_json_is_refused_before_reading(root):
         ("normalization", {"kind": "db", "scale": "10"}, "scale must be a finite number"),
         ("normalization", {"kind": "db", "scale": 0}, "scale=0 must be positive"),
         ("normalization", {"kind": "db", "gain": 2}, "unknown normalisation fields"),
+        ("config.readout", "every", "config.readout must be one of"),
+        ("config.layer_norm", 1, "config.layer_norm must be true or false"),
+        ("config.readout_bias", "no", "config.readout_bias must be true or false"),
     ],
 )
 def test_wrong_types_are_unavailable(root, key, value, match):

@@ -261,3 +261,65 @@ def test_compiled_network_matches_eager():
     np.testing.assert_allclose(
         fast.gates.values.astype(np.float32), eager.gates.values.astype(np.float32), atol=2e-3
     )
+
+
+# -- options for imported networks (model.import_weights) -----------------------------------------
+def test_default_network_keeps_its_config_and_tensors():
+    """Checkpoints saved before the import options read, build and save exactly as before."""
+    cfg = ConvLSTMConfig(in_channels=2, hidden_channels=(3, 4), frame_size=(8, 8), patch_size=2)
+    assert set(cfg.to_dict()) == {
+        "in_channels", "out_channels", "hidden_channels", "kernel_size", "patch_size",
+        "frame_size", "peephole", "forget_bias", "output_activation",
+    }  # fmt: skip
+    names = set(ConvLSTM(config=cfg).state_dict())
+    assert names == {f"cells.{n}.{t}" for n in (0, 1) for t in (
+        "input_conv.weight", "input_conv.bias", "hidden_conv.weight", "peephole_weight")} | {
+        "head.weight", "head.bias"}  # fmt: skip
+    imported = ConvLSTMConfig(hidden_channels=(3,), layer_norm=True, readout="top_layer")
+    assert ConvLSTMConfig.from_dict(imported.to_dict()) == imported
+    assert imported.to_dict()["layer_norm"] is True and "readout_bias" not in imported.to_dict()
+
+
+def test_readout_options_choose_what_the_head_reads():
+    top = ConvLSTM(hidden_channels=(5, 3), frame_size=(8, 8), readout="top_layer",
+                   readout_bias=False)  # fmt: skip
+    assert top.head.in_channels == 3 and top.head.bias is None
+    frames = torch.rand(1, 2, 1, 8, 8)
+    with torch.no_grad():
+        state = top.encode(frames)
+        forecast, _ = top(frames, horizon=1)
+    expected = top.head(state.hidden[1])  # the top layer's H_t alone, no bias
+    torch.testing.assert_close(forecast[:, 0], expected, rtol=0, atol=1e-6)
+    headless = ConvLSTM(hidden_channels=(5,), frame_size=(8, 8), readout="none")
+    assert headless.head is None and not headless.config.has_head
+    for run in (lambda: headless(frames, horizon=1), lambda: headless.one_step(frames)):
+        with pytest.raises(ValueError, match="no forecasting head.*encode"):
+            run()
+    for bad, match in (({"readout": "every"}, "readout='every'"),
+                       ({"layer_norm": "yes"}, "layer_norm='yes' must be True or False")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            ConvLSTMConfig(**bad)
+
+
+@pytest.mark.parametrize("frame_size", [(8, 8), (32, 32)], ids=["nchw-grid", "channels-last-grid"])
+def test_layer_norm_cell_paths_agree(frame_size):
+    """The zero-state first step (LN_h(0) = its bias), in-place inference and autograd agree
+    with one another; the numbers themselves are checked against OpenSTL's cell in
+    test_import_weights.py."""
+    torch.manual_seed(0)
+    model = ConvLSTM(hidden_channels=(4, 3), frame_size=frame_size, layer_norm=True,
+                     peephole=True).eval()  # fmt: skip
+    with torch.no_grad():
+        for cell in model.cells:
+            cell.peephole_weight.normal_(0.0, 0.3)
+            for norm in (cell.input_norm, cell.hidden_norm):
+                norm.weight.normal_(1.0, 0.3)
+                norm.bias.normal_(0.0, 0.5)
+    assert "cells.0.input_conv.bias" not in model.state_dict()  # the LayerNorms' biases serve
+    frames = torch.rand(2, 3, 1, *frame_size)
+    trained, _ = model(frames, horizon=2)  # autograd: out of place
+    with torch.no_grad():
+        inferred, _ = model(frames, horizon=2)  # in place, zero-state shortcut at step 0
+        explicit, _ = model(frames, horizon=2, state=model.initial_state(2, like=frames))
+    torch.testing.assert_close(inferred, trained.detach(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(inferred, explicit, rtol=0, atol=1e-6)
