@@ -25,12 +25,18 @@ CASES = [
     ("model.train", ["c.toml", "--split", "0.5,0.5"], "split '0.5,0.5' has 2 fraction(s)"),
     ("model.train", ["c.toml", "--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
     ("model.evaluate", ["no_checkpoint"], "'no_checkpoint': not a checkpoint folder"),
+    (
+        "model.import_weights",
+        ["keras", "nothere.keras", "--out", "x"],
+        "nothere.keras: no such file",
+    ),
     ("model.evaluate", ["no_checkpoint", "--thresholds", "a,b"], "--thresholds 'a,b'"),
     ("datasets.download", ["no_such_dataset"], "'no_such_dataset' is not downloadable"),
     ("bench.rollout", ["--rounds", "0"], "--rounds 0: give at least 1"),
     ("bench.rollout", ["--device", "toaster"], "--device 'toaster': use cpu, cuda"),
     ("bench.dashboard_load", ["--sessions", "0"], "sessions must be 1-200, not 0"),
     ("bench.dashboard_browser", ["--runs", "0"], "--runs 0: give at least 1"),
+    ("bench.train_throughput", ["--steps", "0"], "--steps 0: give at least 1"),
     ("tools.sumo_traffic", ["--out", "x.nc", "--interval-s", "7"], "--interval-s must divide"),
 ]
 
