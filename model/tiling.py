@@ -57,7 +57,7 @@ import xarray as xr
 
 from model.convlstm import GATES, ConvLSTM
 from model.normalize import Normalizer
-from model.regrid import GridResampler, checkpoint_pixel_km, data_pixel_size
+from model.regrid import GridResampler, PixelSize, checkpoint_pixel_km, data_pixel_size
 from model.rollout import (
     DEFAULT_BYTE_BUDGET,
     CaptureBudgetError,
@@ -234,46 +234,52 @@ def domain_capture_bytes(model: ConvLSTM, capture, steps: int, domain: tuple[int
 
 
 class _GateStitcher:
-    """Whole-domain float16 gates ``[layer, gate, step, hidden, gy, gx]`` (CPU), filled by the
-    network's gate hook, tile batch by tile batch, with the latent blend weights."""
+    """Whole-domain float16 gates, filled by the network's gate hook tile batch by tile batch,
+    with the latent blend weights.
+
+    :attr:`gates` is ``[layer, gate, step, hidden, gy, gx]`` (CPU), a view of a block stored
+    hidden-last (``[..., gy, gx, hidden]``) like :class:`model.rollout.GateRecorder`'s: the
+    channels-last layout the network computes in, so weighting and adding run on contiguous memory
+    (weighting a channels-last gate against a channels-first weight ran 150 times slower).
+    """
 
     def __init__(self, model: ConvLSTM, spec: CaptureSpec, steps: int, layout: TileLayout):
         widths = [model.config.hidden_channels[i] for i in spec.layers]
         gy, gx = layout.latent_shape
-        shape = (len(spec.layers), len(spec.gates), steps, max(widths), gy, gx)
-        self.gates = torch.zeros(shape, dtype=torch.float16)
+        shape = (len(spec.layers), len(spec.gates), steps, gy, gx, max(widths))
+        self._block = torch.zeros(shape, dtype=torch.float16)
         for k, hid in enumerate(widths):
-            self.gates[k, :, :, hid:] = float("nan")  # padding of narrower layers only
+            self._block[k, ..., hid:] = float("nan")  # padding of narrower layers only
+        self.gates = self._block.permute(0, 1, 2, 5, 3, 4)  # [layer, gate, step, hidden, gy, gx]
         self._patch = layout.patch
         self._layer = {layer: k for k, layer in enumerate(spec.layers)}
         self._gate_index = [GATES.index(g) for g in spec.gates]
         self._wy = torch.as_tensor(layout.weights(0, latent=True), dtype=torch.float32)
         self._wx = torch.as_tensor(layout.weights(1, latent=True), dtype=torch.float32)
         self._tiles: list[tuple[int, int]] = []  # latent corners of the batch
-        self._weights = None  # [b, th, tw] latent weights of the batch, on the model's device
+        self._weights = None  # [b, th, tw, 1] latent weights of the batch, on the model's device
 
     def start_batch(self, tiles: list[tuple[int, int, int, int]], device) -> None:
         """Tiles ``(iy, ix, y0, x0)`` of the next forward pass (indices and pixel corners)."""
-        patch_rows = [self._wy[iy][:, None] * self._wx[ix][None, :] for iy, ix, _, _ in tiles]
-        self._weights = torch.stack(patch_rows).to(device)  # [b, th, tw]
-        self._tiles = [(y0, x0) for _, _, y0, x0 in tiles]
+        weights = [self._wy[iy][:, None] * self._wx[ix][None, :] for iy, ix, _, _ in tiles]
+        self._weights = torch.stack(weights)[..., None].to(device)  # [b, th, tw, 1]
+        self._tiles = [(y0 // self._patch, x0 // self._patch) for _, _, y0, x0 in tiles]
 
     def hook(self, layer: int, step: int, gates: tuple[torch.Tensor, ...]) -> None:
         """``gate_hook``: add each tile's weighted gates into the domain array."""
         k = self._layer.get(layer)
         if k is None:
             return
-        gy, gx = self.gates.shape[-2:]
+        gy, gx = self._block.shape[3:5]
         hid, th, tw = gates[0].shape[1:]
         for j, g in enumerate(self._gate_index):
-            share = (gates[g].float() * self._weights[:, None]).cpu()  # [b, hid, th, tw]
-            for b, (y0, x0) in enumerate(self._tiles):
-                ly, lx = y0 // self._patch, x0 // self._patch
+            hidden_last = gates[g].permute(0, 2, 3, 1).float()  # [b, th, tw, hid]
+            share = (hidden_last * self._weights).cpu()  # [b, th, tw, hid] float32
+            for b, (ly, lx) in enumerate(self._tiles):
                 h, w = min(th, gy - ly), min(tw, gx - lx)  # latent rows past the domain: cut
                 if h > 0 and w > 0:
-                    self.gates[k, j, step, :hid, ly : ly + h, lx : lx + w].add_(
-                        share[b, :, :h, :w]
-                    )  # float32 share -> float16 sum
+                    target = self._block[k, j, step, ly : ly + h, lx : lx + w, :hid]
+                    target.add_(share[b, :h, :w])  # float32 share -> float16 sum
 
 
 # --- rollouts ------------------------------------------------------------------------------------
@@ -411,8 +417,6 @@ def domain_rollout(
 
 def _resampler(context, meta: dict, model_km, data_km) -> GridResampler | None:
     """The data -> model grid resampler, or None when the checkpoint states no pixel size."""
-    from model.regrid import PixelSize
-
     model_km = model_km if model_km is not None else checkpoint_pixel_km(meta)
     if model_km is None:
         return None
@@ -427,7 +431,10 @@ def _resampler(context, meta: dict, model_km, data_km) -> GridResampler | None:
             "unknown (no y/x coordinates in km or m, no resolution_km attribute): pass "
             "data_pixel_km="
         )
-    shape = np.shape(context)[-2:]
+    if isinstance(context, xr.DataArray) and {"y", "x"} <= set(context.dims):
+        shape = (context.sizes["y"], context.sizes["x"])  # whatever the order of the dims
+    else:
+        shape = np.shape(context)[-2:]
     return GridResampler.for_pixel_size(shape, size, model_km)
 
 

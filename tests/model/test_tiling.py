@@ -345,6 +345,20 @@ def test_domain_rollout_resamples_to_the_checkpoint_and_back():
     assert "area-weighted" in ds.attrs["regrid"] and "bilinear" in ds.attrs["regrid"]
 
 
+def test_latlon_data_is_forecast_at_the_checkpoints_pixel_size(model):
+    """0.018 x 0.025 deg at 47 N is about 2 x 1.9 km: the 1 km model grid is twice as fine."""
+    ctx = frames(3, 10, 12)
+    ctx = ctx.assign_coords(y=47.09 - 0.018 * np.arange(10), x=6.0 + 0.025 * np.arange(12))
+    ctx.y.attrs["units"], ctx.x.attrs["units"] = "degrees_north", "degrees_east"
+    ctx = ctx.transpose("time", "y", "x", "channel")  # any order of the dims
+    ds = domain_rollout(model, ctx, 2, model_pixel_km=1.0, capture=True, precision="fp32")
+    assert ds.prediction.dims == ("time", "channel", "y", "x")
+    assert ds.prediction.shape == (2, 1, 10, 12) and np.isfinite(ds.prediction.values).all()
+    assert ds.attrs["model_grid"] == [20, 23]  # 10 x 2.00 km, 12 x 1.90 km at 1 km
+    assert "latitude/longitude" in ds.attrs["regrid"]
+    assert 46.9 < ds.gate_y.values.min() < ds.gate_y.values.max() < 47.1  # degrees
+
+
 def test_domain_rollout_at_the_checkpoints_pixel_size_is_the_tiled_rollout(model):
     ctx = frames(4, 19, 23)
     a = domain_rollout(model, ctx, 2, meta={"resolution_km": 1.0}, precision="fp32")
