@@ -19,7 +19,8 @@ map and starts afresh at ``exec``. ``--data-km`` relabels the pixels (e.g. 2 km,
 rest.
 
 Printed per run: tiles, wall time of the first call (cold: oneDNN builds its kernels then) and the
-fastest later one (warm), peak RSS, RSS before the rollout (Python, torch, checkpoint, input), and
+fastest later one (warm), the CPU time of each call (all threads; on a shared machine wall time
+also counts the time other processes held the cores), peak RSS, RSS before the rollout (Python, torch, checkpoint, input), and
 the bytes of the result (``Dataset.nbytes``: prediction, truth, context and the float16 gates).
 tracemalloc is not used: torch's CPU allocator does not report to it, so it would miss the gates
 and every activation. glibc's allocator is left as the dashboard runs it (no
@@ -78,16 +79,17 @@ def child(spec: dict) -> None:
     ctx, truth = frames[:n_ctx], frames[n_ctx:]
     capture = spec["variant"] == "capture"
     before = _rss_mib()
-    times, ds = [], None
+    times, cpu, ds = [], [], None
     for _ in range(spec["runs"]):
         del ds  # the previous result is not kept alive through the next run
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         ds = domain_rollout(net, ctx, spec["horizon"], meta=meta, truth=truth, capture=capture,
                             stride=spec["stride"], tile_batch=spec["tile_batch"],
                             byte_budget=spec["byte_budget"])  # fmt: skip
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     model_grid = ds.attrs.get("model_grid", [h, w])
     steps = n_ctx + spec["horizon"] - 1
     print(json.dumps({
@@ -97,6 +99,7 @@ def child(spec: dict) -> None:
         "capture_mib": domain_capture_bytes(net, capture, steps, tuple(model_grid)) / 2**20,
         "cold_s": times[0],
         "warm_s": min(times[1:]) if len(times) > 1 else None,
+        "cpu_s": cpu,
         "peak_rss_mib": _peak_rss_mib(),  # (getrusage, VmHWM)
         "before_mib": before,
         "result_mib": ds.nbytes / 2**20,
@@ -178,7 +181,7 @@ def main(argv=None) -> None:
 def _table(args, paths: list[str]) -> None:
     """One fresh process per domain and variant; one line each."""
     header = (f"{'domain':>10s} {'model grid':>10s} {'capture':>7s} {'tiles':>5s} {'gates':>9s} "
-              f"{'gate MiB':>8s} {'cold s':>7s} {'warm s':>7s} {'peak RSS MiB':>12s} "
+              f"{'gate MiB':>8s} {'cold s':>7s} {'warm s':>7s} {'CPU s':>9s} {'peak RSS MiB':>12s} "
               f"{'VmHWM MiB':>9s} {'before MiB':>10s} {'result MiB':>10s}")  # fmt: skip
     print(header)
     r = {}
@@ -194,13 +197,16 @@ def _table(args, paths: list[str]) -> None:
             gates = "x".join(map(str, r["gates"])) if r["gates"] else "-"
             warm = f"{r['warm_s']:7.1f}" if r["warm_s"] is not None else f"{'-':>7s}"
             grid = "x".join(map(str, r["model_grid"]))
+            cpu_s = "/".join(f"{c:.0f}" for c in r["cpu_s"])
             rusage, hwm = r["peak_rss_mib"]
             print(f"{f'{h}x{w}':>10s} {grid:>10s} {variant:>7s} {r['tiles']:5d} {gates:>9s} "
-                  f"{r['capture_mib']:8.0f} {r['cold_s']:7.1f} {warm} {rusage:12.0f} "
+                  f"{r['capture_mib']:8.0f} {r['cold_s']:7.1f} {warm} {cpu_s:>9s} {rusage:12.0f} "
                   f"{hwm:9.0f} {r['before_mib']:10.0f} {r['result_mib']:10.0f}")  # fmt: skip
     print(
         f"precision {r.get('precision')}; gate MiB: the float16 whole-domain gate array "
-        "(model.tiling.domain_capture_bytes); peak RSS: getrusage ru_maxrss; VmHWM: the "
+        "(model.tiling.domain_capture_bytes); CPU s: process CPU time of each call, all threads "
+        "(wall time also counts other processes holding the cores); peak RSS: getrusage "
+        "ru_maxrss; VmHWM: the "
         "kernel's high-water mark of the process's memory map; before: RSS before the rollout"
     )
 

@@ -456,9 +456,9 @@ def _domain_forecast(model, context, horizon, resampler, *, truth, capture, norm
     device = next(model.parameters()).device
     precision = resolve_precision(precision, device)
     prediction = _forecast_tiles(model, frames, horizon, layout, normalizer, precision,
-                                 tile_batch, stitcher)  # fmt: skip  # [H, C, H', W']
+                                 tile_batch, stitcher)  # fmt: skip  # [horizon, C, H', W']
     if resampler is not None:
-        prediction = resampler.to_data(prediction)  # [H, C, H, W] on the data grid
+        prediction = resampler.to_data(prediction)  # [horizon, C, H, W] on the data grid
     data_vars, coords = _frame_variables(context, ctx, tru, prediction, horizon, time_step)
     if stitcher is not None:
         _add_gates(data_vars, coords, stitcher, spec, ctx.shape[0], layout, resampler, context)
