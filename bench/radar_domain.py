@@ -9,20 +9,21 @@ Usage::
 
 Each domain and variant runs in a fresh process (``--child``), so its peak resident memory is its
 own: the checkpoint, the input and the rollout, nothing from the other runs. It is read twice:
-``resource.getrusage(RUSAGE_SELF).ru_maxrss`` and ``VmHWM`` of ``/proc/self/status``. Linux
-carries ``ru_maxrss`` across ``exec`` from the parent, so the parent stays small: the input,
-synthetic precipitation (:func:`datasets.radar_synthetic.synthetic_precipitation`, 1 km, 5 min,
-about 2 GiB to make at 1000 x 1000), is made once in another child (``--make-data``) and handed
-over, cropped to each domain, in ``.npy`` files; ``VmHWM`` belongs to the process's own memory
-map and starts afresh at ``exec``. ``--data-km`` relabels the pixels (e.g. 2 km, FMI-like) so that
+"peak RSS" is ``VmHWM`` of ``/proc/self/status``, the high-water mark of the process's own memory
+map, which starts afresh at ``exec``; ``ru_maxrss`` is ``resource.getrusage(RUSAGE_SELF)``'s, which
+Linux carries across ``exec`` from the parent (at least the parent's peak at the fork: equal to
+``VmHWM`` only when the parent is smaller). So the parent stays small: the input, synthetic
+precipitation (:func:`datasets.radar_synthetic.synthetic_precipitation`, 1 km, 5 min, about 2 GiB
+to make at 1000 x 1000), is made once in another child (``--make-data``) and handed over, cropped
+to each domain, in ``.npy`` files. ``--data-km`` relabels the pixels (e.g. 2 km, FMI-like) so that
 :func:`model.tiling.domain_rollout` resamples to the checkpoint's 1 km and back, timed with the
 rest.
 
 Printed per run: tiles, wall time of the first call (cold: oneDNN builds its kernels then) and the
 fastest later one (warm), the CPU time of each call (all threads; on a shared machine wall time
-also counts the time other processes held the cores), peak RSS, RSS before the rollout (Python, torch, checkpoint, input), and
-the bytes of the result (``Dataset.nbytes``: prediction, truth, context and the float16 gates).
-tracemalloc is not used: torch's CPU allocator does not report to it, so it would miss the gates
+also counts the time other processes held the cores), peak RSS, RSS before the rollout (Python,
+torch, checkpoint, input), and the bytes of the result (``Dataset.nbytes``: prediction, truth,
+context and the float16 gates). tracemalloc is not used: torch's CPU allocator does not report to it, so it would miss the gates
 and every activation. glibc's allocator is left as the dashboard runs it (no
 :func:`model.runtime.tune_cpu_allocator`), so the RSS is what a dashboard process would see.
 """
@@ -182,7 +183,7 @@ def _table(args, paths: list[str]) -> None:
     """One fresh process per domain and variant; one line each."""
     header = (f"{'domain':>10s} {'model grid':>10s} {'capture':>7s} {'tiles':>5s} {'gates':>9s} "
               f"{'gate MiB':>8s} {'cold s':>7s} {'warm s':>7s} {'CPU s':>9s} {'peak RSS MiB':>12s} "
-              f"{'VmHWM MiB':>9s} {'before MiB':>10s} {'result MiB':>10s}")  # fmt: skip
+              f"{'ru_maxrss':>9s} {'before MiB':>10s} {'result MiB':>10s}")  # fmt: skip
     print(header)
     r = {}
     for (h, w), path in zip(args.domains, paths, strict=True):
@@ -200,14 +201,14 @@ def _table(args, paths: list[str]) -> None:
             cpu_s = "/".join(f"{c:.0f}" for c in r["cpu_s"])
             rusage, hwm = r["peak_rss_mib"]
             print(f"{f'{h}x{w}':>10s} {grid:>10s} {variant:>7s} {r['tiles']:5d} {gates:>9s} "
-                  f"{r['capture_mib']:8.0f} {r['cold_s']:7.1f} {warm} {cpu_s:>9s} {rusage:12.0f} "
-                  f"{hwm:9.0f} {r['before_mib']:10.0f} {r['result_mib']:10.0f}")  # fmt: skip
+                  f"{r['capture_mib']:8.0f} {r['cold_s']:7.1f} {warm} {cpu_s:>9s} {hwm:12.0f} "
+                  f"{rusage:9.0f} {r['before_mib']:10.0f} {r['result_mib']:10.0f}")  # fmt: skip
     print(
         f"precision {r.get('precision')}; gate MiB: the float16 whole-domain gate array "
         "(model.tiling.domain_capture_bytes); CPU s: process CPU time of each call, all threads "
-        "(wall time also counts other processes holding the cores); peak RSS: getrusage "
-        "ru_maxrss; VmHWM: the "
-        "kernel's high-water mark of the process's memory map; before: RSS before the rollout"
+        "(wall time also counts other processes holding the cores); peak RSS: VmHWM, the "
+        "process's own high-water mark; ru_maxrss: getrusage's, at least the parent's peak; "
+        "before: RSS before the rollout; MiB throughout"
     )
 
 
