@@ -405,3 +405,25 @@ def _normalizer(meta):
     from model.normalize import Normalizer
 
     return Normalizer.from_metadata(meta["normalization"])
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_radar_mch_forecasts_the_whole_meteoswiss_composite(shared_data):
+    """The real 640 x 710 km composite, NaN outside the radar's reach (skipped without
+    ../shared/data): every pixel forecast, the truth's NaN kept for scoring."""
+    from datasets.radar_io import find_radar_files, read_radar_sequence
+    from model.checkpoint import load_checkpoint
+
+    files = find_radar_files(shared_data / "radar" / "mch" / "20160711", source="mch")
+    seq = read_radar_sequence(files[10:13], source="mch", grid=None, resolution_km=None, crop=None)
+    seq = seq.isel(sample=0)
+    assert seq.shape == (3, 1, 640, 710) and np.isnan(seq.values).mean() > 0.2
+    net, meta = load_checkpoint(RADAR_MCH, device="cpu")
+    ds = domain_rollout(net, seq[:2], 1, meta=meta, truth=seq[2:],
+                        capture={"layers": [0], "gates": ["forget"]})  # fmt: skip
+    assert ds.attrs["tiles"] == 99 and ds.attrs["regrid"].startswith("none")
+    assert ds.gates.shape == (1, 1, 2, 32, 160, 177)
+    assert np.isfinite(ds.prediction.values).all()
+    np.testing.assert_array_equal(np.isnan(ds.truth.values), np.isnan(seq[2:].values))
+    assert ds.time.values[0] == seq.time.values[2]  # real valid times
