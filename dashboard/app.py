@@ -2,7 +2,9 @@
 
 Opens on a bundled checkpoint's forecast of a bundled sample. The sidebar picks the data, the
 checkpoint and the rollout window; the main area shows the animated forecast and one view below it
-(gates, pixel probe, metrics or exports), so only that view's data reaches the browser.
+(gates; the gate lab's units, saturation, interventions, attribution, memory and side by side, see
+:mod:`dashboard.lab`; pixel probe, metrics or exports), so only that view's data reaches the
+browser. One step control drives the forecast's start, the gates, the probe and the lab views.
 Deep links (``?dataset=...&checkpoint=...&step=...``) restore a view; see :mod:`dashboard.state`.
 """
 

@@ -798,7 +798,7 @@ def forecast_figure(
 GATES_TICKS_PX = 24  # x tick labels of the upper row
 GATES_BAR_PX = 34  # a gate's colour bar (bar and tick labels) under its panel
 GATES_ROW_GAP_PX = GATES_TICKS_PX + GATES_BAR_PX + 30  # ... then the lower row's titles
-GATES_MARGIN = {"l": 10, "r": 10, "t": 78, "b": AXIS_BELOW_PX + GATES_BAR_PX + 8}
+GATES_MARGIN = {"l": 10, "r": 10, "t": 90, "b": AXIS_BELOW_PX + GATES_BAR_PX + 8}
 GATES_HEIGHT = 640
 GATE_SYMBOLS = {
     "input": "i_t",
@@ -904,7 +904,7 @@ def gates_figure(
 
     def label(n: str) -> str:
         head = f"{n} {symbol_html(n)}".strip()
-        return f"<b>{head}</b> · {desc[n]}" if n == gate else f"{head} · {desc[n]}"
+        return f"<b>{head}</b>" if n == gate else head
 
     plot_px = GATES_HEIGHT - GATES_MARGIN["t"] - GATES_MARGIN["b"]
     fig = make_subplots(
@@ -931,10 +931,14 @@ def gates_figure(
     times = valid_times(ds)
     phase = "context" if step < axis.n_context else "forecast"
     lead = axis.label(step) if step < len(axis.values) else f"step {step}"
-    when = f" · valid {format_valid_time(times[step])}" if times is not None else ""
+    when = f"valid {format_valid_time(times[step])} · " if times is not None else ""
+    shown = desc[names[0]]  # one reduction for all six panels
     fig.update_layout(
         **layout,
-        title=_title(f"Layer {layer} gates at lead time {lead}{when} ({phase}, step {step})"),
+        title=_title(
+            f"Layer {layer} gates at {lead} ({phase}, step {step})<br>"
+            f"<span style='font-size:12px'>{when}{shown}</span>"
+        ),
         height=GATES_HEIGHT,
         margin=GATES_MARGIN,
         template=TEMPLATE,
@@ -945,6 +949,7 @@ def gates_figure(
             "step": step,
             "layer": layer,
             "reduction": reduction,
+            "shown": shown,
         },
     )
     if gate in names:  # the focus gate: its panel outlined in red

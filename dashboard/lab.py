@@ -140,14 +140,27 @@ def equations(meta: dict) -> None:
     if not eq:
         st.caption("This checkpoint does not record its cell configuration.")
         return
-    lines = [
-        v.replace(" = ", " &= ", 1).replace(" + W_{c", r" \\ &\qquad + W_{c") for v in eq.values()
-    ]
-    st.latex(r"\small\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}")
+    st.latex(
+        r"\footnotesize\begin{aligned}"
+        + r" \\ ".join(map(_latex_lines, eq.values()))
+        + r"\end{aligned}"
+    )
+
     st.caption(
         "σ: sigmoid, ∗: convolution, ∘: element-wise product. X_t is the patched frame for "
         "layer 0, the hidden state of the layer below otherwise. Hover a panel for its equation."
     )
+
+
+def _latex_lines(equation: str) -> str:
+    """``a = σ(x + y + b)`` as aligned lines, one term each (the bias stays with the last), so
+    the equations fit a narrow column."""
+    left, right = equation.split(" = ", 1)
+    terms = right.split(" + ")
+    if "(" in right and len(terms) > 2:
+        terms = [*terms[:-2], f"{terms[-2]} + {terms[-1]}"]
+        right = r" \\ &\quad + ".join(terms)
+    return f"{left} &= {right}"
 
 
 def text_equations(meta: dict) -> dict[str, str]:
@@ -334,7 +347,7 @@ def units_view(page: LabPage) -> None:
 
 def gates_with_equations(page: LabPage, *, layer: int, reduction, gate: str) -> None:
     """The six gate panels of ``layer`` (one reduction for all) with the equations beside."""
-    left, right = st.columns([2.6, 1.4])
+    left, right = st.columns([3, 1.3])
     with left:
         chart(
             cache.gates_figure(

@@ -184,18 +184,24 @@ def test_gate_controls_layer_gate_and_channel():
     gates = charts(at)["gates"]
     assert gates["layout"]["meta"]["layer"] == 1
     titles = [a["text"] for a in gates["layout"]["annotations"]]
-    assert titles[4] == "<b>cell C<sub>t</sub></b> · max over channels"
+    assert titles[4] == "<b>cell C<sub>t</sub></b>"
+    assert "max over channels" in gates["layout"]["title"]["text"]
     at.selectbox(key="reduction").set_value("channel").run()
     at.number_input(key="hidden_channel").set_value(2).run()
     gates = charts(at)["gates"]
     assert gates["layout"]["meta"]["reduction"] == 2
-    assert "channel 2" in gates["layout"]["annotations"][0]["text"]
+    assert "channel 2" in gates["layout"]["title"]["text"]
     assert (_qp(at, "layer"), _qp(at, "gate"), _qp(at, "channel")) == ("1", "cell", "2")
     at.selectbox(key="reduction").set_value("variance").run()
-    titles = [a["text"] for a in charts(at)["gates"]["layout"]["annotations"][:6]]
-    assert "most variance in cell" in titles[0]
-    # one unit for all six panels, never one per panel
-    assert len({t.split(" · ")[1] for t in titles}) == 1, titles
+    gates = charts(at)["gates"]
+    # one unit for all six panels, never one per panel: the most varying channel of the cell
+    shown = gates["layout"]["meta"]["shown"]
+    assert shown.endswith("(most variance in cell)") and shown in gates["layout"]["title"]["text"]
+    net, meta = services.load_model("tiny_mnist")
+    ds = services.run_rollout(net, meta, services.load_dataset("moving_mnist"),
+                              services.Window(0, 0, 10, 10))  # fmt: skip
+    cell = ds.gates.sel(layer=1, gate="cell").astype(np.float32)
+    assert shown.startswith(f"channel {int(cell.var(('step', 'gy', 'gx')).argmax('hidden'))} ")
 
 
 def test_pixel_probe_view_follows_xy_inputs():

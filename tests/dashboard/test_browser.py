@@ -151,7 +151,7 @@ def test_dashboard_in_chromium(server):
         page.screenshot(path=str(ARTIFACTS / "browser_2_playing.png"))
 
         # switch gate
-        _select(page, "Focus gate", "cell")
+        _select(page, "Focus gate", "cell (C_t)")
         gates = _wait_chart(
             page, "gates", lambda c: c["annotations"][4].startswith("<b>cell C"), 30
         )
