@@ -2,7 +2,9 @@
 
 Opens on a bundled checkpoint's forecast of a bundled sample. The sidebar picks the data, the
 checkpoint and the rollout window; the main area shows the animated forecast and one view below it
-(gates, pixel probe, metrics or exports), so only that view's data reaches the browser.
+(gates; the gate lab's units, saturation, interventions, attribution, memory and side by side, see
+:mod:`dashboard.lab`; pixel probe, metrics or exports), so only that view's data reaches the
+browser. One step control drives the forecast's start, the gates, the probe and the lab views.
 Deep links (``?dataset=...&checkpoint=...&step=...``) restore a view; see :mod:`dashboard.state`.
 """
 
@@ -20,14 +22,13 @@ import xarray as xr
 if __package__ in (None, ""):  # `streamlit run dashboard/app.py` runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboard import cache, exports, figures, services
+from dashboard import cache, exports, figures, lab, services
 from dashboard.state import DeepLink, to_query
 from dashboard.text import plain, safe
+from dashboard.widgets import CHART_CONFIG, keep_values
+from dashboard.widgets import choose as _choose
 
-VIEWS = ("Gates", "Pixel probe", "Metrics", "Export")
-# theme=None on every chart: the Streamlit theme rewrites the whole spec in the browser, which took
-# ~1.5 s for a 24-frame 128x128 animation; figures carry their own light template instead.
-CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+VIEWS = ("Gates", *lab.VIEWS, "Pixel probe", "Metrics", "Export")
 UPLOAD = "upload"
 UPLOAD_TYPES = [s.lstrip(".") for s in services.UPLOAD_SUFFIXES]
 COLOUR_NOTES = {
@@ -39,7 +40,7 @@ COLOUR_NOTES = {
 REDUCTION_LABELS = {
     "mean": "mean over channels",
     "max": "max over channels",
-    "variance": "channel with most variance",
+    "variance": "the channel with most variance (in the focus gate)",
     "channel": "one channel",
 }
 
@@ -59,6 +60,7 @@ def main() -> None:
         # that merely lags behind (a click during a run) is not a navigation and is ignored.
         st.session_state["_link"] = DeepLink.from_query(current)
     link: DeepLink = st.session_state["_link"]
+    keep_values()  # a layer, region or edit chosen in one view is still there in the next
     query: dict[str, object] = {}
     st.title("ConvLSTM lab")
     messages = st.container()
@@ -79,12 +81,6 @@ def main() -> None:
 
 
 # -- sidebar: data and checkpoint ---------------------------------------------------------------
-def _choose(key: str, options: list, default=None):
-    """Make sure ``st.session_state[key]`` is one of ``options`` before its widget is drawn."""
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = default if default in options else options[0]
-
-
 def _default_selection(entries, root: str) -> tuple[str | None, str | None]:
     """(dataset, checkpoint) to open on: the first bundled checkpoint whose dataset is bundled."""
     names = {e.name for e in entries if e.bundled}
@@ -127,6 +123,7 @@ class Selection:
     context: int = 1
     horizon: int = 1
     train_horizon: int = 0
+    compatible: list = field(default_factory=list)
 
     @property
     def window(self) -> services.Window:
@@ -153,14 +150,18 @@ def explore(link: DeepLink, query: dict) -> None:
     net, loaded_meta, ds = _run_forecast(sel)
     step, channel, axis = _forecast_view(sel, ds)
     view = _choose_view(sel, ds, step, axis)
-    if view == "Gates":
-        _gates_view(ds, link, query, step, sel.rollout_key)
-    elif view == "Pixel probe":
-        _probe_view(ds, link, query, step, channel)
-    elif view == "Metrics":
-        _metrics_view(ds, sel, axis, _split_scorer(sel, net, loaded_meta))
-    else:
-        _export_view(ds, sel, axis, channel)
+    page = lab.LabPage(
+        ds=ds, link=link, query=query, step=step, rollout_key=sel.rollout_key, root=sel.root,
+        data=sel.data, meta=loaded_meta, config=net.config, checkpoint=sel.checkpoint,
+        compatible=sel.compatible, channel=channel,
+    )  # fmt: skip
+    views = {
+        "Gates": lambda: _gates_view(page),
+        "Pixel probe": lambda: _probe_view(ds, link, query, step, channel),
+        "Metrics": lambda: _metrics_view(ds, sel, axis, _split_scorer(sel, net, loaded_meta)),
+        "Export": lambda: _export_view(ds, sel, axis, channel),
+    }
+    views.get(view, lambda: lab.show(view, page))()
     query.update(context=sel.context, horizon=sel.horizon)
 
 
@@ -251,6 +252,7 @@ def _choose_checkpoint(sel: Selection, default_ckpt: str | None) -> bool:
         return False
     _choose("checkpoint", names, default_ckpt)
     sel.checkpoint = side.selectbox("Checkpoint", names, key="checkpoint")
+    sel.compatible = names
     sel.meta = dict(fits[names.index(sel.checkpoint)][1])
     for note in (services.time_step_note(sel.meta, data), services.family_note(sel.meta, data)):
         if note:
@@ -400,7 +402,8 @@ def _choose_view(sel: Selection, ds, step: int, axis) -> str:
     view = st.radio("View", VIEWS, key="view", horizontal=True, label_visibility="collapsed")
     n_ctx = int(ds.sizes.get("context_time", 0))
     st.select_slider(
-        "Step shown in the gates and probe views (also where the animation starts)",
+        "Step shown: the forecast starts here (▶ Play runs on from it), and the gates, probe and "
+        "lab views show it",
         options=list(range(figures.n_steps(ds))),
         key="step",
         on_change=_on_step_change,
@@ -570,26 +573,36 @@ def _summary(ds, data, label, ckpt, meta, context, horizon, train_h) -> None:
 
 
 # -- views -------------------------------------------------------------------------------------
-def _gates_view(ds, link: DeepLink, query: dict, step: int, rollout_key: tuple) -> None:
+def _gates_view(page: lab.LabPage) -> None:
+    ds, link, query = page.ds, page.link, page.query
     if "gates" not in ds:
         st.info(safe(ds.attrs.get("capture_note", "This rollout has no gates.")))
         for key in ("layer", "gate", "channel"):
             link.drop(key, "the rollout has no captured gates")
         return
-    layers = [int(v) for v in ds["layer"].values]
-    gates = [str(v) for v in ds["gate"].values]
     hidden = int(ds.sizes["hidden"])
     c1, c2, c3, c4 = st.columns([1, 1, 1.4, 1])
-    linked_layer = link.take_choice("layer", [str(v) for v in layers], what="layer")
-    if linked_layer is not None:
-        st.session_state["layer"] = int(linked_layer)
-    _choose("layer", layers)
-    layer = c1.selectbox("Layer", layers, key="layer")
-    linked_gate = link.take_choice("gate", gates, what="gate")
-    if linked_gate:
-        st.session_state["gate"] = linked_gate
-    _choose("gate", gates, "forget")
-    gate = c2.selectbox("Focus gate", gates, key="gate")
+    layer = lab.choose_layer(page, c1)
+    gate = lab.choose_gate(page, c2, "Focus gate")
+    shown = _choose_reduction(link, c3, c4, hidden)
+    query.update(layer=layer, gate=gate, channel=shown)
+    lab.gates_with_equations(page, layer=layer, reduction=shown, gate=gate)
+    st.caption(
+        "Input, forget and output gates are sigmoids in 0–1; candidate and hidden state are tanh "
+        "in −1–1; the cell state is unbounded. Gates run on the latent grid (frame ÷ patch size); "
+        "the gates at a step are those computed while reading the frame shown at that step. One "
+        "channel choice applies to all six panels."
+    )
+    st.plotly_chart(
+        figures.gate_means_figure(ds, layer=layer, step=page.gate_step, gate=gate),
+        key="gate_means_chart",
+        config=CHART_CONFIG,
+        theme=None,
+    )
+
+
+def _choose_reduction(link: DeepLink, where, unit_col, hidden: int):
+    """Mean, max, the most varying channel or one channel: one choice for all six panels."""
     linked_channel = link.take_channel(hidden)
     if isinstance(linked_channel, str):
         st.session_state["reduction"] = linked_channel
@@ -598,38 +611,18 @@ def _gates_view(ds, link: DeepLink, query: dict, step: int, rollout_key: tuple) 
         st.session_state["hidden_channel"] = linked_channel
     options = list(REDUCTION_LABELS)
     _choose("reduction", options, "mean")
-    reduction = c3.selectbox(
+    reduction = where.selectbox(
         "Hidden channels", options, key="reduction", format_func=REDUCTION_LABELS.get
     )
-    if reduction == "channel":
-        if st.session_state.get("hidden_channel", 0) >= hidden:
-            st.session_state["hidden_channel"] = 0
-        channel = int(
-            c4.number_input(
-                f"Channel (0–{hidden - 1})", 0, hidden - 1, step=1, key="hidden_channel"
-            )
+    if reduction != "channel":
+        unit_col.caption(f"{hidden} hidden channels in this layer")
+        return reduction
+    if st.session_state.get("hidden_channel", 0) >= hidden:
+        st.session_state["hidden_channel"] = 0
+    return int(
+        unit_col.number_input(
+            f"Channel (0–{hidden - 1})", 0, hidden - 1, step=1, key="hidden_channel"
         )
-        shown = channel
-    else:
-        c4.caption(f"{hidden} hidden channels in this layer")
-        shown = reduction
-    query.update(layer=layer, gate=gate, channel=shown)
-    st.plotly_chart(
-        cache.gates_figure(rollout_key, layer, shown, step, gate, _ds=ds),
-        key="gates_chart",
-        config=CHART_CONFIG,
-        theme=None,
-    )
-    st.caption(
-        "Input, forget and output gates are sigmoids in 0–1; candidate and hidden state are tanh "
-        "in −1–1; the cell state is unbounded. Gates run on the latent grid (frame ÷ patch size); "
-        "the gates at a step are those computed while reading the frame shown at that step."
-    )
-    st.plotly_chart(
-        figures.gate_means_figure(ds, layer=layer, step=step, gate=gate),
-        key="gate_means_chart",
-        config=CHART_CONFIG,
-        theme=None,
     )
 
 

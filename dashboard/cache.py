@@ -251,9 +251,69 @@ def forecast_figure(
     )
 
 
-def gates_figure(rollout_key: tuple, layer: int, reduction, step: int, gate: str, _ds: xr.Dataset):
-    """The animated gates figure (reductions over all hidden channels and steps)."""
+def gates_figure(
+    rollout_key: tuple,
+    layer: int,
+    reduction,
+    step: int,
+    gate: str,
+    _ds: xr.Dataset,
+    _equations: dict | None = None,
+):
+    """The gates figure at one step (``_equations`` follow the checkpoint in ``rollout_key``)."""
     return _FIGURES.get_or_compute(
         ("gates", rollout_key, layer, reduction, step, gate),
-        lambda: figures.gates_figure(_ds, layer=layer, reduction=reduction, step=step, gate=gate),
+        lambda: figures.gates_figure(
+            _ds, layer=layer, reduction=reduction, step=step, gate=gate, equations=_equations
+        ),
     )
+
+
+# -- gate lab ------------------------------------------------------------------------------------
+def intervention(rollout_key: tuple, root: str, edit, _data: xr.DataArray) -> xr.Dataset:
+    """The rollout of ``rollout_key`` with ``edit`` (a checked GateEdit) applied, gates captured."""
+    checkpoint, data_key, sample, start, context, horizon = rollout_key
+
+    def compute() -> xr.Dataset:
+        net, meta = model(checkpoint, root)
+        window = services.Window(sample=sample, start=start, context=context, horizon=horizon)
+        ds = services.run_rollout(net, meta, _data, window, capture=True, intervene=edit)
+        ds.attrs["dataset"] = data_key
+        _release()
+        return ds
+
+    return _ROLLOUTS.get_or_compute(("edit", rollout_key, root, edit), compute)
+
+
+def score_change(
+    rollout_key: tuple, edit, threshold: float, _original: xr.Dataset, _edited: xr.Dataset
+):
+    """:func:`dashboard.services.score_change` of a rollout and its intervened twin."""
+    return _SCORES.get_or_compute(
+        ("score_change", rollout_key, edit, threshold),
+        lambda: services.score_change(_original, _edited, threshold=threshold),
+    )
+
+
+def attribution(
+    rollout_key: tuple, root: str, lead: int, region: tuple, _data: xr.DataArray
+) -> xr.Dataset:
+    """Integrated gradients of one forecast region and lead (seconds; kept once computed)."""
+    checkpoint, _, sample, start, context, horizon = rollout_key
+
+    def compute() -> xr.Dataset:
+        net, meta = model(checkpoint, root)
+        window = services.Window(sample=sample, start=start, context=context, horizon=horizon)
+        return services.attribution(net, meta, _data, window, lead=lead, region=region)
+
+    return _SCORES.get_or_compute(("attribution", rollout_key, root, lead, region), compute)
+
+
+def saturation(rollout_key: tuple, _ds: xr.Dataset) -> xr.Dataset:
+    """Left/right saturation of every unit of a rollout (:func:`dashboard.services.saturation`)."""
+    return _SCORES.get_or_compute(("saturation", rollout_key), lambda: services.saturation(_ds))
+
+
+def memory(rollout_key: tuple, _ds: xr.Dataset) -> xr.DataArray:
+    """Memory map of every layer and lead (:func:`dashboard.services.memory`)."""
+    return _SCORES.get_or_compute(("memory", rollout_key), lambda: services.memory(_ds))

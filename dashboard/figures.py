@@ -798,17 +798,39 @@ def forecast_figure(
 GATES_TICKS_PX = 24  # x tick labels of the upper row
 GATES_BAR_PX = 34  # a gate's colour bar (bar and tick labels) under its panel
 GATES_ROW_GAP_PX = GATES_TICKS_PX + GATES_BAR_PX + 30  # ... then the lower row's titles
-GATES_HEIGHT = 740
-GATES_MARGIN = {"l": 10, "r": 10, "t": 78, "b": AXIS_BELOW_PX + GATES_BAR_PX + 8 + CONTROLS_PX}
+GATES_MARGIN = {"l": 10, "r": 10, "t": 90, "b": AXIS_BELOW_PX + GATES_BAR_PX + 8}
+GATES_HEIGHT = 640
+GATE_SYMBOLS = {
+    "input": "i_t",
+    "forget": "f_t",
+    "output": "o_t",
+    "candidate": "g_t",
+    "cell": "C_t",
+    "hidden": "H_t",
+}
+"""The symbol of each gate and state in the cell equations (``model.gate_lab.cell_equations``)."""
+
+
+def symbol_html(gate: str) -> str:
+    """A gate's symbol as plotly text: ``f<sub>t</sub>``."""
+    sym = GATE_SYMBOLS.get(gate)
+    if sym is None:
+        return ""
+    base, sub = sym.split("_")
+    return f"{base}<sub>{sub}</sub>"
 
 
 # -- gates view --------------------------------------------------------------------------------
-def reduce_hidden(gates: xr.DataArray, reduction: str | int) -> tuple[xr.DataArray, dict[str, str]]:
+def reduce_hidden(
+    gates: xr.DataArray, reduction: str | int, *, focus: str | None = None
+) -> tuple[xr.DataArray, dict[str, str]]:
     """Reduce the hidden channels of ``gates (gate, step, hidden, y, x)`` for display.
 
-    ``reduction`` is ``"mean"``, ``"max"``, ``"variance"`` (per gate, the channel whose values vary
-    most over steps and pixels) or a channel index. Returns ``(gate, step, y, x)`` float32 and a
-    description per gate (e.g. ``"channel 17"``).
+    ``reduction`` is ``"mean"``, ``"max"``, ``"variance"`` (the one channel whose ``focus`` gate,
+    default the hidden state, varies most over steps and pixels; every panel shows that same
+    channel) or a channel index. NaN padding channels (past a narrower layer's width) are left
+    out. Returns ``(gate, step, y, x)`` float32 and a description per gate (e.g.
+    ``"channel 17"``).
     """
     g = gates.astype(np.float32)
     names = [str(v) for v in g["gate"].values]
@@ -817,14 +839,13 @@ def reduce_hidden(gates: xr.DataArray, reduction: str | int) -> tuple[xr.DataArr
     if reduction == "max":
         return g.max("hidden"), dict.fromkeys(names, "max over channels")
     if reduction == "variance":
+        focus = focus if focus in names else ("hidden" if "hidden" in names else names[0])
         spatial = tuple(d for d in g.dims if d not in ("gate", "hidden"))
-        var = g.var(dim=spatial)  # (gate, hidden)
-        best = var.argmax("hidden")  # (gate,)
-        picked = g.isel(hidden=best)
-        desc = {
-            n: f"channel {int(c)} (most variance)" for n, c in zip(names, best.values, strict=True)
-        }
-        return picked, desc
+        var = g.sel(gate=focus).var(dim=spatial).fillna(-1.0)  # (hidden,); padding never wins
+        best = int(var.argmax("hidden"))
+        return g.isel(hidden=best), dict.fromkeys(
+            names, f"channel {best} (most variance in {focus})"
+        )
     c = int(reduction)
     if not 0 <= c < g.sizes["hidden"]:
         raise ValueError(f"hidden channel {c} out of range 0..{g.sizes['hidden'] - 1}")
@@ -838,8 +859,12 @@ def gates_figure(
     reduction: str | int = "mean",
     step: int | None = None,
     gate: str | None = None,
+    equations: dict[str, str] | None = None,
 ) -> go.Figure:
-    """Heatmaps of the six gates and states of one layer, animated over the steps.
+    """Heatmaps of the six gates and states of one layer at one step.
+
+    The page's step control chooses the step (one time control for the forecast, the gates and
+    the probe), so this figure has no slider of its own.
 
     Parameters
     ----------
@@ -848,61 +873,53 @@ def gates_figure(
     layer : int
         Layer (a value of the ``layer`` coordinate).
     reduction : {"mean", "max", "variance"} or int
-        How the hidden channels are shown (see :func:`reduce_hidden`).
+        How the hidden channels are shown (see :func:`reduce_hidden`); one choice for all six
+        panels.
     step : int, optional
-        Step shown first (default: the first forecast step).
+        Step shown (default: the first forecast step).
     gate : str, optional
-        Gate outlined as the focus of the view.
+        Gate outlined as the focus of the view (and the one ``"variance"`` ranks channels by).
+    equations : dict of str, optional
+        The cell equations as text keyed by symbol (``model.gate_lab.cell_equations(...,
+        fmt="text")``); each panel's hover names its equation.
 
     Returns
     -------
     plotly.graph_objects.Figure
-        2 x 3 heatmaps of ``uint8`` codes with one relabelled colorbar each; ``layout.meta`` holds
-        the scale of each gate and the steps.
+        2 x 3 heatmaps of ``uint8`` codes with one relabelled colorbar each, titles with the
+        equations' symbols; ``layout.meta`` holds the scale of each gate and the step.
     """
     if "gates" not in ds:
         raise ValueError("this rollout has no gates; run it with capture=True")
     axis = time_axis(ds)
     sub = ds["gates"].sel(layer=layer)  # (gate, step, hidden, y, x)
-    reduced, desc = reduce_hidden(sub, reduction)  # (gate, step, y, x)
+    n_steps_g = int(sub.sizes["step"])
+    if step is None or not 0 <= step < n_steps_g:
+        step = min(axis.n_context, n_steps_g - 1)
+    reduced, desc = reduce_hidden(sub, reduction, focus=gate)  # (gate, step, y, x)
     names = [str(v) for v in reduced["gate"].values]
     values = reduced.values  # (gate, step, y, x)
     scales = [gate_scale(n, arrays=(values[i],)) for i, n in enumerate(names)]
     grid, _ = latent_grid(ds)
-    n_steps_g = values.shape[1]
-    steps = list(range(n_steps_g))
-    if step is None or step not in steps:
-        step = min(axis.n_context, n_steps_g - 1)
 
-    titles = [f"<b>{n}</b> · {desc[n]}" if n == gate else f"{n} · {desc[n]}" for n in names]
+    def label(n: str) -> str:
+        head = f"{n} {symbol_html(n)}".strip()
+        return f"<b>{head}</b>" if n == gate else head
+
     plot_px = GATES_HEIGHT - GATES_MARGIN["t"] - GATES_MARGIN["b"]
     fig = make_subplots(
         rows=2,
         cols=3,
-        subplot_titles=titles,
+        subplot_titles=[label(n) for n in names],
         horizontal_spacing=0.05,
         vertical_spacing=GATES_ROW_GAP_PX / plot_px,
     )
-    times = valid_times(ds)
-
-    def panels(s: int) -> list[go.Heatmap]:
-        return [
-            _heatmap(scales[i].encode(values[i, s]), grid, _ca(i), n) for i, n in enumerate(names)
-        ]
-
-    def title(s: int) -> str:
-        phase = "context" if s < axis.n_context else "forecast"
-        label = axis.label(s) if s < len(axis.values) else f"step {s}"
-        when = f" · valid {format_valid_time(times[s])}" if times is not None else ""
-        return f"Layer {layer} gates at lead time {label}{when} ({phase}, step {s})"
-
-    fig.frames = [
-        go.Frame(
-            name=str(s), data=panels(s), traces=list(range(6)), layout={"title": {"text": title(s)}}
+    for i, n in enumerate(names):
+        trace = _heatmap(scales[i].encode(values[i, step]), grid, _ca(i), n)
+        equation = (equations or {}).get(GATE_SYMBOLS.get(n, ""), "")
+        trace.hovertemplate = (
+            f"{n} {GATE_SYMBOLS.get(n, '')}<br>{equation}<br>x=%{{x}}<br>y=%{{y}}<extra></extra>"
         )
-        for s in steps
-    ]
-    for i, trace in enumerate(panels(step)):
         fig.add_trace(trace, row=i // 3 + 1, col=i % 3 + 1)
     for row in (1, 2):
         _style_axes(fig, grid, 3, row=row, rows=2)
@@ -910,18 +927,49 @@ def gates_figure(
     fig.update_yaxes(showticklabels=False, col=2)
     fig.update_yaxes(showticklabels=False, col=3)
     _titles_on_panels(fig, len(names), size=12)
+    layout = _gate_colorbars(fig, scales, plot_px)
+    times = valid_times(ds)
+    phase = "context" if step < axis.n_context else "forecast"
+    lead = axis.label(step) if step < len(axis.values) else f"step {step}"
+    when = f"valid {format_valid_time(times[step])} · " if times is not None else ""
+    shown = desc[names[0]]  # one reduction for all six panels
+    fig.update_layout(
+        **layout,
+        title=_title(
+            f"Layer {layer} gates at {lead} ({phase}, step {step})<br>"
+            f"<span style='font-size:12px'>{when}{shown}</span>"
+        ),
+        height=GATES_HEIGHT,
+        margin=GATES_MARGIN,
+        template=TEMPLATE,
+        meta={
+            "kind": "gates",
+            "gates": names,
+            "scales": [_scale_meta(s) for s in scales],
+            "step": step,
+            "layer": layer,
+            "reduction": reduction,
+            "shown": shown,
+        },
+    )
+    if gate in names:  # the focus gate: its panel outlined in red
+        _outline(fig, names.index(gate))
+    return fig
+
+
+def _gate_colorbars(fig: go.Figure, scales: list[Scale], plot_px: float) -> dict:
+    """One horizontal colour bar under each gate panel."""
     layout: dict = {}
-    for i in range(len(names)):
+    for i, scale in enumerate(scales):
         xdom = fig.layout[f"xaxis{'' if i == 0 else i + 1}"].domain
         ydom = fig.layout[f"yaxis{'' if i == 0 else i + 1}"].domain
         below = GATES_TICKS_PX if i < 3 else AXIS_BELOW_PX
-        width = xdom[1] - xdom[0]
-        layout[_ca(i)] = scales[i].coloraxis(
+        layout[_ca(i)] = scale.coloraxis(
             title="",
             orientation="h",
             x=(xdom[0] + xdom[1]) / 2,
             xanchor="center",
-            len=width * 0.8,
+            len=(xdom[1] - xdom[0]) * 0.8,
             y=ydom[0] - below / plot_px,
             yanchor="top",
             thickness=8,
@@ -930,45 +978,22 @@ def gates_figure(
             ypad=0,
             xpad=0,
         )
-    fig.update_layout(
-        **layout,
-        title=_title(title(step)),
-        height=GATES_HEIGHT,
-        margin=GATES_MARGIN,
-        template=TEMPLATE,
-        meta={
-            "kind": "gates",
-            "gates": names,
-            "scales": [_scale_meta(s) for s in scales],
-            "steps": steps,
-            "layer": layer,
-            "reduction": reduction,
-        },
+    return layout
+
+
+def _outline(fig: go.Figure, i: int, colour: str = "#ff4b4b") -> None:
+    """A frame around panel ``i`` (0-based, in subplot order)."""
+    suffix = "" if i == 0 else str(i + 1)
+    fig.add_shape(
+        type="rect",
+        xref=f"x{suffix} domain",
+        yref=f"y{suffix} domain",
+        x0=0,
+        x1=1,
+        y0=0,
+        y1=1,
+        line={"color": colour, "width": 3},
     )
-    if gate in names:  # the focus gate: its panel outlined in red
-        i = names.index(gate)
-        suffix = "" if i == 0 else str(i + 1)
-        fig.add_shape(
-            type="rect",
-            xref=f"x{suffix} domain",
-            yref=f"y{suffix} domain",
-            x0=0,
-            x1=1,
-            y0=0,
-            y1=1,
-            line={"color": "#ff4b4b", "width": 3},
-        )
-    labels = [axis.label(s) if s < len(axis.values) else str(s) for s in steps]
-    _animation_controls(
-        fig,
-        [str(s) for s in steps],
-        labels,
-        steps.index(step),
-        "Lead time: ",
-        top_px=AXIS_BELOW_PX + GATES_BAR_PX + 8,
-        plot_px=plot_px,
-    )
-    return fig
 
 
 def _ca(i: int) -> str:
@@ -976,15 +1001,24 @@ def _ca(i: int) -> str:
 
 
 def gate_means_figure(
-    ds: xr.Dataset, *, layer: int = 0, step: int | None = None, gate: str | None = None
+    ds: xr.Dataset,
+    *,
+    layer: int = 0,
+    step: int | None = None,
+    gate: str | None = None,
+    unit: int | None = None,
 ) -> go.Figure:
     """Line chart of each gate's mean (over channels and pixels) per step for one layer.
 
     The top panel shows the sigmoid gates (input, forget, output; 0..1): how much the network
     writes, keeps and exposes per step; the bottom one the candidate, cell and hidden states.
+    With ``unit`` (a hidden channel) the means are of that unit only, over the pixels (the unit
+    browser's time series).
     """
     axis = time_axis(ds)
     sub = ds["gates"].sel(layer=layer).astype(np.float32)
+    if unit is not None:
+        sub = sub.isel(hidden=[int(unit)])
     means = sub.mean(dim=("hidden", *gate_dims(ds)))  # (gate, step)
     x = axis.values[: means.sizes["step"]]
     fig = make_subplots(
@@ -1022,15 +1056,15 @@ def gate_means_figure(
     fig.update_xaxes(title_text=axis.title, title_standoff=4, row=2, col=1)
     fig.update_layout(
         title=_title(
-            f"Layer {layer}: mean of each gate per step<br><span style='font-size:12px'>"
-            "the forecast starts after the dotted line</span>",
+            f"Layer {layer}{'' if unit is None else f', unit {unit}'}: mean of each gate per "
+            "step<br><span style='font-size:12px'>the forecast starts after the dotted line</span>",
             size=14,
         ),
         height=520,
         margin={"l": 10, "r": 10, "t": 80, "b": 40 + LEGEND_PX},
         legend=_bottom_legend(),
         template=TEMPLATE,
-        meta={"kind": "gate_means", "layer": layer},
+        meta={"kind": "gate_means", "layer": layer, "unit": unit},
     )
     for ann in fig.layout.annotations:
         ann.font = {"size": 13}

@@ -346,12 +346,19 @@ def select_window(data: xr.DataArray, window: Window) -> tuple[xr.DataArray, xr.
 
 
 def run_rollout(
-    model, meta: dict, data: xr.DataArray, window: Window, *, capture: bool = True
+    model,
+    meta: dict,
+    data: xr.DataArray,
+    window: Window,
+    *,
+    capture: bool = True,
+    intervene=None,
 ) -> xr.Dataset:
     """Forecast with :func:`model.rollout.rollout` and label the result for the views.
 
-    Returns the rollout dataset with attrs ``checkpoint``, ``training_horizon``, ``dataset``,
-    ``sample``, ``start`` added.
+    ``intervene`` (a :class:`model.interventions.GateEdit`, checked first with
+    :func:`make_edit`) edits gates while the rollout runs. Returns the rollout dataset with attrs
+    ``checkpoint``, ``training_horizon``, ``dataset``, ``sample``, ``start`` added.
     """
     from model.devices import run_with_cpu_fallback
     from model.normalize import Normalizer
@@ -371,6 +378,7 @@ def run_rollout(
             capture=capture,
             normalizer=normalizer,
             byte_budget=CAPTURE_MAX_BYTES,
+            intervene=intervene,
         )
 
     capture_note = None
@@ -454,6 +462,231 @@ def run_inspection(model, meta: dict, data: xr.DataArray, window: Window) -> xr.
         if key in data.attrs and key not in ds.attrs:
             ds.attrs[key] = data.attrs[key]
     return ds
+
+
+# -- gate lab ----------------------------------------------------------------------------------
+def make_edit(
+    config,
+    *,
+    steps: int,
+    layer: int,
+    target: str,
+    operation: str,
+    value: float = 0.0,
+    lo: float | None = None,
+    hi: float | None = None,
+    channels: tuple[int, ...] | None = None,
+    region: tuple[int, int, int, int] | None = None,
+    start: int = 0,
+):
+    """A :class:`model.interventions.GateEdit` checked against a network and rollout length.
+
+    Parameters
+    ----------
+    config : ConvLSTMConfig
+        The network's config (layers, hidden channels, frame and patch size).
+    steps : int
+        Inputs the rollout reads (context frames + horizon - 1).
+    layer, target, operation, channels, region, start
+        As :class:`~model.interventions.GateEdit`; ``region`` in frame pixels.
+    value : float
+        The new value for ``"set"``, the factor for ``"scale"`` (dimensionless).
+    lo, hi : float or None
+        Bounds for ``"clamp"``.
+
+    Returns
+    -------
+    GateEdit
+
+    Raises
+    ------
+    DashboardError
+        Any problem the edit's own checks find, as one sentence saying what to change.
+    """
+    from model.interventions import GateEdit, Intervention
+
+    try:
+        edit = GateEdit(
+            layer=layer, target=target, operation=operation, value=float(value),
+            factor=float(value), lo=lo, hi=hi, channels=channels, region=region, start=start,
+        )  # fmt: skip
+        Intervention(edit, config=config, steps=steps)
+    except ValueError as exc:
+        raise DashboardError(f"This intervention cannot run: {exc}") from None
+    return edit
+
+
+def default_region(ds: xr.Dataset, *, fraction: float = 0.25) -> tuple[int, int, int, int]:
+    """A box of ``fraction`` of the frame centred on the largest value of the last context frame
+    (the heaviest rain: "this storm"), kept inside the frame; ``(y0, y1, x0, x1)`` frame pixels."""
+    frame = ds["context"].isel(context_time=-1).max("channel").values  # (y, x)
+    ny, nx = frame.shape
+    finite = np.where(np.isfinite(frame), frame, -np.inf)
+    cy, cx = np.unravel_index(int(np.argmax(finite)), frame.shape)
+    if not np.isfinite(finite).any():
+        cy, cx = ny // 2, nx // 2
+    hy, hx = max(1, round(ny * fraction)), max(1, round(nx * fraction))
+    y0 = min(max(0, int(cy) - hy // 2), ny - hy)
+    x0 = min(max(0, int(cx) - hx // 2), nx - hx)
+    return y0, y0 + hy, x0, x0 + hx
+
+
+def score_change(
+    original: xr.Dataset, edited: xr.Dataset, *, threshold: float = 1.0
+) -> tuple[pd.DataFrame, dict]:
+    """Every score of the original and the intervened forecast, and the change, per lead.
+
+    Both forecasts are scored on the same pixels (:func:`model.metrics.compare`), over the leads
+    with truth.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        Columns ``lead_step``, ``score``, ``original``, ``intervened``, ``change`` (intervened
+        minus original), one row per lead and score; and the unit of each score.
+
+    Raises
+    ------
+    DashboardError
+        No truth after the context.
+    """
+    from model.metrics import compare
+
+    if "truth" not in original or not np.isfinite(original["truth"].values).any():
+        raise DashboardError("No ground truth after the context: nothing to score against.")
+    truth = original["truth"].values[None]
+    known = np.isfinite(truth[0]).reshape(truth.shape[1], -1).any(axis=1)
+    n = int(known.sum()) if known.all() else int(np.argmin(known))
+    forecasts = {
+        "original": original["prediction"].values[None, :n],
+        "intervened": edited["prediction"].values[None, :n],
+    }
+    tables = compare(
+        forecasts, truth[:, :n], domain=str(original.attrs.get("domain", "video")),
+        thresholds=(threshold,), pixel_km=_pixel_km(original),
+    )  # fmt: skip
+    a, b = tables["original"], tables["intervened"]
+    long = pd.DataFrame(
+        {
+            "lead_step": np.repeat(a.index.to_numpy(), a.shape[1]),
+            "score": np.tile(a.columns.to_numpy(), a.shape[0]),
+            "original": a.to_numpy().ravel(),
+            "intervened": b[a.columns].to_numpy().ravel(),
+        }
+    )
+    long["change"] = long["intervened"] - long["original"]
+    units = dict(a.attrs.get("units", {}) or {})
+    return long.sort_values(["score", "lead_step"], kind="stable", ignore_index=True), units
+
+
+def attribution(
+    model, meta: dict, data: xr.DataArray, window: Window, *, lead: int, region
+) -> xr.Dataset:
+    """Integrated gradients of the forecast over ``region`` at ``lead`` per context frame
+    (:func:`model.gate_lab.integrated_gradients`; seconds)."""
+    from model.gate_lab import integrated_gradients
+    from model.normalize import Normalizer
+
+    context, _ = select_window(data, window)
+    normalizer = (
+        Normalizer.from_metadata(meta["normalization"]) if meta.get("normalization") else None
+    )
+    try:
+        return integrated_gradients(
+            model, context, lead=int(lead), region=tuple(region), normalizer=normalizer
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise DashboardError(f"The attribution failed: {exc}") from exc
+
+
+def compare_runs(
+    first: xr.Dataset, second: xr.Dataset, *, layer: int, names: tuple[str, str]
+) -> tuple[xr.Dataset, str | None]:
+    """Two checkpoints' rollouts of one window: forecasts, ``layer``'s gates and differences
+    (:func:`model.gate_lab.compare_rollouts`).
+
+    Returns
+    -------
+    (xarray.Dataset, str or None)
+        The comparison, and a note when the gates could not be compared (forecasts only).
+
+    Raises
+    ------
+    DashboardError
+        The forecasts themselves differ in shape.
+    """
+    from model.gate_lab import compare_rollouts
+
+    note = None
+    if "gates" not in first or "gates" not in second:
+        layer, note = None, "One of the rollouts has no gates: forecasts compared only."
+    try:
+        return compare_rollouts(first, second, layer=layer, names=names), note
+    except ValueError as exc:
+        if layer is None:
+            raise DashboardError(f"These checkpoints cannot be compared: {exc}") from None
+        note = f"Gates not compared: {exc}"
+    try:
+        return compare_rollouts(first, second, layer=None, names=names), note
+    except ValueError as exc:
+        raise DashboardError(f"These checkpoints cannot be compared: {exc}") from None
+
+
+def unit_browser(
+    ds: xr.Dataset, *, layer: int, step: int, gate: str, sort_by: str = "activity"
+) -> tuple[pd.DataFrame, dict]:
+    """Statistics of every hidden unit of a layer at one step, sorted, and the 8-bit maps of one
+    gate for all of them (:func:`model.gate_lab.unit_statistics`,
+    :func:`model.gate_lab.encode_unit_maps`).
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        The table (index ``channel``, in ``sort_by`` order, largest first) and the maps' JSON
+        payload (``UnitMaps.to_payload``), each unit on its own range.
+    """
+    from model.gate_lab import encode_unit_maps, unit_statistics
+
+    try:
+        table = unit_statistics(ds, layer=layer, step=step, sort_by=sort_by)
+        maps = encode_unit_maps(ds, layer=layer, step=step, gate=gate, scale="channel")
+    except ValueError as exc:
+        raise DashboardError(f"The unit browser cannot show this rollout: {exc}") from None
+    return table, maps.to_payload()
+
+
+def saturation(ds: xr.Dataset) -> xr.Dataset:
+    """Left/right saturation of each unit's sigmoid gates over the rollout
+    (:func:`model.gate_lab.saturation`)."""
+    from model.gate_lab import saturation as compute
+
+    try:
+        return compute(ds)
+    except ValueError as exc:
+        raise DashboardError(f"Saturation cannot be measured here: {exc}") from None
+
+
+def memory(ds: xr.Dataset) -> xr.DataArray:
+    """The memory map of every layer and lead (:func:`model.gate_lab.memory_map`)."""
+    from model.gate_lab import memory_map
+
+    try:
+        return memory_map(ds)
+    except ValueError as exc:
+        raise DashboardError(f"The memory map cannot be drawn here: {exc}") from None
+
+
+def cell_equations(meta: dict, *, fmt: str = "latex") -> dict[str, str]:
+    """The cell equations of a checkpoint (:func:`model.gate_lab.cell_equations`), keyed by
+    symbol (``i_t``, ``f_t``, ``g_t``, ``C_t``, ``o_t``, ``H_t``); empty without a config."""
+    from model.gate_lab import cell_equations as equations
+
+    if not isinstance(meta.get("config"), dict):
+        return {}
+    try:
+        return equations(meta, fmt=fmt)
+    except (TypeError, ValueError):
+        return {}
 
 
 # -- scores ------------------------------------------------------------------------------------

@@ -1,19 +1,26 @@
 """Deep links: the URL query string <-> widget values, with validation (no Streamlit here).
 
 A link holds ``dataset``, ``checkpoint``, ``sample``, ``step``, ``layer``, ``gate`` and ``channel``
-(plus ``view``, ``context``, ``horizon``, and ``probe_x``/``probe_y`` in the pixel-probe view).
-Values are accepted only when they name something that
+(plus ``view``, ``context``, ``horizon``, and each view's own keys: ``probe_x``/``probe_y`` in the
+pixel probe; ``sort`` in the unit browser; ``op``, ``value``, ``lo``, ``hi``, ``units``,
+``from_step`` and ``region`` in the interventions view (``region`` also in the attribution view);
+``other`` in the side-by-side view). Values are accepted only when they name something that
 exists (a registered dataset, a compatible checkpoint, an index in range); anything else produces a
 message for the page and the default is used instead.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 LINK_KEYS = ("dataset", "checkpoint", "sample", "step", "layer", "gate", "channel")
-EXTRA_KEYS = ("view", "context", "horizon", "probe_x", "probe_y")
+EXTRA_KEYS = (
+    "view", "context", "horizon", "probe_x", "probe_y", "sort", "op", "value", "lo", "hi",
+    "units", "from_step", "region", "other",
+)  # fmt: skip
 REDUCTION_CHOICES = ("mean", "max", "variance")
 
 
@@ -81,6 +88,44 @@ class DeepLink:
             return raw
         return self.take_int("channel", 0, hidden - 1, what="hidden channel (or mean/max/variance)")
 
+    def take_float(self, key: str, *, what: str) -> float | None:
+        """The pending value of ``key`` as a finite number (else a message; None)."""
+        if key not in self.pending:
+            return None
+        raw = self.pending.pop(key)
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return value
+        self.messages.append(
+            f"Link {key}={raw!r} is not a valid {what} (use a number); showing the default instead."
+        )
+        return None
+
+    def take_rectangle(self, key: str, height: int, width: int) -> tuple[int, int, int, int] | None:
+        """``y0,y1,x0,x1`` (frame pixels, half-open) inside a ``height x width`` frame."""
+        if key not in self.pending:
+            return None
+        raw = self.pending.pop(key)
+        try:
+            return parse_rectangle(raw, height, width)
+        except ValueError as exc:
+            self.messages.append(f"Link {key}={raw!r} ignored: {exc}.")
+            return None
+
+    def take_channels(self, key: str, hidden: int) -> str | None:
+        """A channel list (``all`` or ``0,3,5-7``) with every index below ``hidden``, as text."""
+        if key not in self.pending:
+            return None
+        raw = self.pending.pop(key)
+        try:
+            return format_channels(parse_channels(raw, hidden))
+        except ValueError as exc:
+            self.messages.append(f"Link {key}={raw!r} ignored: {exc}.")
+            return None
+
     def drop(self, key: str, reason: str) -> None:
         """Reject a pending value that cannot apply (e.g. a gate when there are no gates)."""
         if key in self.pending:
@@ -91,3 +136,70 @@ class DeepLink:
 def to_query(values: Mapping[str, object]) -> dict[str, str]:
     """Widget values -> query-string dict (None values left out), in the order of the keys."""
     return {k: str(v) for k, v in values.items() if v is not None}
+
+
+def parse_channels(text: str, hidden: int | None = None) -> tuple[int, ...] | None:
+    """``"all"`` -> None; ``"0, 3, 5-7"`` -> ``(0, 3, 5, 6, 7)`` (sorted, unique).
+
+    Parameters
+    ----------
+    text : str
+        ``all`` (or empty), or comma-separated indices and ``a-b`` ranges (inclusive).
+    hidden : int, optional
+        Number of hidden channels; every index must be below it.
+
+    Raises
+    ------
+    ValueError
+        Text that is not such a list, or an index out of range, saying what to write instead.
+    """
+    text = str(text).strip().lower()
+    if text in ("", "all"):
+        return None
+    picked: set[int] = set()
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d{1,4})\s*(?:-\s*(\d{1,4})\s*)?", part)
+        if match is None:
+            raise ValueError(
+                f"channels {text!r} is not a list of channel numbers; write all, or e.g. 0, 3, 5-7"
+            )
+        lo = int(match.group(1))
+        hi = int(match.group(2)) if match.group(2) else lo
+        if hi < lo:
+            raise ValueError(f"channel range {lo}-{hi} runs backwards; write {hi}-{lo}")
+        picked.update(range(lo, hi + 1))
+    if hidden is not None and max(picked) >= hidden:
+        raise ValueError(
+            f"channel {max(picked)} does not exist; this layer has channels 0-{hidden - 1}"
+        )
+    return tuple(sorted(picked))
+
+
+def format_channels(channels: Sequence[int] | None) -> str:
+    """:func:`parse_channels` backwards: None -> ``"all"``, ``(0, 3)`` -> ``"0,3"``."""
+    return "all" if channels is None else ",".join(str(c) for c in channels)
+
+
+def parse_rectangle(text: str, height: int, width: int) -> tuple[int, int, int, int]:
+    """``"y0,y1,x0,x1"`` -> a rectangle of frame pixels (rows ``y0 <= y < y1``, columns likewise).
+
+    Raises
+    ------
+    ValueError
+        Not four whole numbers, or not a non-empty rectangle inside the ``height x width`` frame.
+    """
+    try:
+        y0, y1, x0, x1 = (int(v) for v in str(text).split(","))
+    except ValueError:
+        raise ValueError("a region is four whole numbers y0,y1,x0,x1 (frame pixels)") from None
+    if not (0 <= y0 < y1 <= height and 0 <= x0 < x1 <= width):
+        raise ValueError(
+            f"region {y0},{y1},{x0},{x1} is empty or outside the {height}x{width} frame "
+            f"(it needs 0 <= y0 < y1 <= {height} and 0 <= x0 < x1 <= {width})"
+        )
+    return y0, y1, x0, x1
+
+
+def format_rectangle(region: Sequence[int]) -> str:
+    """A rectangle as the link writes it: ``"y0,y1,x0,x1"``."""
+    return ",".join(str(int(v)) for v in region)

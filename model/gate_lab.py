@@ -15,7 +15,7 @@ runs) live in :mod:`model.interventions`.
 :func:`memory_map`             how much of the cell state at the end of the context survives to
                                each lead time (cumulative product of forget gates)
 :func:`side_by_side`           two checkpoints on one window: forecasts, one layer's gates, and
-                               their differences
+                               their differences (:func:`compare_rollouts` for two finished runs)
 :func:`cell_equations`         the cell equations of a config as LaTeX or plain text
 =============================  =====================================================================
 
@@ -629,17 +629,66 @@ def side_by_side(
         rollout(net, context, horizon, capture=capture, normalizer=norm, precision=precision)
         for net, norm in zip((first, second), normalizers, strict=True)
     ]
+    return compare_rollouts(*runs, layer=layer if spec else None, gates=gates, names=names)
+
+
+def compare_rollouts(
+    first: xr.Dataset,
+    second: xr.Dataset,
+    *,
+    layer: int | None = None,
+    gates: Sequence[str] = GATES,
+    names: tuple[str, str] = ("first", "second"),
+) -> xr.Dataset:
+    """Two rollouts of one window (e.g. two checkpoints' cached runs) as :func:`side_by_side`.
+
+    Parameters
+    ----------
+    first, second : xarray.Dataset
+        :func:`model.rollout.rollout` results on the same context and horizon; with ``layer``,
+        both with that layer's ``gates`` captured.
+    layer : int, optional
+        Layer whose gates are compared (None: forecasts only).
+    gates : sequence of str
+        Gates compared.
+    names : (str, str)
+        Labels of the ``checkpoint`` coordinate.
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`side_by_side`. Gates are compared without the NaN padding of a narrower layer.
+
+    Raises
+    ------
+    ValueError
+        The forecasts or the layer's gates differ in shape, naming both.
+    """
+    a, b = first["prediction"], second["prediction"]
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{names[0]!r} forecast {dict(a.sizes)} but {names[1]!r} {dict(b.sizes)}; compare "
+            "rollouts of one window"
+        )
     data = {
-        "prediction": xr.concat([r["prediction"] for r in runs], dim="checkpoint"),
-        "prediction_difference": runs[1]["prediction"] - runs[0]["prediction"],
+        "prediction": xr.concat([a, b], dim="checkpoint"),
+        "prediction_difference": b - a,
     }
-    if spec:
-        g = [r["gates"].sel(layer=layer, drop=True) for r in runs]
+    if layer is not None:
+        g = [_layer_gates(r, layer, gates).sel(gate=list(gates)) for r in (first, second)]
+        shapes = [(r.sizes["hidden"], r.sizes["gy"], r.sizes["gx"]) for r in g]
+        if shapes[0] != shapes[1]:
+            raise ValueError(
+                f"layer {layer} is {_shape_words(shapes[0])} in {names[0]!r} but "
+                f"{_shape_words(shapes[1])} in {names[1]!r}: gates of different shapes cannot "
+                "be subtracted; pick a layer of the same shape or compare forecasts only"
+            )
+        g = [v.drop_vars("layer", errors="ignore") for v in g]
         data["gates"] = xr.concat(g, dim="checkpoint")
         data["gate_difference"] = g[1].astype(np.float32) - g[0].astype(np.float32)
     out = xr.Dataset(data).assign_coords(checkpoint=list(names))
     out.attrs.update(
-        {k: v for k, v in runs[0].attrs.items() if k not in ("interventions",)},
+        {k: v for k, v in first.attrs.items() if k not in ("interventions",)},
         layer=-1 if layer is None else int(layer),
         difference=f"{names[1]} minus {names[0]}",
     )

@@ -137,6 +137,7 @@ def make_checkpoint(
     horizon: int = 10,
     normalization: dict | None = None,
     seed: int = 0,
+    peephole: bool = True,
 ):
     """Save a small untrained ConvLSTM checkpoint under ``root/name`` (for app tests)."""
     import torch
@@ -152,6 +153,7 @@ def make_checkpoint(
         patch_size=patch_size,
         frame_size=frame_size,
         output_activation="sigmoid" if domain == "video" else "none",
+        peephole=peephole,
     )
     net = ConvLSTM(config=cfg)
     meta = {

@@ -93,8 +93,12 @@ def test_opens_on_an_animated_forecast_without_clicks():
     assert fc["layout"]["sliders"][0]["active"] == 10
     assert fc["layout"]["sliders"][0]["steps"][10]["label"] == "+1 frame"
     assert len(fc["layout"]["updatemenus"]) == 1
-    # the gates view is open by default: 6 heatmaps over 19 steps, and the mean lines
-    assert len(specs["gates"]["data"]) == 6 and len(specs["gates"]["frames"]) == 19
+    # the gates view is open by default: 6 heatmaps at the page's step (no slider of their own:
+    # one time control), and the mean lines
+    assert len(specs["gates"]["data"]) == 6 and not specs["gates"].get("frames")
+    assert (
+        "sliders" not in specs["gates"]["layout"] and specs["gates"]["layout"]["meta"]["step"] == 10
+    )
     assert {t["name"] for t in specs["gate_means"]["data"]} == set(F.GATE_NAMES)
     assert "cpu" in " ".join(c.value for c in at.sidebar.caption)
     assert (
@@ -164,7 +168,10 @@ def test_step_control_sets_the_animation_start_and_gates_step():
     at.select_slider(key="step").set_value(15).run()
     specs = charts(at)
     assert specs["forecast"]["layout"]["sliders"][0]["active"] == 15
-    assert specs["gates"]["layout"]["sliders"][0]["active"] == 15
+    # Play runs on from the chosen step, never from the first frame
+    play = specs["forecast"]["layout"]["updatemenus"][0]["buttons"][0]["args"][0]
+    assert play[0] == "15" and len(play) == 20 - 15
+    assert specs["gates"]["layout"]["meta"]["step"] == 15  # the gates follow the same control
     assert "+6 frames" in specs["gates"]["layout"]["title"]["text"]
     assert _qp(at, "step") == "15"
 
@@ -177,15 +184,24 @@ def test_gate_controls_layer_gate_and_channel():
     gates = charts(at)["gates"]
     assert gates["layout"]["meta"]["layer"] == 1
     titles = [a["text"] for a in gates["layout"]["annotations"]]
-    assert titles[4] == "<b>cell</b> · max over channels"
+    assert titles[4] == "<b>cell C<sub>t</sub></b>"
+    assert "max over channels" in gates["layout"]["title"]["text"]
     at.selectbox(key="reduction").set_value("channel").run()
     at.number_input(key="hidden_channel").set_value(2).run()
     gates = charts(at)["gates"]
     assert gates["layout"]["meta"]["reduction"] == 2
-    assert "channel 2" in gates["layout"]["annotations"][0]["text"]
+    assert "channel 2" in gates["layout"]["title"]["text"]
     assert (_qp(at, "layer"), _qp(at, "gate"), _qp(at, "channel")) == ("1", "cell", "2")
     at.selectbox(key="reduction").set_value("variance").run()
-    assert "most variance" in charts(at)["gates"]["layout"]["annotations"][0]["text"]
+    gates = charts(at)["gates"]
+    # one unit for all six panels, never one per panel: the most varying channel of the cell
+    shown = gates["layout"]["meta"]["shown"]
+    assert shown.endswith("(most variance in cell)") and shown in gates["layout"]["title"]["text"]
+    net, meta = services.load_model("tiny_mnist")
+    ds = services.run_rollout(net, meta, services.load_dataset("moving_mnist"),
+                              services.Window(0, 0, 10, 10))  # fmt: skip
+    cell = ds.gates.sel(layer=1, gate="cell").astype(np.float32)
+    assert shown.startswith(f"channel {int(cell.var(('step', 'gy', 'gx')).argmax('hidden'))} ")
 
 
 def test_pixel_probe_view_follows_xy_inputs():

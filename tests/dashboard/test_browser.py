@@ -151,9 +151,9 @@ def test_dashboard_in_chromium(server):
         page.screenshot(path=str(ARTIFACTS / "browser_2_playing.png"))
 
         # switch gate
-        _select(page, "Focus gate", "cell")
+        _select(page, "Focus gate", "cell (C_t)")
         gates = _wait_chart(
-            page, "gates", lambda c: c["annotations"][4].startswith("<b>cell</b>"), 30
+            page, "gates", lambda c: c["annotations"][4].startswith("<b>cell C"), 30
         )
         _wait_url(page, "gate=cell")
         assert len(gates["annotations"]) >= 6
@@ -178,7 +178,7 @@ def test_dashboard_in_chromium(server):
         fc2 = _wait_chart(other, "forecast", lambda c: c["n"] == 3, 120)
         g2 = _wait_chart(other, "gates", lambda c: c["n"] == 6, 60)
         assert fc2["meta"]["sample"] == 1
-        assert g2["annotations"][4].startswith("<b>cell</b>")
+        assert g2["annotations"][4].startswith("<b>cell C")
         step = int(link.split("step=")[1].split("&")[0])
         assert fc2["active"] == fc2["meta"]["steps"].index(step)
         other.screenshot(path=str(ARTIFACTS / "browser_4_deep_link.png"))
@@ -310,3 +310,61 @@ def test_browser_back_returns_to_the_previous_view(server):
     assert any("Gates" in label for label in labels), labels
     assert gates is not None and metrics is None  # the Gates view, not the Metrics view
     assert "view=Gates" in search  # the app did not push Metrics back into the URL
+
+
+@pytest.fixture(scope="module")
+def shipped_server(tmp_path_factory):
+    """The dashboard on the shipped checkpoints (``checkpoints/``), for the gate lab test."""
+    import datasets
+
+    require_browser()
+    if not (REPO / "checkpoints" / "radar_mch" / "model.safetensors").exists():
+        pytest.skip("checkpoints/radar_mch is not here")
+    if "radar_synthetic" not in datasets.list_datasets():
+        pytest.skip("datasets.radar_synthetic is not registered")
+    env = dict(os.environ, CONVLSTM_CHECKPOINTS=str(REPO / "checkpoints"), CONVLSTM_LAB_WARM_UP="0")
+    log = tmp_path_factory.mktemp("log_shipped") / "streamlit.log"
+    with dashboard_server(log, env=env, start_timeout=90) as srv:
+        yield srv.url
+
+
+def test_intervention_on_the_shipped_radar_checkpoint_in_chromium(shipped_server):
+    """Close the forget gate of layer 0 over the storm from +15 min (radar_mch on the bundled
+    synthetic radar data); prints the time from a click to the intervened forecast drawn."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    # the edit's settings wait in the link until the Interventions view takes them
+    link = (
+        "/?dataset=radar_synthetic&checkpoint=radar_mch&view=Gates&step=8&layer=0&gate=forget"
+        "&op=set&value=0&from_step=8"
+    )
+    timings: dict = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 2300})
+        page.goto(shipped_server + link)
+        _wait_chart(page, "forecast", lambda c: c["n"] == 3, timeout=180)
+        _wait_chart(page, "gates", lambda c: c["n"] == 6, timeout=60)
+        page.wait_for_timeout(500)
+        t0 = time.perf_counter()
+        page.locator('[data-testid="stRadio"]').get_by_text("Interventions", exact=True).click()
+        drawn = _wait_chart(page, "intervention", lambda c: c["n"] == 6, timeout=60)
+        timings["view_click_to_intervened_forecast_s"] = round(time.perf_counter() - t0, 2)
+        meta = drawn["meta"]
+        assert meta["step"] == 8 and "layer 0 forget set to 0" in meta["edit"]
+        assert "steps 7.." in meta["edit"] and meta["max_abs_difference"] > 0
+        _wait_url(page, "view=Interventions")
+        page.screenshot(path=str(ARTIFACTS / "browser_intervention_forget_closed.png"))
+        # a new value: the edit changes, the page reruns and redraws
+        value = page.locator('[data-testid="stNumberInput"]').filter(has_text="Value").first
+        t1 = time.perf_counter()
+        value.locator('button[data-testid="stNumberInputStepUp"]').click()
+        _wait_chart(page, "intervention", lambda c: "set to 0.1" in c["meta"]["edit"], 60)
+        timings["value_click_to_intervened_forecast_s"] = round(time.perf_counter() - t1, 2)
+        _wait_url(page, "value=0.1")
+        table = page.get_by_text("Change in each score")
+        table.wait_for(timeout=60000)
+        browser.close()
+    (ARTIFACTS / "browser_intervention.json").write_text(json.dumps(timings, indent=2))
+    print("intervention click-to-draw (radar_mch, 128x128, 6+12 frames):", timings)

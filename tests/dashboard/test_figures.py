@@ -113,14 +113,23 @@ def test_multichannel_picks_channel_and_names_it():
 
 
 @pytest.mark.parametrize("reduction", ["mean", "max", "variance", 2])
-def test_gates_figure_six_panels_per_step(reduction):
+def test_gates_figure_six_panels_at_one_step(reduction):
     ds = synthetic_rollout(n_context=4, horizon=4, layers=2, hidden=3)
-    fig = F.gates_figure(ds, layer=1, reduction=reduction, step=5, gate="cell")
+    equations = {"C_t": "C_t = f_t ∘ C_{t-1} + i_t ∘ g_t"}
+    fig = F.gates_figure(ds, layer=1, reduction=reduction, step=5, gate="cell", equations=equations)
     assert len(fig.data) == 6 and all(isinstance(t, go.Heatmap) for t in fig.data)
-    assert len(fig.frames) == 7  # context + horizon - 1 steps read by the network
-    assert fig.layout.sliders[0].active == 5
+    assert not fig.frames and not fig.layout.sliders  # the page's step control is the only one
+    assert fig.layout.meta["step"] == 5
     titles = [a.text for a in fig.layout.annotations]
-    assert titles[4].startswith("<b>cell</b>")
+    assert titles[:6] == [
+        "input i<sub>t</sub>", "forget f<sub>t</sub>", "output o<sub>t</sub>",
+        "candidate g<sub>t</sub>", "<b>cell C<sub>t</sub></b>", "hidden H<sub>t</sub>",
+    ]  # fmt: skip
+    assert "C_t = f_t ∘ C_{t-1} + i_t ∘ g_t" in fig.data[4].hovertemplate
+    # one reduction for every panel, said once in the figure title
+    shown = {"mean": "mean over channels", "max": "max over channels", 2: "channel 2",
+             "variance": "(most variance in cell)"}[reduction]  # fmt: skip
+    assert shown in fig.layout.title.text and shown in fig.layout.meta["shown"]
     assert [t.name for t in fig.data] == list(F.GATE_NAMES)
     # values of a known latent pixel, decoded with each panel's scale
     sub = ds.gates.sel(layer=1).astype(np.float32)
@@ -132,7 +141,7 @@ def test_gates_figure_six_panels_per_step(reduction):
         expect = sub.isel(hidden=2)
     else:
         expect = None
-    for i, trace in enumerate(fig.frames[5].data):
+    for i, trace in enumerate(fig.data):
         scale = F.scale_from_meta(fig.layout.meta["scales"][i])
         got = scale.decode(np.asarray(trace.z))
         if expect is not None:
@@ -140,13 +149,19 @@ def test_gates_figure_six_panels_per_step(reduction):
             assert abs(got[3, 2] - want) <= scale.resolution(want) * 1.01 + 2e-3
 
 
-def test_gates_variance_picks_most_varying_channel():
+def test_gates_variance_picks_one_channel_for_all_panels():
     ds = synthetic_rollout(hidden=3)
     g = ds["gates"].values.astype(np.float32)
-    g[:, :, :, 1] *= 5.0  # channel 1 varies most everywhere
+    g[:, :, :, 1] *= 5.0  # channel 1 varies most in every gate...
+    g[:, 1, :, 2] *= 40.0  # ...except the forget gate, where channel 2 does
     ds["gates"].values[:] = g.astype(np.float16)
-    _, desc = F.reduce_hidden(ds["gates"].sel(layer=0), "variance")
-    assert desc["input"] == "channel 1 (most variance)"
+    reduced, desc = F.reduce_hidden(ds["gates"].sel(layer=0), "variance")
+    assert set(desc.values()) == {"channel 1 (most variance in hidden)"}
+    reduced, desc = F.reduce_hidden(ds["gates"].sel(layer=0), "variance", focus="forget")
+    assert set(desc.values()) == {"channel 2 (most variance in forget)"}
+    np.testing.assert_array_equal(
+        reduced.values, ds["gates"].sel(layer=0).isel(hidden=2).values.astype(np.float32)
+    )
     with pytest.raises(ValueError, match="out of range"):
         F.reduce_hidden(ds["gates"].sel(layer=0), 7)
 

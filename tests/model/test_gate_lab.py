@@ -230,3 +230,23 @@ def test_clear_errors_for_missing_captures(saturated):
         ValueError, match="step 9 is out of range: this rollout captured steps 0..5"
     ):
         gate_lab.unit_statistics(saturated, layer=0, step=9)
+
+
+def test_compare_rollouts_of_two_finished_runs_equals_side_by_side():
+    first, second = _model(seed=0), _model(seed=1)
+    ctx = _context()
+    runs = [rollout(net, ctx, HORIZON, capture=True) for net in (first, second)]
+    got = gate_lab.compare_rollouts(*runs, layer=1, names=("a", "b"))
+    want = gate_lab.side_by_side(first, second, ctx, HORIZON, layer=1, names=("a", "b"))
+    np.testing.assert_array_equal(got.prediction_difference, want.prediction_difference)
+    np.testing.assert_array_equal(got.gate_difference.values, want.gate_difference.values)
+    assert got.gates.sizes["hidden"] == 4  # the 4-wide layer, its NaN padding dropped
+    same = gate_lab.compare_rollouts(runs[0], runs[0], layer=0)
+    assert float(np.abs(same.prediction_difference).max()) == 0.0
+    assert np.nanmax(np.abs(same.gate_difference.values)) == 0.0
+    wide = rollout(_model(hidden=(6, 8)), ctx, HORIZON, capture=True)
+    with pytest.raises(ValueError, match="layer 1 is 4 hidden channels on a 8x8 grid in 'first'"):
+        gate_lab.compare_rollouts(runs[0], wide, layer=1)
+    short = rollout(first, ctx, HORIZON - 1)
+    with pytest.raises(ValueError, match="compare rollouts of one window"):
+        gate_lab.compare_rollouts(runs[0], short)

@@ -1,0 +1,40 @@
+"""Small Streamlit helpers shared by the page (:mod:`dashboard.app`) and the gate lab views
+(:mod:`dashboard.lab`): chart settings and widget-state guards. No compute here."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+# theme=None on every chart: the Streamlit theme rewrites the whole spec in the browser, which took
+# ~1.5 s for a 24-frame 128x128 animation; figures carry their own light template instead.
+CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
+def choose(key: str, options: list, default=None) -> None:
+    """Make sure ``st.session_state[key]`` is one of ``options`` before its widget is drawn."""
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = default if default in options else options[0]
+
+
+def chart(fig, key: str, **kwargs):
+    """``st.plotly_chart`` with the page's settings (no Streamlit theme, no plotly logo)."""
+    return st.plotly_chart(fig, key=key, config=CHART_CONFIG, theme=None, **kwargs)
+
+
+KEPT_KEYS = (
+    "layer", "gate", "reduction", "hidden_channel", "op", "iv_value", "iv_factor", "iv_lo",
+    "iv_hi", "iv_units", "from_step", "region_y0", "region_y1", "region_x0", "region_x1", "sort",
+    "unit", "sat_unit", "other",
+)  # fmt: skip
+"""Widget keys whose values outlive a view that does not draw them (layer, region, edit...)."""
+
+
+def keep_values(keys=KEPT_KEYS) -> None:
+    """Keep the values of ``keys`` through runs that do not draw their widgets.
+
+    Streamlit forgets a widget's value at the end of a run that does not draw it; written back
+    as plain session state at the start of each run, it stays. Call before any widget is drawn.
+    """
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
