@@ -1302,6 +1302,9 @@ def score_labels(
     if unit == "1" or low.startswith("1 ("):
         event = unit[unit.index("(") + 1 : unit.rindex(")")] if "(" in unit else ""
         event = event.replace(">=", "≥").replace("event: ", "")
+        event, _, scale = event.partition("; scale ")  # FSS: "...; scale 10 km = 10 px"
+        if scale:
+            event = f"{event}, {scale.split(' = ')[0]}"  # short enough for a 1024 px page
         title = f"{name} ({event})" if event else score
         bounded = name in ("CSI", "POD", "FAR", "FSS", "SSIM", "ETS", "HSS")
         return title, f"{name} ({'0–1' if bounded else 'no unit'})"
