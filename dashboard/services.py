@@ -865,7 +865,7 @@ def _score_tables(
     ``whole``: the last context frames over the whole radar domain (:func:`whole_domain_context`)
     for the extrapolation, which is then cut to the scored pixels; None: the context's own grid.
     """
-    from model.baselines import extrapolation, persistence
+    from model.baselines import all_black, extrapolation, persistence
     from model.metrics import compare
 
     if not np.isfinite(truth).any():
@@ -877,6 +877,8 @@ def _score_tables(
         "ConvLSTM": np.asarray(prediction)[:, :n],
         "persistence": persistence(context, horizon=n),
     }
+    if "all_black" in vocabulary.facts(domain).baselines:
+        forecasts["all-black"] = all_black(context, horizon=n)
     if _wants_extrapolation(domain, context.shape[1]):
         frames = min(EXTRAPOLATION_FRAMES, context.shape[1])
         forecasts["extrapolation"] = extrapolation(

@@ -74,7 +74,7 @@ DOMAIN_FACTS: dict[str, DomainFacts] = {
         units="pixel intensity [0, 1]",
         main_score="MSE",
         scores=("MSE", "MAE", "SSIM", "PSNR"),
-        baselines=("persistence",),
+        baselines=("persistence", "all_black"),
         colour_scale="gray",
     ),
 }

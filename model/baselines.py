@@ -47,6 +47,33 @@ HOURS_PER_WEEK = 168
 
 
 # ------------------------------------------------------------------------------------------------
+# all black
+def all_black(context, *, horizon: int):
+    """An empty forecast: every pixel 0 (video: a black frame) for ``horizon`` frames.
+
+    The floor of a video forecast on Moving MNIST, whose frames are mostly black background: a
+    blurry forecast can score below it on SSIM while beating it on MSE, so cards show both.
+    Invalid (NaN) pixels of the last context frame stay NaN, as in :func:`persistence`.
+
+    Parameters
+    ----------
+    context : xarray.DataArray or numpy.ndarray
+        ``(sample?, time, channel, y, x)``, physical units.
+    horizon : int
+        Number of forecast frames.
+
+    Returns
+    -------
+    Same type as ``context``, ``(sample?, horizon, channel, y, x)`` of zeros.
+    """
+    last = persistence(context, horizon=horizon)
+    zeros = np.where(np.isnan(np.asarray(last)), np.nan, 0.0).astype(np.float32)
+    if isinstance(last, xr.DataArray):
+        return last.copy(data=zeros).assign_attrs(baseline="all_black")
+    return zeros
+
+
+# ------------------------------------------------------------------------------------------------
 # persistence
 def persistence(context, *, horizon: int):
     """Repeat the last observed frame ``horizon`` times.
@@ -321,7 +348,11 @@ def hour_of_week(times) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------
 # registry
-BASELINES: dict[str, Callable] = {"persistence": persistence, "extrapolation": extrapolation}
+BASELINES: dict[str, Callable] = {
+    "persistence": persistence,
+    "extrapolation": extrapolation,
+    "all_black": all_black,
+}
 """Baselines that need no fitting; the hour-of-week mean is built with ``HourOfWeekMean.fit``."""
 
 
@@ -446,6 +477,7 @@ def _wrap(out: np.ndarray, context, single: bool, *, baseline: str):
 
 __all__ = [
     "BASELINES",
+    "all_black",
     "HOURS_PER_WEEK",
     "HourOfWeekMean",
     "extrapolation",

@@ -157,6 +157,8 @@ def evaluate(
     if with_baselines:
         run("persistence", lambda: baselines.persistence(ctx, horizon=horizon))
         wanted = vocabulary.facts(domain).baselines
+        if "all_black" in wanted:
+            run("all_black", lambda: baselines.all_black(ctx, horizon=horizon))
         if "extrapolation" in wanted:
             where = _location(data_cfg, split, options)
             whole = domain_frames(ctx.isel(time=slice(-EXTRAPOLATION_FRAMES, None)), where)
