@@ -191,7 +191,14 @@ def _inspect_page(sel: Selection) -> None:
         st.session_state["inspect_step"] = steps[-1]
     step = st.select_slider("Frame shown in the gates", steps, key="inspect_step",
                             format_func=lambda k: f"frame {sel.start + k}")  # fmt: skip
-    _gates_view(ds, sel.link, sel.query, step, ("inspect", *sel.rollout_key))
+    from model.convlstm import ConvLSTMConfig
+
+    page = lab.LabPage(
+        ds=ds, link=sel.link, query=sel.query, step=step,
+        rollout_key=("inspect", *sel.rollout_key), root=sel.root, data=sel.data, meta=sel.meta,
+        config=ConvLSTMConfig.from_dict(sel.meta["config"]), checkpoint=sel.checkpoint,
+    )  # fmt: skip
+    _gates_view(page)
     sel.query.update(context=sel.context)
 
 

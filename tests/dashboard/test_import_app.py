@@ -50,7 +50,9 @@ def test_an_imported_checkpoint_without_head_shows_its_gates_and_no_forecast():
     specs = charts(at)
     assert set(specs) == {"gates", "gate_means"}  # no forecast, probe or metrics chart
     gates = specs["gates"]
-    assert len(gates["frames"]) == 10 and gates["layout"]["sliders"][0]["active"] == 9
+    # one time control: the page's frame slider (last frame read by default), no slider of its own
+    assert at.select_slider(key="inspect_step").value == 9
+    assert "frames" not in gates and gates["layout"]["meta"]["step"] == 9
 
     # the panels show the network's own gates over frames 0-9 of sample 0 (8-bit codes)
     net, meta = services.load_model(NAME)

@@ -206,7 +206,7 @@ def test_hour_of_week_mean_without_times_says_so():
 
 def test_registry_lists_names():
     assert get_baseline("Persistence") is persistence
-    with pytest.raises(ValueError, match="available: extrapolation, persistence"):
+    with pytest.raises(ValueError, match="available: all_black, extrapolation, persistence"):
         get_baseline("climatology")
 
 
@@ -250,3 +250,14 @@ def test_real_taxi_hour_of_week_mean_beats_persistence_after_two_hours():
     hist = per_lead(clim(ctx, horizon=6), truth, domain="traffic")
     pers = per_lead(persistence(ctx, horizon=6), truth, domain="traffic")
     assert (hist.loc[2:, "RMSE"] < pers.loc[2:, "RMSE"]).all()
+
+
+def test_all_black_is_zero_where_persistence_is_valid():
+    from model.baselines import all_black, persistence
+
+    context = np.random.default_rng(0).random((2, 3, 1, 4, 4)).astype(np.float32) + 0.1
+    context[:, -1, :, 0, 0] = np.nan  # an invalid pixel stays invalid
+    black = all_black(context, horizon=5)
+    assert black.shape == persistence(context, horizon=5).shape == (2, 5, 1, 4, 4)
+    assert np.isnan(black[:, :, :, 0, 0]).all()
+    assert (black[:, :, :, 1:, :] == 0).all()

@@ -30,7 +30,7 @@ def checkpoints(tmp_path_factory):
 @pytest.mark.parametrize(
     ("name", "methods", "metrics"),
     [
-        ("tiny_video", ["convlstm", "persistence"], ["MSE", "MAE", "SSIM", "PSNR"]),
+        ("tiny_video", ["convlstm", "persistence", "all_black"], ["MSE", "MAE", "SSIM", "PSNR"]),
         ("tiny_radar", ["convlstm", "persistence", "extrapolation"], ["MSE", "CSI@1", "FAR@5"]),
         ("tiny_traffic", ["convlstm", "persistence", "historical_mean"], ["RMSE", "MAE"]),
     ],

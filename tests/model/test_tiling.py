@@ -148,8 +148,9 @@ def test_pixels_under_one_tile_are_that_tiles_rollout(model):
     np.testing.assert_allclose(pred[..., :4], first.prediction.values[..., :4], atol=1e-6)
     np.testing.assert_allclose(pred[..., 12:], last.prediction.values[..., 6:], atol=1e-6)
     gates = tiled.gates.values  # latent columns 0-1 (tile 0 only) and 6 (last tile only)
-    np.testing.assert_array_equal(gates[..., :2], first.gates.values[..., :2])
-    np.testing.assert_array_equal(gates[..., 6:], last.gates.values[..., 3:])
+    # float16 gates: the batched tile convolution may round one value a float16 step apart
+    np.testing.assert_allclose(gates[..., :2], first.gates.values[..., :2], rtol=2e-3, atol=1e-5)
+    np.testing.assert_allclose(gates[..., 6:], last.gates.values[..., 3:], rtol=2e-3, atol=1e-5)
     # in between, the blend differs from either tile alone
     assert np.abs(pred[..., 5] - first.prediction.values[..., 5]).max() > 1e-4
 
