@@ -158,7 +158,7 @@ def test_data_flag_replaces_a_registered_dataset(tmp_path, capsys):
     assert data.reader == {"domain": "traffic"}  # the dataset's, unless --domain says another
     assert data.options == {} and data.val == {"stride": 6, "n_samples": 256}  # window options
     assert "options context, horizon of dataset 'taxinyc' do not apply" in capsys.readouterr().err
-    video = REPO_ROOT / "configs" / "video_moving_mnist_cpu.toml"  # trains on a rendered stream
+    video = REPO_ROOT / "configs" / "video_moving_mnist.toml"  # trains on a rendered stream
     args = build_parser().parse_args([str(video), "--data", "clip.mp4"])
     config = apply_data_flags(TrainConfig.load(video), args)
     assert not config.train.stream and config.data.reader == {"domain": "video"}
