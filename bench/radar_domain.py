@@ -42,6 +42,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from datasets.cli import fail
+from model.cli import ERRORS, Parser, one_line_errors
+
 CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "radar_mch"
 
 
@@ -139,8 +142,9 @@ def _parse_domain(text: str) -> tuple[int, int]:
     return h, w
 
 
+@one_line_errors(*ERRORS)
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m bench.radar_domain", description=__doc__.splitlines()[0])
     parser.add_argument("--domains", nargs="+", type=_parse_domain,
                         default=[(710, 640), (1000, 1000)], help="HEIGHTxWIDTH in pixels")  # fmt: skip
     parser.add_argument("--context", type=int, default=12)
@@ -160,6 +164,10 @@ def main(argv=None) -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--make-data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    for flag, value in (("--runs", args.runs), ("--tile-batch", args.tile_batch),
+                        ("--context", args.context), ("--horizon", args.horizon)):  # fmt: skip
+        if value < 1:
+            fail(f"{flag} {value}: give at least 1")
     if args.child:
         child(json.loads(args.child))
         return

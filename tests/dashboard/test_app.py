@@ -227,11 +227,13 @@ def test_metrics_view_scores_model_and_persistence():
     at.radio(key="view").set_value("Metrics").run()
     assert not at.exception
     m = charts(at)["metrics"]
-    assert {t["name"] for t in m["data"]} == {"ConvLSTM", "persistence"}
+    assert {t["name"] for t in m["data"]} == {"ConvLSTM", "persistence", "all-black"}
     assert "MSE" in m["layout"]["meta"]["scores"]
     table = at.dataframe[0].value
-    assert set(table["forecast"]) == {"ConvLSTM", "persistence"}
-    assert len(table) == 20 and table["lead_time"].iloc[0] == "+1 frame"
+    assert set(table["forecast"]) == {"ConvLSTM", "persistence", "all-black"}
+    black = table[table["forecast"] == "all-black"]
+    assert (black["MSE"] > 0).all()  # the empty frame misses every lit pixel of the truth
+    assert len(table) == 30 and table["lead_time"].iloc[0] == "+1 frame"
 
 
 def test_export_view_offers_four_downloads():
@@ -389,10 +391,7 @@ def test_radar_page_units_colours_and_threshold_metrics(radar_root, monkeypatch)
     # metrics: MSE, MAE and CSI/POD/FAR/FBI/FSS at the default 1 mm/h, then at a user threshold
     scores = specs["metrics"]["layout"]["meta"]["scores"]
     assert {"MSE", "MAE", "CSI@1", "POD@1", "FAR@1", "FBI@1", "FSS@1"} <= set(scores)
-    assert (
-        "FSS (rain rate ≥ 1 mm/h; scale 10 km = 10 px)"
-        in specs["metrics"]["layout"]["meta"]["titles"]
-    )
+    assert "FSS (rain rate ≥ 1 mm/h, 10 km)" in specs["metrics"]["layout"]["meta"]["titles"]
     assert services.SCORING_NOTE in " ".join(c.value for c in at.caption)  # mask, events, domain
     assert at.number_input(key="threshold").value == 1.0
     at.number_input(key="threshold").set_value(5.0).run()
