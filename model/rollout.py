@@ -348,7 +348,7 @@ def rollout(
         prediction = _teacher_forecast(model, ctx, tru, horizon, normalizer, precision, hook, edits)
     data_vars, coords = _frame_variables(context, ctx, tru, prediction, horizon, time_step)
     if recorder is not None:
-        _add_gates(data_vars, coords, recorder, spec, steps, n_ctx)
+        _add_gates(data_vars, coords, recorder, spec, n_ctx)
     attrs.update(
         mode=mode,
         precision=precision,
@@ -426,7 +426,7 @@ def inspect_gates(
         "y": _coord(context, "y", ctx.shape[2]),
         "x": _coord(context, "x", ctx.shape[3]),
     }
-    _add_gates(data_vars, coords, recorder, spec, n_ctx, n_ctx)
+    _add_gates(data_vars, coords, recorder, spec, n_ctx)
     attrs.update(mode="inspect", precision=precision, device=str(device), context_length=n_ctx,
                  patch_size=model.config.patch_size)  # fmt: skip
     if time_step:
@@ -501,20 +501,36 @@ def _frame_variables(context, ctx, tru, prediction, horizon: int, time_step):
     return data_vars, coords
 
 
-def _add_gates(data_vars: dict, coords: dict, recorder, spec, steps: int, n_ctx: int) -> None:
-    """The recorded gates ``(layer, gate, step, hidden, gy, gx)`` float16 and their coordinates."""
+def _add_gates(data_vars: dict, coords: dict, recorder, spec, n_ctx: int) -> None:
+    """The recorded gates of the first window and their coordinates (:func:`gate_variables`)."""
     gates = recorder.gates[0].cpu().numpy()  # [layer, gate, step, hidden, gy, gx] float16
-    widest, gh, gw = gates.shape[3:]
-    data_vars["gates"] = (("layer", "gate", "step", "hidden", "gy", "gx"), gates)
-    coords.update(
-        layer=list(spec.layers),
-        gate=list(spec.gates),
-        step=np.arange(steps),
-        phase=("step", np.where(np.arange(steps) < n_ctx, "context", "forecast")),
-        hidden=np.arange(widest),
-        gy=np.arange(gh),
-        gx=np.arange(gw),
-    )
+    data_vars["gates"], gate_coords = gate_variables(gates, spec, n_ctx)
+    coords.update(gate_coords)
+
+
+def gate_variables(gates: np.ndarray, spec: CaptureSpec, n_ctx: int) -> tuple[tuple, dict]:
+    """``gates`` as the rollout dataset's ``gates`` variable, and its coordinates.
+
+    Parameters
+    ----------
+    gates : numpy.ndarray
+        ``[layer, gate, step, hidden, gy, gx]`` float16, as captured (one window, or stitched).
+    spec : CaptureSpec
+        The layers and gates captured.
+    n_ctx : int
+        Context frames: steps before it are ``phase = "context"``, the rest ``"forecast"``.
+    """
+    steps, widest, gh, gw = gates.shape[2:]
+    coords = {
+        "layer": list(spec.layers),
+        "gate": list(spec.gates),
+        "step": np.arange(steps),
+        "phase": ("step", np.where(np.arange(steps) < n_ctx, "context", "forecast")),
+        "hidden": np.arange(widest),
+        "gy": np.arange(gh),
+        "gx": np.arange(gw),
+    }
+    return (("layer", "gate", "step", "hidden", "gy", "gx"), gates), coords
 
 
 def _as_frames(data, name: str) -> np.ndarray:

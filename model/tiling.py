@@ -65,6 +65,7 @@ from model.rollout import (
     _checked_inputs,
     _frame_variables,
     forecast_windows,
+    gate_variables,
     resolve_precision,
 )
 
@@ -520,18 +521,13 @@ def _forecast_tiles(model, frames, horizon, layout, normalizer, precision, tile_
 
 
 def _add_gates(data_vars, coords, stitcher, spec, n_ctx, layout, resampler, context) -> None:
-    """The stitched gates ``(layer, gate, step, hidden, gy, gx)`` float16 and their coordinates."""
+    """The stitched gates (:func:`model.rollout.gate_variables`) and where each latent cell lies
+    in the data's coordinates (``gate_y``, ``gate_x``)."""
     gates = stitcher.gates.numpy()  # [layer, gate, step, hidden, gy, gx] float16
-    steps, widest, gy, gx = gates.shape[2:]
-    data_vars["gates"] = (("layer", "gate", "step", "hidden", "gy", "gx"), gates)
+    data_vars["gates"], gate_coords = gate_variables(gates, spec, n_ctx)
+    gy, gx = gates.shape[-2:]
     coords.update(
-        layer=list(spec.layers),
-        gate=list(spec.gates),
-        step=np.arange(steps),
-        phase=("step", np.where(np.arange(steps) < n_ctx, "context", "forecast")),
-        hidden=np.arange(widest),
-        gy=np.arange(gy),
-        gx=np.arange(gx),
+        gate_coords,
         gate_y=("gy", _latent_centres(context, "y", gy, layout.patch, resampler and resampler.y)),
         gate_x=("gx", _latent_centres(context, "x", gx, layout.patch, resampler and resampler.x)),
     )
