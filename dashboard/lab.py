@@ -19,7 +19,7 @@ import xarray as xr
 from dashboard import cache, figures, lab_figures, services
 from dashboard.state import DeepLink, format_channels, format_rectangle, parse_channels
 from dashboard.text import safe
-from dashboard.widgets import chart, choose
+from dashboard.widgets import BOX_CHART_CONFIG, chart, choose
 
 OPERATIONS = ("set", "scale", "clamp", "freeze")
 OPERATION_LABELS = {
@@ -185,11 +185,16 @@ def interventions_view(page: LabPage) -> None:
         page.ds, edited, edit, step=page.forecast_step, gate_step=page.gate_step,
         channel=page.channel,
     )  # fmt: skip
-    chart(fig, "intervention_chart")
+    st.session_state["_region_grid"] = figures.frame_grid(page.ds)
+    chart(
+        fig, "intervention_chart", config=BOX_CHART_CONFIG, on_select=_on_region_box,
+        selection_mode=("box",),
+    )  # fmt: skip
     st.caption(
         f"{edit.describe()} · ready in {time.perf_counter() - t0:.2f} s. The edit acts on the "
         "gates computed while reading the frame before the first changed forecast; the dotted "
-        "box is the region. Step shown above drives these panels."
+        "box is the region: drag a new box on any panel, or type its rows and columns above. "
+        "Step shown above drives these panels."
     )
     _score_change(page, edit, edited)
 
@@ -217,6 +222,20 @@ def _edit_controls(page: LabPage):
     except (ValueError, services.DashboardError) as exc:
         st.error(safe(exc))
         return None
+
+
+def _on_region_box() -> None:
+    """Make a box dragged on the intervention panels the edit's region (a callback: it runs
+    before the region inputs are drawn, so they show the box; it must never raise)."""
+    try:
+        selection = (st.session_state.get("intervention_chart") or {}).get("selection", {})
+        boxes = selection.get("box") or []
+        grid = st.session_state.get("_region_grid")
+        region = lab_figures.region_from_box(boxes[-1], grid) if boxes and grid else None
+        if region is not None:
+            st.session_state.update(dict(zip(REGION_KEYS, region, strict=True)))
+    except Exception:  # noqa: BLE001 - a bad event must not break the page
+        pass
 
 
 def _operation(page: LabPage, where) -> str:
@@ -346,8 +365,10 @@ def units_view(page: LabPage) -> None:
 
 
 def gates_with_equations(page: LabPage, *, layer: int, reduction, gate: str) -> None:
-    """The six gate panels of ``layer`` (one reduction for all) with the equations beside."""
-    left, right = st.columns([3, 1.3])
+    """The six gate panels of ``layer`` (one reduction for all) with the equations beside
+    (below them where the page is too narrow for both: :data:`EQUATIONS_CSS`)."""
+    st.html(EQUATIONS_CSS)
+    left, right = st.container(key="gates_equations").columns([3, 1.3])
     with left:
         chart(
             cache.gates_figure(
@@ -359,6 +380,20 @@ def gates_with_equations(page: LabPage, *, layer: int, reduction, gate: str) -> 
     with right:
         st.markdown("**Cell equations**")
         equations(page.meta)
+
+
+EQUATIONS_CSS = """<style>
+.st-key-gates_equations {container-type: inline-size;}
+@container (max-width: 900px) {
+  .st-key-gates_equations [data-testid="stHorizontalBlock"] {flex-direction: column;}
+  .st-key-gates_equations [data-testid="stColumn"] {width: 100% !important;
+    flex: 1 1 auto !important; min-width: 0;}
+}
+</style>"""
+"""Gate panels and equations side by side only where the page's main column is wider than
+1100 px (the equations' column then has room for their longest line, about 320 px); narrower,
+the equations go below the panels. A container query: it follows the main column, so an open or
+closed sidebar counts."""
 
 
 def _choose_sort(page: LabPage, where) -> str:

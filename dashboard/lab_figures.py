@@ -95,6 +95,49 @@ def _region_shape(region: Sequence[int], grid: Grid, ref: str) -> dict:
     }
 
 
+def region_from_box(box: dict, grid: Grid) -> tuple[int, int, int, int] | None:
+    """A box dragged on a panel -> the frame pixels ``(y0, y1, x0, x1)`` whose centres it holds.
+
+    The inverse of :func:`_region_shape`: a box drawn on the pixel edges gives those pixels back.
+    Works on every panel of a :func:`panel_grid_figure` whose axes are in the frame's
+    coordinates (the frame grid, and the latent grid of ``figures.latent_grid``).
+
+    Parameters
+    ----------
+    box : dict
+        One entry of Streamlit's plotly selection ``box``: ``{"x": [a, b], "y": [c, d]}`` in the
+        axes' data coordinates (km for maps, pixel index for images), in any order.
+    grid : Grid
+        The frame grid (``figures.frame_grid``): pixel ``k`` sits at ``x0 + k * dx``.
+
+    Returns
+    -------
+    (y0, y1, x0, x1) or None
+        Half-open rows and columns, clamped to the frame and at least one pixel wide (a box
+        smaller than a pixel gives the nearest pixel); None when ``box`` has no usable range.
+    """
+    try:
+        xs = [float(v) for v in box["x"]]
+        ys = [float(v) for v in box["y"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if len(xs) < 2 or len(ys) < 2 or not all(map(math.isfinite, xs + ys)):
+        return None
+
+    def pixels(values: list[float], origin: float, step: float, n: int) -> tuple[int, int]:
+        lo, hi = sorted(((values[0] - origin) / step, (values[-1] - origin) / step))
+        first, stop = math.ceil(lo), math.floor(hi) + 1  # pixel centres inside [lo, hi]
+        if stop <= first:  # narrower than a pixel: the pixel nearest its middle
+            first = round((lo + hi) / 2)
+            stop = first + 1
+        first = min(max(first, 0), n - 1)
+        return first, min(max(stop, first + 1), n)
+
+    y0, y1 = pixels(ys, grid.y0, grid.dy, grid.height)
+    x0, x1 = pixels(xs, grid.x0, grid.dx, grid.width)
+    return y0, y1, x0, x1
+
+
 def _row_bars(fig: go.Figure, rows: list[list[Panel]], names: dict, labels: dict, plot_px):
     """One horizontal colour bar per scale, under the last row that uses it, spanning its
     columns there (the first run of neighbouring columns when they are not all together)."""
@@ -535,9 +578,10 @@ def intervention_figure(
         ],
     ]
     region = edit.region if edit.region is not None and len(edit.region) == 4 else None
-    return panel_grid_figure(
+    fig = panel_grid_figure(
         rows,
-        title=f"Intervention: {edit.describe()}",
+        title=f"Intervention: {edit.describe()}<br><span style='font-size:12px'>drag a box on "
+        "any panel to make it the edit's region</span>",
         kind="intervention",
         region=region,
         frame=frame,
@@ -552,6 +596,9 @@ def intervention_figure(
             else 0.0,
         },
     )
+    # dragging draws a box (read back by region_from_box), not a zoom
+    fig.update_layout(dragmode="select", newselection={"line": {"color": "#ff4b4b"}})
+    return fig
 
 
 def compare_figures(

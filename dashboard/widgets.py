@@ -16,9 +16,14 @@ def choose(key: str, options: list, default=None) -> None:
         st.session_state[key] = default if default in options else options[0]
 
 
-def chart(fig, key: str, **kwargs):
+BOX_CHART_CONFIG = {**CHART_CONFIG, "modeBarButtonsToRemove": ["lasso2d", "zoom2d", "pan2d"]}
+"""A chart on which dragging draws a box that means something (a region): no drag-to-zoom or pan
+tool that would leave the box tool (plotly shows no box button for heatmaps)."""
+
+
+def chart(fig, key: str, *, config: dict | None = None, **kwargs):
     """``st.plotly_chart`` with the page's settings (no Streamlit theme, no plotly logo)."""
-    return st.plotly_chart(fig, key=key, config=CHART_CONFIG, theme=None, **kwargs)
+    return st.plotly_chart(fig, key=key, config=config or CHART_CONFIG, theme=None, **kwargs)
 
 
 KEPT_KEYS = (

@@ -7,7 +7,9 @@ Debian chromium at 1024x768, 1280x720, 1440x900 and 1920x1080 and measures the b
 the plotly SVG parts of the forecast, gates and metrics charts: colour bars, legend, titles,
 subplot titles, axis titles, plot areas, play/pause buttons, the slider's rail, step labels and
 current-value label.
-No two of them may overlap and each must lie inside its chart. Screenshots go to
+No two of them may overlap and each must lie inside its chart. The cell equations beside the gate
+panels (below them on narrow pages) must lie inside their column and the window, uncut, and clear
+of the gates chart. Screenshots go to
 ``test-artifacts/layout_WIDTHxHEIGHT_*.png`` and the measurements to
 ``test-artifacts/layout_boxes.json``.
 
@@ -166,6 +168,54 @@ def _check_chart(page, kind: str, tag: str, report: dict) -> list[str]:
     return problems
 
 
+# The cell equations beside (or below) the gate panels: the rendered formula's box, its column's
+# box, the gates chart's box, and every element between the formula and the column whose content
+# is wider than its box (clipped or scrolled: an equation cut off).
+JS_EQUATIONS = """() => {
+  const block = document.querySelector('.st-key-gates_equations');
+  const k = block && block.querySelector('.katex-html');
+  if (!k) return null;
+  k.scrollIntoView({block: 'center'});
+  const box = (el) => { const r = el.getBoundingClientRect();
+                        return [r.left, r.top, r.right, r.bottom]; };
+  const column = k.closest('[data-testid="stColumn"]');
+  const cut = [];
+  for (let el = k.parentElement; el && el !== column; el = el.parentElement) {
+    // KaTeX's own boxes overhang by ~2 px everywhere; a cut equation is wider than that
+    if (el.scrollWidth > el.clientWidth + 4) cut.push([el.className, el.scrollWidth, el.clientWidth]);
+  }
+  let gates = null;
+  for (const gd of block.querySelectorAll('.js-plotly-plot')) {
+    if (gd.layout && gd.layout.meta && gd.layout.meta.kind === 'gates') gates = box(gd);
+  }
+  return {equations: box(k), column: box(column), gates, cut, width: window.innerWidth};
+}"""
+
+
+def _check_equations(page, tag: str, report: dict) -> list[str]:
+    """The equations block: inside its column and the window, not cut, clear of the gates chart."""
+    deadline = time.time() + 60
+    boxes = None
+    while boxes is None and time.time() < deadline:
+        boxes = page.evaluate(JS_EQUATIONS)
+        page.wait_for_timeout(200)
+    assert boxes is not None and boxes["gates"] is not None, "no equations beside the gates"
+    page.wait_for_timeout(300)
+    boxes = page.evaluate(JS_EQUATIONS)  # after scrolling them into view
+    page.screenshot(path=str(ARTIFACTS / f"layout_{tag}_equations.png"))
+    eq = boxes["equations"]
+    problems = [f"{tag} equations: cut off by {c[0]!r} ({c[1]} > {c[2]} px)" for c in boxes["cut"]]
+    problems += [
+        f"{tag} equations: {n} outside {r}" for n, r in clipped(boxes["column"], [["formula", *eq]])
+    ]
+    if eq[0] < -TOLERANCE_PX or eq[2] > boxes["width"] + TOLERANCE_PX:
+        problems.append(f"{tag} equations: outside the window ({eq})")
+    parts = [["equations", *eq], ["gates chart", *boxes["gates"]]]
+    problems += [f"{tag}: {a} overlaps {b} by {px} px" for a, b, px in overlaps(parts)]
+    report[f"{tag} equations"] = {k: boxes[k] for k in ("equations", "column", "gates", "cut")}
+    return problems
+
+
 def _view(page, name: str) -> None:
     page.locator('[data-testid="stRadio"]').get_by_text(name, exact=True).first.click()
 
@@ -186,6 +236,7 @@ def test_chart_layout_has_no_overlaps(server, width, height):
         problems += _check_chart(page, "forecast", tag, report)
         problems += _check_chart(page, "gates", tag, report)
         problems += _check_chart(page, "gate_means", tag, report)
+        problems += _check_equations(page, tag, report)
         _view(page, "Metrics")
         problems += _check_chart(page, "metrics", tag, report)
         if "moving_mnist" in server["datasets"] and width == 1280:

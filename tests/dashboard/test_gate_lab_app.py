@@ -12,6 +12,7 @@ import numpy as np
 import plotly.io as pio
 import pytest
 
+from dashboard import figures as F
 from dashboard import lab_figures as LF
 from dashboard import services
 from model import gate_lab
@@ -76,6 +77,44 @@ def table_with(at, *columns: str):
 
 
 # -- interventions ---------------------------------------------------------------------------------
+GRIDS = {
+    "image": F.Grid(0.0, 1.0, 0.0, 1.0, "x (pixel)", "y (pixel)", True, 64, 48),
+    # a map stored north to south: y decreases with the row, 2 km pixels
+    "map": F.Grid(-255.0, 2.0, 300.0, -2.0, "x (km)", "y (km)", False, 128, 100),
+}
+
+
+@pytest.mark.parametrize("grid", GRIDS.values(), ids=GRIDS.keys())
+@pytest.mark.parametrize("region", [(8, 24, 36, 56), (0, 1, 0, 1), (3, 48, 0, 64)])
+def test_box_on_the_pixel_edges_gives_the_region_back(grid, region):
+    """region_from_box inverts the dotted region outline, on images and on maps."""
+    if region[1] > grid.height:
+        region = (region[0], grid.height, *region[2:])
+    shape = LF._region_shape(region, grid, "")
+    box = {"x": [shape["x1"], shape["x0"]], "y": [shape["y0"], shape["y1"]]}
+    assert LF.region_from_box(box, grid) == region
+    # a box a little inside the outer pixels' edges holds the same pixel centres
+    inner = {
+        "x": [shape["x0"] + 0.4 * abs(grid.dx), shape["x1"] - 0.4 * abs(grid.dx)],
+        "y": [shape["y0"] + 0.4 * abs(grid.dy), shape["y1"] - 0.4 * abs(grid.dy)],
+    }
+    assert LF.region_from_box(inner, grid) == region
+
+
+def test_box_beyond_the_frame_is_clamped_and_a_tiny_or_bad_box_handled():
+    grid = GRIDS["image"]
+    assert LF.region_from_box({"x": [-20, 5.2], "y": [40.2, 99]}, grid) == (41, 48, 0, 6)
+    assert LF.region_from_box({"x": [10.1, 10.3], "y": [3.9, 4.2]}, grid) == (4, 5, 10, 11)
+    assert LF.region_from_box({"x": [500, 600], "y": [500, 600]}, grid) == (47, 48, 63, 64)
+    for bad in (
+        {},
+        {"x": [1], "y": [1, 2]},
+        {"x": ["a", 2], "y": [1, 2]},
+        {"x": [float("nan"), 2], "y": [1, 2]},
+    ):
+        assert LF.region_from_box(bad, grid) is None
+
+
 def test_intervention_changes_the_forecast_inside_the_region_and_shows_score_changes():
     query = {
         "view": "Interventions", "layer": "0", "gate": "forget", "op": "set", "value": "0",
