@@ -24,8 +24,8 @@ import os
 import statistics
 import time
 
-from bench.server import CHROMIUM, CHROMIUM_ARGS, REPO, dashboard_server
-from datasets.cli import Parser, fail, one_line_errors
+from bench.server import CHROMIUM, CHROMIUM_ARGS, REPO, dashboard_server, require_chromium
+from datasets.cli import Parser, one_line_errors
 
 ARTIFACTS = REPO / "test-artifacts"
 TARGETS = {
@@ -136,10 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error(f"--runs {args.runs}: give at least 1")
-    if not CHROMIUM.exists():
-        fail(
-            f"Chromium not found at {CHROMIUM}; install Debian's chromium (apt-get install chromium)"
-        )
+    require_chromium()
     result = measure(args.runs)
     (ARTIFACTS / "bench_dashboard_browser.json").write_text(json.dumps(result, indent=2))
     print(f"{'timing':22s} {'median s':>9s} {'target s':>9s}  runs")

@@ -35,6 +35,16 @@ CHROMIUM_ARGS = [
 """Chromium flags for this closed network: no background connections, no sandbox as root."""
 
 
+def require_chromium() -> None:
+    """End a benchmark with one ``error:`` line when Debian's Chromium is not installed."""
+    from datasets.cli import fail
+
+    if not CHROMIUM.exists():
+        fail(
+            f"Chromium not found at {CHROMIUM}; install Debian's chromium (apt-get install chromium)"
+        )
+
+
 @dataclass
 class Server:
     """A running dashboard server."""
@@ -129,5 +139,6 @@ __all__ = [
     "Server",
     "dashboard_server",
     "free_port",
+    "require_chromium",
     "wait_healthy",
 ]

@@ -36,6 +36,7 @@ CASES = [
     ("bench.rollout", ["--device", "toaster"], "--device 'toaster': use cpu, cuda"),
     ("bench.dashboard_load", ["--sessions", "0"], "sessions must be 1-200, not 0"),
     ("bench.dashboard_browser", ["--runs", "0"], "--runs 0: give at least 1"),
+    ("bench.lab_intervention", ["--clicks", "0"], "--clicks 0: give at least 1"),
     ("bench.train_throughput", ["--steps", "0"], "--steps 0: give at least 1"),
     ("bench.radar_domain", ["--runs", "0"], "--runs 0: give at least 1"),
     ("tools.sumo_traffic", ["--out", "x.nc", "--interval-s", "7"], "--interval-s must divide"),
