@@ -612,7 +612,7 @@ def compare_figures(
         Forecasts ``first | second | second − first`` (``kind="compare"``, ``meta``
         ``max_abs_difference``), and when gates were compared, rows ``first``, ``second``,
         difference by columns of gates, each averaged over the hidden channels
-        (``kind="compare_gates"``, ``max_abs_gate_difference``).
+        (``kind="compare_gates"``, ``checkpoints``, ``max_abs_gate_difference``).
     """
     axis = time_axis(ds)
     names = [str(n) for n in cmp["checkpoint"].values]
@@ -656,7 +656,11 @@ def compare_figures(
         title=f"Layer {int(cmp.attrs.get('layer', 0))} gates at step {gate_step} (mean over "
         "hidden channels)",
         kind="compare_gates",
-        meta={"gate_step": int(gate_step), "max_abs_gate_difference": biggest},
+        meta={
+            "gate_step": int(gate_step),
+            "checkpoints": names,
+            "max_abs_gate_difference": biggest,
+        },
     )
     return forecast, gates_fig
 

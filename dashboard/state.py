@@ -3,8 +3,8 @@
 A link holds ``dataset``, ``checkpoint``, ``sample``, ``step``, ``layer``, ``gate`` and ``channel``
 (plus ``view``, ``context``, ``horizon``, and each view's own keys: ``probe_x``/``probe_y`` in the
 pixel probe; ``sort`` in the unit browser; ``op``, ``value``, ``lo``, ``hi``, ``units``,
-``from_step`` and ``region`` in the interventions view (``region`` also in the attribution view);
-``other`` in the side-by-side view). Values are accepted only when they name something that
+``from_step`` and ``region`` in the interventions view (``region`` typed or dragged as a box on
+the map there; typed in the attribution view); ``other`` in the side-by-side view). Values are accepted only when they name something that
 exists (a registered dataset, a compatible checkpoint, an index in range); anything else produces a
 message for the page and the default is used instead.
 """
