@@ -96,6 +96,10 @@ UPLOAD_SUFFIXES = (
     ".avi",
     ".mov",
     ".webm",
+    ".grib2",
+    ".grb2",
+    ".grib",
+    ".grb",
 )
 """File endings an upload may keep (they tell some readers the format); anything else is dropped."""
 

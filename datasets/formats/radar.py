@@ -1,13 +1,15 @@
-"""Radar files for :func:`datasets.files.read_any`: one ODIM/KNMI HDF5 file, a zip or a folder of them.
+"""Radar files for :func:`datasets.files.read_any`: one ODIM/KNMI HDF5 or GRIB2 file, a zip or a folder.
 
 Match rules (:func:`match_radar`)
 ---------------------------------
+- GRIB (magic bytes ``GRIB``, any edition; edition 1 is then refused in one sentence);
 - HDF5 (magic bytes) whose top-level groups say KNMI (``image1`` + ``geographic``) or ODIM
   (``where`` + ``datasetN``), as :func:`datasets.radar_io.guess_radar_source` tells them
   (:func:`datasets.untrusted.check_hdf5` runs first). TaxiBJ HDF5 (``date``/``data``) and
   NetCDF-4 files (BoM too) do not match and keep their readers;
 - a zip (magic bytes, not ``.npz``) whose file members all have radar suffixes (``.h5``,
-  ``.hdf``, ``.hdf5``, ``.gif``, ``.pgm``, ``.pgm.gz``); ``__MACOSX/`` entries and folders are
+  ``.hdf``, ``.hdf5``, ``.gif``, ``.pgm``, ``.pgm.gz``, ``.grib2``, ``.grb2``, ``.grib``,
+  ``.grb``); ``__MACOSX/`` entries and folders are
   skipped. A zipped Zarr store has ``.zarray``/``zarr.json`` members and does not match;
 - a folder (``python -m model.train CONFIG --data DIR``; uploads are never folders) whose
   top-level files all have those suffixes (hidden files skipped, symbolic links left out). A Zarr
@@ -22,8 +24,10 @@ that the time stamp in it can be parsed), and the files must be of one source. T
 :func:`datasets.radar_io.read_radar_sequence` reads the whole domain on the native grid
 (``grid=None``, ``crop=None``, ``resolution_km=None``), in mm/h with real timestamps. When a name
 holds no time stamp, the HDF5 attributes give it (ODIM ``/what`` ``date`` + ``time``, KNMI
-``image1`` ``image_datetime_valid``). The pixels of all frames together are bounded by
-:data:`MAX_TOTAL_PIXELS` (each file by :data:`datasets.radar_io.MAX_PIXELS`).
+``image1`` ``image_datetime_valid``); GRIB2 messages always give their own validity time. A
+single GRIB2 file of several messages is split into one file per message (after its header walk,
+:func:`datasets.grib.split_messages`), one frame each. The pixels of all frames together are
+bounded by :data:`MAX_TOTAL_PIXELS` (each file by :data:`datasets.radar_io.MAX_PIXELS`).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import numpy as np
 import xarray as xr
 
 from datasets.errors import DatasetError
-from datasets.magic import HDF5_MAGIC, ZIP_MAGIC, head
+from datasets.magic import GRIB_MAGIC, GRIB_SUFFIXES, HDF5_MAGIC, ZIP_MAGIC, head
 from datasets.untrusted import DEFAULT_MAX_DECODED_BYTES, check_zip
 
 RADAR_MEMBER_SUFFIXES = {
@@ -49,6 +53,7 @@ RADAR_MEMBER_SUFFIXES = {
     ".gif": "mch",
     ".pgm": "fmi",
     ".pgm.gz": "fmi",
+    **dict.fromkeys(GRIB_SUFFIXES, "grib"),
 }
 """Zip member endings of radar files, and their family (HDF5 is ODIM or KNMI, told by content)."""
 MAX_ZIP_FRAMES = 1000
@@ -104,9 +109,11 @@ def _match_hdf5(path: Path) -> bool:
 
 
 def match_radar(path: Path, head: bytes) -> bool:
-    """A KNMI/ODIM HDF5 file, or a zip or folder whose files are all radar files (module doc)."""
+    """A KNMI/ODIM HDF5 or a GRIB file, or a zip or folder of radar files only (module doc)."""
     if path.is_dir():
         return _match_folder(path)
+    if head.startswith(GRIB_MAGIC):
+        return True  # any edition: the radar reader says why edition 1 is refused
     if head.startswith(HDF5_MAGIC):
         return _match_hdf5(path)
     if head.startswith(ZIP_MAGIC):
@@ -141,8 +148,10 @@ def _hdf5_time(path: Path) -> np.datetime64 | None:
 
 
 def _times(paths: list[Path], names: list[str], source: str) -> list[np.datetime64]:
-    from datasets.radar_io import parse_timestamp
+    from datasets.radar_io import file_time, parse_timestamp
 
+    if source == "grib":  # the messages carry their validity time
+        return [file_time(path, source=source) for path in paths]
     times = []
     for path, name in zip(paths, names, strict=True):
         try:
@@ -244,8 +253,27 @@ def _read_folder(path: Path) -> xr.DataArray:
     return _read(files, [p.name for p in files], path.name)
 
 
+def _is_grib(path: Path) -> bool:
+    return path.is_file() and head(path, len(GRIB_MAGIC)) == GRIB_MAGIC
+
+
+def _grib_frames(path: Path, folder: Path) -> tuple[list[Path], list[str]]:
+    """One file per message of a GRIB file (header-checked first), named as its frames."""
+    from datasets.grib import split_messages
+    from datasets.radar_io import MAX_PIXELS, guess_radar_source
+
+    guess_radar_source(path)  # GRIB edition 1 is refused here, in one sentence
+    paths = split_messages(path, folder, max_pixels=MAX_PIXELS, max_total_pixels=MAX_TOTAL_PIXELS)
+    if len(paths) == 1:
+        return paths, [path.name]
+    return paths, [f"{path.name} message {k + 1}" for k in range(len(paths))]
+
+
 def open_radar(path: Path, *, max_bytes: int | None = None, **_options) -> xr.DataArray:
-    """Read one KNMI/ODIM HDF5 file, or a zip or folder of radar files of one source (module doc).
+    """Read one KNMI/ODIM HDF5 or GRIB2 file, or a zip or folder of radar files of one source.
+
+    A GRIB2 file of several messages (one rain-rate field each, one grid) gives one frame per
+    message, at the messages' validity times (module doc).
 
     Returns
     -------
@@ -259,7 +287,7 @@ def open_radar(path: Path, *, max_bytes: int | None = None, **_options) -> xr.Da
     if path.is_dir():
         array = _read_folder(path)
         description = str(array.attrs.get("description", ""))
-    elif not is_zip:
+    elif not is_zip and not _is_grib(path):
         array = _read([path], [path.name], path.name)
         description = str(array.attrs.get("description", ""))
     else:
@@ -267,7 +295,10 @@ def open_radar(path: Path, *, max_bytes: int | None = None, **_options) -> xr.Da
             folder = Path(tmp)
             paths, names = [], []
             try:
-                paths, names = _extract(path, folder, limit)
+                if is_zip:
+                    paths, names = _extract(path, folder, limit)
+                else:
+                    paths, names = _grib_frames(path, folder)
                 array = _read(paths, names, path.name).load()
             except DatasetError as exc:
                 raise DatasetError(_public(str(exc), folder, paths, names)) from exc.__cause__

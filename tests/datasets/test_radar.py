@@ -571,7 +571,7 @@ def test_fast_bom_path_matches_plain_pysteps():
     rain, geo = read_radar_file(path, source="bom")
     expected = plain * 60.0 / plain_meta["accutime"]  # mm per 10 min -> mm/h
     np.testing.assert_allclose(rain, expected.astype(np.float32), rtol=1e-6, equal_nan=True)
-    assert geo["x_km"][0] == pytest.approx(plain_meta["x1"] / 1000 + 0.25)
+    assert geo["x"][0] == pytest.approx(plain_meta["x1"] / 1000 + 0.25)
 
 
 @needs_shared
