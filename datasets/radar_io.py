@@ -22,14 +22,16 @@ source    format                         pysteps importer                       
 ``bom``   BoM Rainfields3 netCDF         ``import_bom_rf3(f)``                            mm/step
 ``fmi``   FMI PGM (optionally gzipped)   ``import_fmi_pgm(f, gzipped=...)``               dBZ
 ``knmi``  KNMI HDF5 (5-min ACRR)         ``import_knmi_hdf5(f, qty="ACRR", accutime=5)``  mm/5 min
-``odim``  ODIM HDF5 (OPERA, DPC)         ``import_odim_hdf5(f, qty="RATE")``              mm/h
+``odim``  ODIM HDF5 (OPERA, DPC, DWD)    ``import_odim_hdf5(f, qty="RATE" or "DBZH")``    mm/h, dBZ
+``saf``   NWC SAF CRR netCDF (satellite) ``import_saf_crri(f)``                           mm/h
 ``grib``  GRIB2 lat/lon rain rate        :func:`datasets.grib.read_grib2` (ecCodes; the   mm/h
           (NOAA MRMS PrecipRate, WMO     pysteps ``import_mrms_grib`` contract, any
           prate/tprate)                  scanning order)
 ========  =============================  ===============================================  ========
 
 Every field goes through :func:`pysteps.utils.conversion.to_rainrate` (accumulations divided by
-their accumulation time; reflectivity through the source's Z-R law, e.g. Z = 223 R^1.53 for FMI).
+their accumulation time; reflectivity through the source's Z-R law, e.g. Z = 223 R^1.53 for FMI,
+Marshall-Palmer Z = 200 R^1.6 for ODIM DBZH).
 Values at the product's "no rain" level become 0. Pixels outside the radar domain stay NaN: they
 form the mask that travels beside the data and are never fed to a model as numbers.
 
@@ -131,7 +133,9 @@ def _import_with(source: str, path: Path, max_pixels: int):
     if source == "knmi":
         return importers.import_knmi_hdf5(str(path), qty="ACRR", accutime=5.0)
     if source == "odim":
-        return importers.import_odim_hdf5(str(path), qty="RATE")
+        return importers.import_odim_hdf5(str(path), qty=_odim_quantity(path))
+    if source == "saf":
+        return importers.import_saf_crri(str(path))
     raise DatasetError(f"unknown radar source {source!r}; use one of {', '.join(RADAR_SOURCES)}")
 
 
@@ -247,6 +251,15 @@ def _check_pgm(path: Path, max_pixels: int) -> None:
 
 
 def _check_netcdf(path: Path, max_pixels: int) -> None:
+    _check_netcdf_variable(path, max_pixels, "precipitation", "a BoM Rainfields3 file")
+
+
+def _check_saf(path: Path, max_pixels: int) -> None:
+    _check_netcdf_variable(path, max_pixels, "crr_intensity", "an NWC SAF CRR file")
+
+
+def _check_netcdf_variable(path: Path, max_pixels: int, variable: str, product: str) -> None:
+    """A netCDF file (declared sizes bounded) whose 2-D ``variable`` fits ``max_pixels``."""
     head = _read_head(path, 8)
     if not (head.startswith(NETCDF3_MAGIC) or head.startswith(HDF5_MAGIC)):
         raise DatasetError(f"{path.name}: not a netCDF file (starts with {head[:8]!r})")
@@ -258,12 +271,12 @@ def _check_netcdf(path: Path, max_pixels: int) -> None:
         import netCDF4
 
         with netCDF4.Dataset(path) as ds:
-            if "precipitation" not in ds.variables:
+            if variable not in ds.variables:
                 raise DatasetError(
-                    f"{path.name}: no 'precipitation' variable (has {', '.join(ds.variables)}); "
-                    "not a BoM Rainfields3 file"
+                    f"{path.name}: no {variable!r} variable (has {', '.join(ds.variables)}); "
+                    f"not {product}"
                 )
-            shape = ds.variables["precipitation"].shape
+            shape = ds.variables[variable].shape
     except DatasetError:
         raise
     except Exception as exc:  # netCDF4 raises OSError, RuntimeError, ... on damaged files
@@ -271,9 +284,7 @@ def _check_netcdf(path: Path, max_pixels: int) -> None:
             f"{path.name}: cannot open as netCDF ({type(exc).__name__}: {exc})"
         ) from exc
     if len(shape) != 2:
-        raise DatasetError(
-            f"{path.name}: 'precipitation' has shape {shape}; expected 2 dims (y, x)"
-        )
+        raise DatasetError(f"{path.name}: {variable!r} has shape {shape}; expected 2 dims (y, x)")
     _check_size(path, shape[0], shape[1], max_pixels)
 
 
@@ -314,6 +325,40 @@ def _hdf5_shapes(path: Path, kind: str) -> list[tuple[int, ...]]:
         raise DatasetError(
             f"{path.name}: cannot open as HDF5 ({type(exc).__name__}: {exc})"
         ) from exc
+
+
+ODIM_QUANTITIES = ("RATE", "DBZH")
+"""ODIM quantities read, in order of preference: rain rate (mm/h), else reflectivity (dBZ, through
+Marshall-Palmer Z = 200 R^1.6, pysteps' default). ACRR is left out: pysteps assumes a 15-minute
+accumulation for every ODIM file instead of reading it from the file."""
+
+
+def hdf5_attr_text(value) -> str:
+    """An HDF5 attribute value as text (bytes decoded; a 1-element array unwrapped)."""
+    value = value[0] if isinstance(value, np.ndarray) and value.shape else value
+    return value.decode() if isinstance(value, bytes | np.bytes_) else str(value)
+
+
+def _odim_quantity(path: Path) -> str:
+    """The ODIM quantity to read (:data:`ODIM_QUANTITIES`) from the ``what`` groups of the file."""
+    import h5py
+
+    found = set()
+    with h5py.File(path, "r") as f:
+        for name, group in f.items():
+            if not (name.startswith("dataset") and isinstance(group, h5py.Group)):
+                continue
+            for where in [group, *(g for n, g in group.items() if n.startswith("data"))]:
+                what = where.get("what") if isinstance(where, h5py.Group) else None
+                if isinstance(what, h5py.Group) and "quantity" in what.attrs:
+                    found.add(hdf5_attr_text(what.attrs["quantity"]).strip())
+    for quantity in ODIM_QUANTITIES:
+        if quantity in found:
+            return quantity
+    raise DatasetError(
+        f"{path.name}: ODIM quantities {', '.join(sorted(found)) or 'none'}; read are RATE (mm/h) "
+        "and DBZH (dBZ)."
+    )
 
 
 def _check_knmi(path: Path, max_pixels: int) -> None:
@@ -382,12 +427,22 @@ RADAR_SOURCES: dict[str, RadarSource] = {
     "odim": RadarSource(
         "odim",
         "ODIM HDF5 producer (e.g. OPERA)",
-        "ODIM HDF5 radar composite (RATE, mm/h)",
+        "ODIM HDF5 radar composite (RATE mm/h, else DBZH dBZ with Z = 200 R^1.6)",
         "import_odim_hdf5",
         ("*.h5", "*.hdf", "*.hdf5"),
         r"(\d{12,14})",
         "%Y%m%d%H%M%S",
         _check_odim,
+    ),
+    "saf": RadarSource(
+        "saf",
+        "EUMETSAT NWC SAF",
+        "NWC SAF convective rainfall rate from satellite (CRR/CRR-Ph netCDF, mm/h)",
+        "import_saf_crri",
+        ("*CRR*.nc",),
+        r"(\d{8})T(\d{6})",  # S_NWC_CRR_MSG4_Europe-VISIR_20180601T070000Z.nc
+        "%Y%m%d%H%M%S",
+        _check_saf,
     ),
     "grib": RadarSource(
         "grib",
@@ -413,7 +468,7 @@ def _gzipped_head(path: Path, n: int) -> bytes:
 
 
 def _hdf5_radar_source(path: Path) -> str | None:
-    """``knmi``, ``odim`` or ``bom`` from the top-level groups of an HDF5 file, else ``None``."""
+    """``knmi``, ``odim``, ``saf`` or ``bom`` from the top-level names of an HDF5 file, else None."""
     check_hdf5(path, max_bytes=DEFAULT_MAX_DECODED_BYTES)
     try:
         import h5py
@@ -424,8 +479,10 @@ def _hdf5_radar_source(path: Path) -> str | None:
                 return "knmi"
             if "where" in names and any(n.startswith("dataset") for n in names):
                 return "odim"
+            if "crr_intensity" in names:
+                return "saf"  # netCDF4 files are HDF5 inside
             if "precipitation" in names:
-                return "bom"  # netCDF4 files are HDF5 inside
+                return "bom"
     except Exception as exc:  # h5py raises OSError, KeyError, ... on damaged files
         raise DatasetError(
             f"{path.name}: cannot open as HDF5 ({type(exc).__name__}: {exc})"
@@ -433,11 +490,24 @@ def _hdf5_radar_source(path: Path) -> str | None:
     return None
 
 
+def _netcdf3_radar_source(path: Path) -> str:
+    """``saf`` for a classic netCDF file with ``crr_intensity``, else ``bom`` (checked later)."""
+    check_netcdf3_header(path, max_bytes=DEFAULT_MAX_DECODED_BYTES)
+    try:
+        import netCDF4
+
+        with netCDF4.Dataset(path) as ds:
+            return "saf" if "crr_intensity" in ds.variables else "bom"
+    except OSError as exc:
+        raise DatasetError(f"{path.name}: cannot open as netCDF ({exc})") from exc
+
+
 def guess_radar_source(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> str:
     """The radar source of a file, from its first bytes and (for HDF5) its groups.
 
     GIF -> ``mch``; PGM (optionally gzipped) -> ``fmi``; netCDF with a ``precipitation``
-    variable -> ``bom``; HDF5 with ``image1`` and ``geographic`` -> ``knmi``; HDF5 with
+    variable -> ``bom``; netCDF with ``crr_intensity`` -> ``saf``; HDF5 with ``image1`` and
+    ``geographic`` -> ``knmi``; HDF5 with
     ``datasetN`` groups and ``where`` -> ``odim``; ``GRIB`` with edition 2 -> ``grib``.
 
     Raises
@@ -455,7 +525,7 @@ def guess_radar_source(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -
     if head.startswith(GZIP_MAGIC) and _gzipped_head(path, 2) == b"P5":
         return "fmi"
     if head.startswith(NETCDF3_MAGIC):
-        return "bom"
+        return _netcdf3_radar_source(path)
     if head.startswith(HDF5_MAGIC):
         source = _hdf5_radar_source(path)
         if source is not None:
@@ -489,7 +559,7 @@ def read_radar_file(
     ----------
     path : path-like
         The file.
-    source : {"mch", "bom", "fmi", "knmi", "odim", "grib", "auto"}
+    source : {"mch", "bom", "fmi", "knmi", "odim", "saf", "grib", "auto"}
         Its format (see the module doc); ``"auto"`` guesses it (:func:`guess_radar_source`).
     max_bytes, max_pixels : int
         Refuse larger files / fields (protects against corrupt headers and huge inputs).
@@ -712,7 +782,7 @@ def read_radar_sequence(
     ----------
     files : sequence of path-like
         The files, any order; they are sorted by time.
-    source : {"mch", "bom", "fmi", "knmi", "odim", "grib", "auto"}
+    source : {"mch", "bom", "fmi", "knmi", "odim", "saf", "grib", "auto"}
         Their format; ``"auto"`` guesses it from the first file.
     grid : int or None
         Side of the square output window in pixels; None keeps the whole (resampled) domain.

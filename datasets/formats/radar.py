@@ -1,16 +1,16 @@
-"""Radar files for :func:`datasets.files.read_any`: one ODIM/KNMI HDF5 or GRIB2 file, a zip or a folder.
+"""Radar files for :func:`datasets.files.read_any`: one HDF5 or GRIB2 radar file, a zip or a folder.
 
 Match rules (:func:`match_radar`)
 ---------------------------------
 - GRIB (magic bytes ``GRIB``, any edition; edition 1 is then refused in one sentence);
-- HDF5 (magic bytes) whose top-level groups say KNMI (``image1`` + ``geographic``) or ODIM
-  (``where`` + ``datasetN``), as :func:`datasets.radar_io.guess_radar_source` tells them
+- HDF5 (magic bytes) whose top-level groups say KNMI (``image1`` + ``geographic``), ODIM
+  (``where`` + ``datasetN``) or NWC SAF CRR (netCDF-4 with ``crr_intensity``), as
+  :func:`datasets.radar_io.guess_radar_source` tells them
   (:func:`datasets.untrusted.check_hdf5` runs first). TaxiBJ HDF5 (``date``/``data``) and
-  NetCDF-4 files (BoM too) do not match and keep their readers;
+  other NetCDF-4 files (BoM too) do not match and keep their readers;
 - a zip (magic bytes, not ``.npz``) whose file members all have radar suffixes (``.h5``,
   ``.hdf``, ``.hdf5``, ``.gif``, ``.pgm``, ``.pgm.gz``, ``.grib2``, ``.grb2``, ``.grib``,
-  ``.grb``); ``__MACOSX/`` entries and folders are
-  skipped. A zipped Zarr store has ``.zarray``/``zarr.json`` members and does not match;
+  ``.grb``); ``__MACOSX/`` entries and folders are skipped. A zipped Zarr store has ``.zarray``/``zarr.json`` members and does not match;
 - a folder (``python -m model.train CONFIG --data DIR``; uploads are never folders) whose
   top-level files all have those suffixes (hidden files skipped, symbolic links left out). A Zarr
   folder keeps its chunks in subfolders and does not match.
@@ -24,9 +24,9 @@ that the time stamp in it can be parsed), and the files must be of one source. T
 :func:`datasets.radar_io.read_radar_sequence` reads the whole domain on the native grid
 (``grid=None``, ``crop=None``, ``resolution_km=None``), in mm/h with real timestamps. When a name
 holds no time stamp, the HDF5 attributes give it (ODIM ``/what`` ``date`` + ``time``, KNMI
-``image1`` ``image_datetime_valid``); GRIB2 messages always give their own validity time. A
-single GRIB2 file of several messages is split into one file per message (after its header walk,
-:func:`datasets.grib.split_messages`), one frame each. The pixels of all frames together are
+``image1`` ``image_datetime_valid``, NWC SAF ``nominal_product_time``); GRIB2 messages always
+give their own validity time. A single GRIB2 file of several messages is split into one file per
+message (after its header walk, :func:`datasets.grib.split_messages`), one frame each. The pixels of all frames together are
 bounded by :data:`MAX_TOTAL_PIXELS` (each file by :data:`datasets.radar_io.MAX_PIXELS`).
 """
 
@@ -103,7 +103,7 @@ def _match_hdf5(path: Path) -> bool:
     from datasets.radar_io import _hdf5_radar_source
 
     try:
-        return _hdf5_radar_source(path) in ("knmi", "odim")  # check_hdf5 runs first
+        return _hdf5_radar_source(path) in ("knmi", "odim", "saf")  # check_hdf5 runs first
     except DatasetError:
         return False  # hostile or damaged: the other readers (or read_any) say why
 
@@ -125,13 +125,13 @@ def match_radar(path: Path, head: bytes) -> bool:
 
 
 def _attr_text(group, name: str) -> str:
-    value = group.attrs[name]
-    value = value[0] if isinstance(value, np.ndarray) and value.shape else value
-    return value.decode() if isinstance(value, bytes | np.bytes_) else str(value)
+    from datasets.radar_io import hdf5_attr_text
+
+    return hdf5_attr_text(group.attrs[name])
 
 
 def _hdf5_time(path: Path) -> np.datetime64 | None:
-    """Valid time from ODIM ``/what`` or KNMI ``/image1`` attributes, else None."""
+    """Valid time from ODIM ``/what``, NWC SAF or KNMI ``/image1`` attributes, else None."""
     import h5py
 
     try:
@@ -139,6 +139,9 @@ def _hdf5_time(path: Path) -> np.datetime64 | None:
             if "what" in f and {"date", "time"} <= set(f["what"].attrs):
                 text = _attr_text(f["what"], "date") + _attr_text(f["what"], "time")[:6]
                 return np.datetime64(datetime.strptime(text, "%Y%m%d%H%M%S"), "ns")
+            if "nominal_product_time" in f.attrs:  # NWC SAF netCDF-4, e.g. 2018-06-01T07:00:00Z
+                text = _attr_text(f, "nominal_product_time")[:19]
+                return np.datetime64(datetime.strptime(text, "%Y-%m-%dT%H:%M:%S"), "ns")
             if "image1" in f and "image_datetime_valid" in f["image1"].attrs:
                 text = _attr_text(f["image1"], "image_datetime_valid")[:17]
                 return np.datetime64(datetime.strptime(text.title(), "%d-%b-%Y;%H:%M:%S"), "ns")
@@ -159,7 +162,7 @@ def _times(paths: list[Path], names: list[str], source: str) -> list[np.datetime
             continue
         except DatasetError:
             pass
-        found = _hdf5_time(path) if source in ("odim", "knmi") else None
+        found = _hdf5_time(path) if source in ("odim", "knmi", "saf") else None
         if found is None:
             raise DatasetError(
                 f"{name}: no valid time in the file name (e.g. 201806131200) or its attributes; "
