@@ -100,6 +100,10 @@ UPLOAD_SUFFIXES = (
     ".grb2",
     ".grib",
     ".grb",
+    ".pgm",
+    ".gz",
+    ".tif",
+    ".tiff",
 )
 """File endings an upload may keep (they tell some readers the format); anything else is dropped."""
 

@@ -97,6 +97,7 @@ from datasets.magic import (  # noqa: F401  (re-exported)
     NETCDF3_MAGIC,
     NETCDF_SUFFIXES,
     NPY_MAGIC,
+    TIFF_SUFFIXES,
     VIDEO_SUFFIXES,
     ZARR_SUFFIXES,
     ZIP_MAGIC,
@@ -169,7 +170,12 @@ READERS: list[ReaderEntry] = [
     ReaderEntry("taxibj-hdf5", looks_like_taxibj, open_taxibj, (".h5", ".hdf5")),
     ReaderEntry("npy", match_npy, open_npy, (".npy",)),
     ReaderEntry("npz", match_npz, open_npz, (".npz",)),
-    ReaderEntry("radar", match_radar, open_radar, (".h5", ".hdf", ".hdf5", ".zip") + GRIB_SUFFIXES),
+    ReaderEntry(
+        "radar",
+        match_radar,
+        open_radar,
+        (".h5", ".hdf", ".hdf5", ".zip", ".pgm", ".gz") + GRIB_SUFFIXES + TIFF_SUFFIXES,
+    ),
     ReaderEntry("netcdf-zarr", match_netcdf, open_netcdf_or_zarr, NETCDF_SUFFIXES + ZARR_SUFFIXES),
     ReaderEntry("video", match_video, open_video, VIDEO_SUFFIXES),
 ]

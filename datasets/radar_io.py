@@ -21,6 +21,8 @@ source    format                         pysteps importer                       
 ``mch``   MeteoSwiss AQC GIF             ``import_mch_gif(f, "AQC", "mm", 5.0)``          mm/5 min
 ``bom``   BoM Rainfields3 netCDF         ``import_bom_rf3(f)``                            mm/step
 ``fmi``   FMI PGM (optionally gzipped)   ``import_fmi_pgm(f, gzipped=...)``               dBZ
+``fmi_    FMI GeoTIFF                    :func:`datasets.geotiff.read_fmi_geotiff`        dBZ
+geotiff`` (8-bit, (v - 64) / 2 dBZ)      (pillow; ``import_fmi_geotiff`` needs GDAL)
 ``knmi``  KNMI HDF5 (5-min ACRR)         ``import_knmi_hdf5(f, qty="ACRR", accutime=5)``  mm/5 min
 ``odim``  ODIM HDF5 (OPERA, DPC, DWD)    ``import_odim_hdf5(f, qty="RATE" or "DBZH")``    mm/h, dBZ
 ``saf``   NWC SAF CRR netCDF (satellite) ``import_saf_crri(f)``                           mm/h
@@ -69,7 +71,15 @@ import xarray as xr
 
 from datasets.errors import DatasetError
 from datasets.guards import check_file
-from datasets.magic import GRIB_MAGIC, GZIP_MAGIC, HDF5_MAGIC, NETCDF3_MAGIC, head, is_gif
+from datasets.magic import (
+    GRIB_MAGIC,
+    GZIP_MAGIC,
+    HDF5_MAGIC,
+    NETCDF3_MAGIC,
+    TIFF_MAGIC,
+    head,
+    is_gif,
+)
 from datasets.timesteps import iso_duration
 from datasets.untrusted import (
     DEFAULT_MAX_DECODED_BYTES,
@@ -121,6 +131,10 @@ def _import_with(source: str, path: Path, max_pixels: int):
         from datasets.grib import read_grib2
 
         return read_grib2(path, max_pixels=max_pixels)
+    if source == "fmi_geotiff":
+        from datasets.geotiff import read_fmi_geotiff
+
+        return read_fmi_geotiff(path, max_pixels=max_pixels)
     from pysteps.io import importers
 
     if source == "mch":
@@ -377,6 +391,12 @@ def _check_odim(path: Path, max_pixels: int) -> None:
         _check_size(path, shape[0], shape[1], max_pixels)
 
 
+def _check_geotiff(path: Path, max_pixels: int) -> None:
+    from datasets.geotiff import geotiff_grid
+
+    geotiff_grid(path, max_pixels=max_pixels)  # the TIFF directory only, nothing decoded
+
+
 def _check_grib(path: Path, max_pixels: int) -> None:
     from datasets.grib import check_grib2
 
@@ -413,6 +433,17 @@ RADAR_SOURCES: dict[str, RadarSource] = {
         r"(\d{12})",
         "%Y%m%d%H%M",
         _check_pgm,
+    ),
+    "fmi_geotiff": RadarSource(
+        "fmi_geotiff",
+        "Finnish Meteorological Institute",
+        "FMI radar reflectivity composite (GeoTIFF, dBZ, converted with Z = 223 R^1.53)",
+        "read_fmi_geotiff",
+        ("*.tif", "*.tiff"),
+        r"(\d{12})",  # 201609281600_FINUTM.tif
+        "%Y%m%d%H%M",
+        _check_geotiff,
+        library="datasets.geotiff",
     ),
     "knmi": RadarSource(
         "knmi",
@@ -508,7 +539,8 @@ def guess_radar_source(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -
     GIF -> ``mch``; PGM (optionally gzipped) -> ``fmi``; netCDF with a ``precipitation``
     variable -> ``bom``; netCDF with ``crr_intensity`` -> ``saf``; HDF5 with ``image1`` and
     ``geographic`` -> ``knmi``; HDF5 with
-    ``datasetN`` groups and ``where`` -> ``odim``; ``GRIB`` with edition 2 -> ``grib``.
+    ``datasetN`` groups and ``where`` -> ``odim``; TIFF -> ``fmi_geotiff``; ``GRIB`` with
+    edition 2 -> ``grib``.
 
     Raises
     ------
@@ -530,6 +562,8 @@ def guess_radar_source(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -
         source = _hdf5_radar_source(path)
         if source is not None:
             return source
+    if head[:4] in TIFF_MAGIC:
+        return "fmi_geotiff"
     if head.startswith(GRIB_MAGIC) and len(head) == 8:
         if head[7] == 2:
             return "grib"
@@ -559,7 +593,7 @@ def read_radar_file(
     ----------
     path : path-like
         The file.
-    source : {"mch", "bom", "fmi", "knmi", "odim", "saf", "grib", "auto"}
+    source : {"mch", "bom", "fmi", "fmi_geotiff", "knmi", "odim", "saf", "grib", "auto"}
         Its format (see the module doc); ``"auto"`` guesses it (:func:`guess_radar_source`).
     max_bytes, max_pixels : int
         Refuse larger files / fields (protects against corrupt headers and huge inputs).
@@ -782,7 +816,7 @@ def read_radar_sequence(
     ----------
     files : sequence of path-like
         The files, any order; they are sorted by time.
-    source : {"mch", "bom", "fmi", "knmi", "odim", "saf", "grib", "auto"}
+    source : {"mch", "bom", "fmi", "fmi_geotiff", "knmi", "odim", "saf", "grib", "auto"}
         Their format; ``"auto"`` guesses it from the first file.
     grid : int or None
         Side of the square output window in pixels; None keeps the whole (resampled) domain.

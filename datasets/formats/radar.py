@@ -3,14 +3,16 @@
 Match rules (:func:`match_radar`)
 ---------------------------------
 - GRIB (magic bytes ``GRIB``, any edition; edition 1 is then refused in one sentence);
+- a binary PGM (magic ``P5``, plain or inside gzip) or a TIFF: an FMI composite (PGM, GeoTIFF);
+- a BoM Rainfields3 frame: NetCDF-4 with a 2-D ``precipitation`` and a scalar ``valid_time``;
 - HDF5 (magic bytes) whose top-level groups say KNMI (``image1`` + ``geographic``), ODIM
   (``where`` + ``datasetN``) or NWC SAF CRR (netCDF-4 with ``crr_intensity``), as
   :func:`datasets.radar_io.guess_radar_source` tells them
   (:func:`datasets.untrusted.check_hdf5` runs first). TaxiBJ HDF5 (``date``/``data``) and
-  other NetCDF-4 files (BoM too) do not match and keep their readers;
+  other NetCDF-4 files do not match and keep their readers;
 - a zip (magic bytes, not ``.npz``) whose file members all have radar suffixes (``.h5``,
   ``.hdf``, ``.hdf5``, ``.gif``, ``.pgm``, ``.pgm.gz``, ``.grib2``, ``.grb2``, ``.grib``,
-  ``.grb``); ``__MACOSX/`` entries and folders are skipped. A zipped Zarr store has ``.zarray``/``zarr.json`` members and does not match;
+  ``.grb``, ``.tif``, ``.tiff``); ``__MACOSX/`` entries and folders are skipped. A zipped Zarr store has ``.zarray``/``zarr.json`` members and does not match;
 - a folder (``python -m model.train CONFIG --data DIR``; uploads are never folders) whose
   top-level files all have those suffixes (hidden files skipped, symbolic links left out). A Zarr
   folder keeps its chunks in subfolders and does not match.
@@ -24,7 +26,8 @@ that the time stamp in it can be parsed), and the files must be of one source. T
 :func:`datasets.radar_io.read_radar_sequence` reads the whole domain on the native grid
 (``grid=None``, ``crop=None``, ``resolution_km=None``), in mm/h with real timestamps. When a name
 holds no time stamp, the HDF5 attributes give it (ODIM ``/what`` ``date`` + ``time``, KNMI
-``image1`` ``image_datetime_valid``, NWC SAF ``nominal_product_time``); GRIB2 messages always
+``image1`` ``image_datetime_valid``, NWC SAF ``nominal_product_time``, BoM ``valid_time``, FMI
+``# obstime`` header line, TIFF ``DateTime``); GRIB2 messages always
 give their own validity time. A single GRIB2 file of several messages is split into one file per
 message (after its header walk, :func:`datasets.grib.split_messages`), one frame each. The pixels of all frames together are
 bounded by :data:`MAX_TOTAL_PIXELS` (each file by :data:`datasets.radar_io.MAX_PIXELS`).
@@ -32,10 +35,12 @@ bounded by :data:`MAX_TOTAL_PIXELS` (each file by :data:`datasets.radar_io.MAX_P
 
 from __future__ import annotations
 
+import gzip
 import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -43,7 +48,16 @@ import numpy as np
 import xarray as xr
 
 from datasets.errors import DatasetError
-from datasets.magic import GRIB_MAGIC, GRIB_SUFFIXES, HDF5_MAGIC, ZIP_MAGIC, head
+from datasets.magic import (
+    GRIB_MAGIC,
+    GRIB_SUFFIXES,
+    GZIP_MAGIC,
+    HDF5_MAGIC,
+    TIFF_MAGIC,
+    TIFF_SUFFIXES,
+    ZIP_MAGIC,
+    head,
+)
 from datasets.untrusted import DEFAULT_MAX_DECODED_BYTES, check_zip
 
 RADAR_MEMBER_SUFFIXES = {
@@ -54,6 +68,7 @@ RADAR_MEMBER_SUFFIXES = {
     ".pgm": "fmi",
     ".pgm.gz": "fmi",
     **dict.fromkeys(GRIB_SUFFIXES, "grib"),
+    **dict.fromkeys(TIFF_SUFFIXES, "fmi_geotiff"),
 }
 """Zip member endings of radar files, and their family (HDF5 is ODIM or KNMI, told by content)."""
 MAX_ZIP_FRAMES = 1000
@@ -103,9 +118,45 @@ def _match_hdf5(path: Path) -> bool:
     from datasets.radar_io import _hdf5_radar_source
 
     try:
-        return _hdf5_radar_source(path) in ("knmi", "odim", "saf")  # check_hdf5 runs first
+        source = _hdf5_radar_source(path)  # check_hdf5 runs first
+        return source in ("knmi", "odim", "saf") or (source == "bom" and _is_bom_frame(path))
     except DatasetError:
         return False  # hostile or damaged: the other readers (or read_any) say why
+
+
+def _is_bom_frame(path: Path) -> bool:
+    """A BoM Rainfields3 frame: 2-D ``precipitation`` and a scalar ``valid_time`` (netCDF-4).
+
+    Other NetCDF-4 files with a ``precipitation`` variable (e.g. CF ``(time, y, x)``) keep the
+    NetCDF reader.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            rain, time = f.get("precipitation"), f.get("valid_time")
+            return (
+                isinstance(rain, h5py.Dataset)
+                and rain.ndim == 2
+                and isinstance(time, h5py.Dataset)
+                and time.shape == ()
+            )
+    except (OSError, KeyError, ValueError, TypeError):
+        return False
+
+
+def _is_pgm(path: Path, head: bytes) -> bool:
+    """A binary PGM (FMI composite), plain or gzipped."""
+    if head.startswith(b"P5"):
+        return True
+    if head.startswith(GZIP_MAGIC):
+        from datasets.radar_io import _gzipped_head
+
+        try:
+            return _gzipped_head(path, 2) == b"P5"
+        except DatasetError:
+            return False
+    return False
 
 
 def match_radar(path: Path, head: bytes) -> bool:
@@ -114,6 +165,8 @@ def match_radar(path: Path, head: bytes) -> bool:
         return _match_folder(path)
     if head.startswith(GRIB_MAGIC):
         return True  # any edition: the radar reader says why edition 1 is refused
+    if _is_pgm(path, head) or head[:4] in TIFF_MAGIC:
+        return True  # FMI PGM or GeoTIFF: the radar reader says why a foreign one is refused
     if head.startswith(HDF5_MAGIC):
         return _match_hdf5(path)
     if head.startswith(ZIP_MAGIC):
@@ -139,6 +192,10 @@ def _hdf5_time(path: Path) -> np.datetime64 | None:
             if "what" in f and {"date", "time"} <= set(f["what"].attrs):
                 text = _attr_text(f["what"], "date") + _attr_text(f["what"], "time")[:6]
                 return np.datetime64(datetime.strptime(text, "%Y%m%d%H%M%S"), "ns")
+            if "valid_time" in f and f["valid_time"].shape == ():  # BoM: seconds since 1970
+                units = _attr_text(f["valid_time"], "units")
+                if units.startswith("seconds since 1970-01-01"):
+                    return np.datetime64(int(f["valid_time"][()]), "s").astype("datetime64[ns]")
             if "nominal_product_time" in f.attrs:  # NWC SAF netCDF-4, e.g. 2018-06-01T07:00:00Z
                 text = _attr_text(f, "nominal_product_time")[:19]
                 return np.datetime64(datetime.strptime(text, "%Y-%m-%dT%H:%M:%S"), "ns")
@@ -147,6 +204,41 @@ def _hdf5_time(path: Path) -> np.datetime64 | None:
                 return np.datetime64(datetime.strptime(text.title(), "%d-%b-%Y;%H:%M:%S"), "ns")
     except (OSError, KeyError, ValueError, TypeError, IndexError):
         return None
+    return None
+
+
+def _pgm_time(path: Path) -> np.datetime64 | None:
+    """Valid time from an FMI PGM header comment ``# obstime YYYYmmddHHMM``, else None."""
+    from datasets.radar_io import _is_gzip
+
+    try:
+        opener = gzip.open if _is_gzip(path) else open
+        with opener(path, "rb") as handle:
+            header = handle.read(4096)
+    except (OSError, EOFError, zlib.error, DatasetError):
+        return None
+    found = re.search(rb"^# obstime (\d{12})\s*$", header, flags=re.MULTILINE)
+    if found is None:
+        return None
+    try:
+        return np.datetime64(datetime.strptime(found.group(1).decode(), "%Y%m%d%H%M"), "ns")
+    except ValueError:
+        return None
+
+
+def _file_header_time(path: Path, source: str) -> np.datetime64 | None:
+    """Valid time written inside a radar file (HDF5 attributes, PGM header), else None."""
+    if source in ("odim", "knmi", "saf", "bom"):
+        return _hdf5_time(path)
+    if source == "fmi":
+        return _pgm_time(path)
+    if source == "fmi_geotiff":
+        from datasets.geotiff import geotiff_time
+
+        try:
+            return geotiff_time(path)
+        except DatasetError:
+            return None
     return None
 
 
@@ -162,7 +254,7 @@ def _times(paths: list[Path], names: list[str], source: str) -> list[np.datetime
             continue
         except DatasetError:
             pass
-        found = _hdf5_time(path) if source in ("odim", "knmi", "saf") else None
+        found = _file_header_time(path, source)
         if found is None:
             raise DatasetError(
                 f"{name}: no valid time in the file name (e.g. 201806131200) or its attributes; "
