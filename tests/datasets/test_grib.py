@@ -34,11 +34,13 @@ def write_grib2(
     south_first: bool = False,
     missing: list[np.ndarray] | None = None,
     edition: int = 2,
+    packing: str = "grid_simple",
 ) -> Path:
     """Write one GRIB message per field with ecCodes; ``fields[k]`` is ``(Nj, Ni)`` north first.
 
     ``times`` are ``"YYYYmmddHHMM"`` validity times; ``south_first`` stores rows south to north
-    (``jScansPositively=1``); ``missing`` marks points absent through the bitmap.
+    (``jScansPositively=1``); ``missing`` marks points absent through the bitmap; ``packing`` is
+    ecCodes' ``packingType`` (MRMS files use ``grid_png``).
     """
     eccodes = G.load_eccodes()
     with open(path, "wb") as out:
@@ -76,6 +78,8 @@ def write_grib2(
                 mask = missing[k][::-1] if south_first else missing[k]
                 values[mask.ravel()] = 9999.0
             eccodes.codes_set_values(handle, values)
+            if packing != "grid_simple":  # repack the values set above
+                eccodes.codes_set(handle, "packingType", packing)
             out.write(eccodes.codes_get_message(handle))
             eccodes.codes_release(handle)
     return path
@@ -100,6 +104,18 @@ def test_one_message_round_trip_of_values_and_coordinates(tmp_path):
     # 0.01 degrees at 39.9 N: 1.112 km north-south, 0.853 km east-west, geometric mean 0.974 km
     assert geo["pixel_km"] == pytest.approx(0.974, abs=0.001)
     assert geo["importer"] == "datasets.grib.read_grib2"
+
+
+@pytest.mark.parametrize("packing", ["grid_png", "grid_jpeg", "grid_ccsds", "grid_complex"])
+def test_compressed_packings_decode(tmp_path, packing):
+    # a smooth storm: ecCodes 2.50's PNG writer fails on incompressible noise ("Failed to write
+    # PNG data"), a writer-side limit; the reader is what is tested here
+    yy, xx = np.mgrid[0:20, 0:30]
+    field = np.round(np.clip(20 * np.exp(-((yy - 8) ** 2 + (xx - 12) ** 2) / 20) - 0.5, 0, None), 2)
+    path = write_grib2(tmp_path / "p.grib2", [field], ["201906011200"], packing=packing)
+    assert G.grib_messages(path, max_pixels=10**6)[0].packing in G.PACKINGS
+    rain, _ = read_radar_file(path, source="grib")
+    np.testing.assert_allclose(rain, field, atol=1e-3)
 
 
 def test_rows_stored_south_first_come_out_north_up(tmp_path):
@@ -286,3 +302,11 @@ def test_reading_grib_then_loading_pyproj_exits_cleanly(tmp_path):
     )
     assert done.returncode == 0, done.stderr.decode()[-500:]
     assert done.stdout.decode().strip().endswith("ok")
+
+
+def test_grid_across_the_greenwich_meridian_keeps_increasing_longitudes(tmp_path):
+    (field,) = _fields(1, seed=6)
+    path = write_grib2(tmp_path / "eu.grib2", [field], ["202001010000"], west=355.0, step=0.5)
+    rain, geo = read_radar_file(path, source="grib")
+    np.testing.assert_allclose(geo["x"], -5.0 + 0.5 * np.arange(30), atol=1e-9)
+    np.testing.assert_allclose(rain, field, atol=1e-3)
