@@ -25,6 +25,8 @@ source    format                         pysteps importer                       
 geotiff`` (8-bit, (v - 64) / 2 dBZ)      (pillow; ``import_fmi_geotiff`` needs GDAL)
 ``knmi``  KNMI HDF5 (5-min ACRR)         ``import_knmi_hdf5(f, qty="ACRR", accutime=5)``  mm/5 min
 ``odim``  ODIM HDF5 (OPERA, DPC, DWD)    ``import_odim_hdf5(f, qty="RATE" or "DBZH")``    mm/h, dBZ
+``mch_    MeteoSwiss HDF5 (CCS4 grid,     ``import_mch_hdf5(f, qty="RATE" or "DBZH")``     mm/h, dBZ
+hdf5``    no where/projdef)
 ``saf``   NWC SAF CRR netCDF (satellite) ``import_saf_crri(f)``                           mm/h
 ``grib``  GRIB2 lat/lon rain rate        :func:`datasets.grib.read_grib2` (ecCodes; the   mm/h
           (NOAA MRMS PrecipRate, WMO     pysteps ``import_mrms_grib`` contract, any
@@ -150,6 +152,8 @@ def _import_with(source: str, path: Path, max_pixels: int):
         return importers.import_odim_hdf5(str(path), qty=_odim_quantity(path))
     if source == "saf":
         return importers.import_saf_crri(str(path))
+    if source == "mch_hdf5":
+        return importers.import_mch_hdf5(str(path), qty=_odim_quantity(path))
     raise DatasetError(f"unknown radar source {source!r}; use one of {', '.join(RADAR_SOURCES)}")
 
 
@@ -391,6 +395,19 @@ def _check_odim(path: Path, max_pixels: int) -> None:
         _check_size(path, shape[0], shape[1], max_pixels)
 
 
+MCH_CCS4_SHAPE = (640, 710)  # rows, columns of the Swiss CCS4 grid pysteps places MCH HDF5 on
+
+
+def _check_mch_hdf5(path: Path, max_pixels: int) -> None:
+    for shape in _hdf5_shapes(path, "odim"):  # the same ODIM-style groups
+        if tuple(shape) != MCH_CCS4_SHAPE:
+            raise DatasetError(
+                f"{path.name}: a data array of shape {tuple(shape)}; MeteoSwiss HDF5 without "
+                f"georeferencing is read on the CCS4 grid {MCH_CCS4_SHAPE} only"
+            )
+        _check_size(path, shape[0], shape[1], max_pixels)
+
+
 def _check_geotiff(path: Path, max_pixels: int) -> None:
     from datasets.geotiff import geotiff_grid
 
@@ -465,6 +482,16 @@ RADAR_SOURCES: dict[str, RadarSource] = {
         "%Y%m%d%H%M%S",
         _check_odim,
     ),
+    "mch_hdf5": RadarSource(
+        "mch_hdf5",
+        "MeteoSwiss",
+        "MeteoSwiss HDF5 composite on the CCS4 grid (RATE mm/h, else DBZH dBZ with Z = 316 R^1.5)",
+        "import_mch_hdf5",
+        ("*.h5", "*.hdf5"),
+        r"(\d{2})(\d{3})(\d{2})(\d{2})",  # RZC yy doy HH MM, as the GIF files
+        "%y%j%H%M",
+        _check_mch_hdf5,
+    ),
     "saf": RadarSource(
         "saf",
         "EUMETSAT NWC SAF",
@@ -499,7 +526,7 @@ def _gzipped_head(path: Path, n: int) -> bytes:
 
 
 def _hdf5_radar_source(path: Path) -> str | None:
-    """``knmi``, ``odim``, ``saf`` or ``bom`` from the top-level names of an HDF5 file, else None."""
+    """``knmi``, ``odim``, ``mch_hdf5``, ``saf`` or ``bom`` from an HDF5 file's top level, else None."""
     check_hdf5(path, max_bytes=DEFAULT_MAX_DECODED_BYTES)
     try:
         import h5py
@@ -509,7 +536,8 @@ def _hdf5_radar_source(path: Path) -> str | None:
             if {"image1", "geographic"} <= names:
                 return "knmi"
             if "where" in names and any(n.startswith("dataset") for n in names):
-                return "odim"
+                # ODIM places the grid with where/projdef; MeteoSwiss' files leave it out
+                return "odim" if "projdef" in f["where"].attrs else "mch_hdf5"
             if "crr_intensity" in names:
                 return "saf"  # netCDF4 files are HDF5 inside
             if "precipitation" in names:
@@ -539,7 +567,8 @@ def guess_radar_source(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -
     GIF -> ``mch``; PGM (optionally gzipped) -> ``fmi``; netCDF with a ``precipitation``
     variable -> ``bom``; netCDF with ``crr_intensity`` -> ``saf``; HDF5 with ``image1`` and
     ``geographic`` -> ``knmi``; HDF5 with
-    ``datasetN`` groups and ``where`` -> ``odim``; TIFF -> ``fmi_geotiff``; ``GRIB`` with
+    ``datasetN`` groups and ``where`` -> ``odim`` (``mch_hdf5`` when ``where`` has no
+    ``projdef``); TIFF -> ``fmi_geotiff``; ``GRIB`` with
     edition 2 -> ``grib``.
 
     Raises
@@ -593,7 +622,7 @@ def read_radar_file(
     ----------
     path : path-like
         The file.
-    source : {"mch", "bom", "fmi", "fmi_geotiff", "knmi", "odim", "saf", "grib", "auto"}
+    source : {"mch", "bom", "fmi", "fmi_geotiff", "knmi", "odim", "mch_hdf5", "saf", "grib", "auto"}
         Its format (see the module doc); ``"auto"`` guesses it (:func:`guess_radar_source`).
     max_bytes, max_pixels : int
         Refuse larger files / fields (protects against corrupt headers and huge inputs).
@@ -816,7 +845,7 @@ def read_radar_sequence(
     ----------
     files : sequence of path-like
         The files, any order; they are sorted by time.
-    source : {"mch", "bom", "fmi", "fmi_geotiff", "knmi", "odim", "saf", "grib", "auto"}
+    source : {"mch", "bom", "fmi", "fmi_geotiff", "knmi", "odim", "mch_hdf5", "saf", "grib", "auto"}
         Their format; ``"auto"`` guesses it from the first file.
     grid : int or None
         Side of the square output window in pixels; None keeps the whole (resampled) domain.

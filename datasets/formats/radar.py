@@ -119,7 +119,9 @@ def _match_hdf5(path: Path) -> bool:
 
     try:
         source = _hdf5_radar_source(path)  # check_hdf5 runs first
-        return source in ("knmi", "odim", "saf") or (source == "bom" and _is_bom_frame(path))
+        return source in ("knmi", "odim", "mch_hdf5", "saf") or (
+            source == "bom" and _is_bom_frame(path)
+        )
     except DatasetError:
         return False  # hostile or damaged: the other readers (or read_any) say why
 
@@ -228,7 +230,7 @@ def _pgm_time(path: Path) -> np.datetime64 | None:
 
 def _file_header_time(path: Path, source: str) -> np.datetime64 | None:
     """Valid time written inside a radar file (HDF5 attributes, PGM header), else None."""
-    if source in ("odim", "knmi", "saf", "bom"):
+    if source in ("odim", "mch_hdf5", "knmi", "saf", "bom"):
         return _hdf5_time(path)
     if source == "fmi":
         return _pgm_time(path)

@@ -667,3 +667,38 @@ def test_nwc_saf_crr_upload_takes_its_time_from_the_file(tmp_path):
     assert data.attrs["domain"] == "radar" and data.attrs["units"] == "mm/h"
     assert data["time"].values[0] == np.datetime64("2018-06-01T07:00", "ns")
     np.testing.assert_allclose(data.values[0, 0, 0], rain, atol=1e-6)
+
+
+def _write_mch_hdf5(path: Path, raw: np.ndarray, *, gain=0.05) -> Path:
+    """A MeteoSwiss HDF5 composite as pysteps' importer reads it (no where/projdef: CCS4 grid)."""
+    with h5py.File(path, "w") as f:
+        where = f.create_group("where")
+        where.attrs["xscale"], where.attrs["yscale"] = 1.0, 1.0
+        where.attrs["xsize"], where.attrs["ysize"] = raw.shape[1], raw.shape[0]
+        data = f.create_group("dataset1").create_group("data1")
+        data.create_dataset("data", data=raw)
+        what = data.create_group("what")
+        what.attrs["quantity"] = np.bytes_(b"RATE")
+        what.attrs["gain"], what.attrs["offset"] = gain, 0.0
+        what.attrs["nodata"], what.attrs["undetect"] = 255.0, -1.0
+    return path
+
+
+def test_meteoswiss_hdf5_reads_on_the_ccs4_grid(tmp_path):
+    raw = np.zeros((640, 710), dtype=np.uint8)
+    raw[100:120, 200:260] = 100  # 100 * 0.05 = 5 mm/h
+    raw[:, :20] = 255  # outside the domain
+    path = _write_mch_hdf5(tmp_path / "RZC161932100VL.801.h5", raw)
+    assert guess_radar_source(path) == "mch_hdf5"
+    seq = read_radar_sequence([path], source="auto", grid=None, crop=None, resolution_km=None)
+    assert seq["time"].values[0] == np.datetime64("2016-07-11T21:00", "ns")
+    frame = seq.values[0, 0, 0]
+    np.testing.assert_allclose(frame[100:120, 200:260], 5.0, rtol=1e-6)
+    assert np.isnan(frame[:, :20]).all() and (frame[:100, 20:] == 0).all()
+    assert seq["x"].values[0] == pytest.approx(255.5) and seq["y"].values[0] == pytest.approx(479.5)
+
+
+def test_meteoswiss_hdf5_off_the_ccs4_grid_is_refused(tmp_path):
+    path = _write_mch_hdf5(tmp_path / "RZC161932100VL.801.h5", np.zeros((64, 71), np.uint8))
+    with pytest.raises(DatasetError, match=r"read on the CCS4 grid \(640, 710\) only"):
+        read_radar_file(path, source="auto")
