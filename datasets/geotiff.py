@@ -64,7 +64,7 @@ def _open(path: Path):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        return Image.open(path)  # reads the directory, not the pixels
+        return Image.open(path, formats=["TIFF"])  # reads the directory, not the pixels
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise DatasetError(
             f"{path.name}: cannot be opened as TIFF ({type(exc).__name__})."

@@ -2,7 +2,8 @@
 
 Match rules (:func:`match_radar`)
 ---------------------------------
-- GRIB (magic bytes ``GRIB``, any edition; edition 1 is then refused in one sentence);
+- GRIB (magic bytes ``GRIB``, any edition; edition 1 is then refused in one sentence), also
+  gzipped (``.grib2.gz``, as NOAA serves MRMS; inflated after :func:`check_gzip` bounds it);
 - a binary PGM (magic ``P5``, plain or inside gzip) or a TIFF: an FMI composite (PGM, GeoTIFF);
 - a BoM Rainfields3 frame: NetCDF-4 with a 2-D ``precipitation`` and a scalar ``valid_time``;
 - HDF5 (magic bytes) whose top-level groups say KNMI (``image1`` + ``geographic``), ODIM
@@ -58,7 +59,7 @@ from datasets.magic import (
     ZIP_MAGIC,
     head,
 )
-from datasets.untrusted import DEFAULT_MAX_DECODED_BYTES, check_zip
+from datasets.untrusted import DEFAULT_MAX_DECODED_BYTES, check_gzip, check_zip
 
 RADAR_MEMBER_SUFFIXES = {
     ".h5": "hdf5",
@@ -167,7 +168,7 @@ def match_radar(path: Path, head: bytes) -> bool:
         return _match_folder(path)
     if head.startswith(GRIB_MAGIC):
         return True  # any edition: the radar reader says why edition 1 is refused
-    if _is_pgm(path, head) or head[:4] in TIFF_MAGIC:
+    if _is_pgm(path, head) or head[:4] in TIFF_MAGIC or _is_gzipped_grib(path):
         return True  # FMI PGM or GeoTIFF: the radar reader says why a foreign one is refused
     if head.startswith(HDF5_MAGIC):
         return _match_hdf5(path)
@@ -354,16 +355,44 @@ def _is_grib(path: Path) -> bool:
     return path.is_file() and head(path, len(GRIB_MAGIC)) == GRIB_MAGIC
 
 
-def _grib_frames(path: Path, folder: Path) -> tuple[list[Path], list[str]]:
-    """One file per message of a GRIB file (header-checked first), named as its frames."""
+def _is_gzipped_grib(path: Path) -> bool:
+    if not path.is_file() or head(path, len(GZIP_MAGIC)) != GZIP_MAGIC:
+        return False
+    from datasets.radar_io import _gzipped_head
+
+    try:
+        return _gzipped_head(path, len(GRIB_MAGIC)) == GRIB_MAGIC
+    except DatasetError:
+        return False
+
+
+def _gunzip(path: Path, folder: Path, limit: int) -> Path:
+    """Inflate a gzipped file into ``folder`` once :func:`check_gzip` has bounded its size."""
+    check_gzip(path, max_bytes=limit)
+    target = folder / "inflated.grib2"
+    with gzip.open(path, "rb") as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return target
+
+
+def _grib_frames(
+    path: Path, folder: Path, label: str | None = None
+) -> tuple[list[Path], list[str]]:
+    """One file per message of a GRIB file (header-checked first), named ``label`` message k."""
     from datasets.grib import split_messages
     from datasets.radar_io import MAX_PIXELS, guess_radar_source
 
-    guess_radar_source(path)  # GRIB edition 1 is refused here, in one sentence
-    paths = split_messages(path, folder, max_pixels=MAX_PIXELS, max_total_pixels=MAX_TOTAL_PIXELS)
+    label = label or path.name
+    try:
+        guess_radar_source(path)  # GRIB edition 1 is refused here, in one sentence
+        paths = split_messages(
+            path, folder, max_pixels=MAX_PIXELS, max_total_pixels=MAX_TOTAL_PIXELS
+        )
+    except DatasetError as exc:
+        raise DatasetError(str(exc).replace(path.name, label)) from exc.__cause__
     if len(paths) == 1:
-        return paths, [path.name]
-    return paths, [f"{path.name} message {k + 1}" for k in range(len(paths))]
+        return paths, [label]
+    return paths, [f"{label} message {k + 1}" for k in range(len(paths))]
 
 
 def open_radar(path: Path, *, max_bytes: int | None = None, **_options) -> xr.DataArray:
@@ -384,7 +413,7 @@ def open_radar(path: Path, *, max_bytes: int | None = None, **_options) -> xr.Da
     if path.is_dir():
         array = _read_folder(path)
         description = str(array.attrs.get("description", ""))
-    elif not is_zip and not _is_grib(path):
+    elif not is_zip and not _is_grib(path) and not _is_gzipped_grib(path):
         array = _read([path], [path.name], path.name)
         description = str(array.attrs.get("description", ""))
     else:
@@ -394,6 +423,8 @@ def open_radar(path: Path, *, max_bytes: int | None = None, **_options) -> xr.Da
             try:
                 if is_zip:
                     paths, names = _extract(path, folder, limit)
+                elif _is_gzipped_grib(path):  # as NOAA serves MRMS: .grib2.gz
+                    paths, names = _grib_frames(_gunzip(path, folder, limit), folder, path.name)
                 else:
                     paths, names = _grib_frames(path, folder)
                 array = _read(paths, names, path.name).load()

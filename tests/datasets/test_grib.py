@@ -32,6 +32,7 @@ def write_grib2(
     step: float = 0.01,
     parameter: tuple[int, int, int] = MRMS,
     south_first: bool = False,
+    east_first: bool = False,
     missing: list[np.ndarray] | None = None,
     edition: int = 2,
     packing: str = "grid_simple",
@@ -39,7 +40,8 @@ def write_grib2(
     """Write one GRIB message per field with ecCodes; ``fields[k]`` is ``(Nj, Ni)`` north first.
 
     ``times`` are ``"YYYYmmddHHMM"`` validity times; ``south_first`` stores rows south to north
-    (``jScansPositively=1``); ``missing`` marks points absent through the bitmap; ``packing`` is
+    (``jScansPositively=1``); ``east_first`` stores columns east to west
+    (``iScansNegatively=1``); ``missing`` marks points absent through the bitmap; ``packing`` is
     ecCodes' ``packingType`` (MRMS files use ``grid_png``).
     """
     eccodes = G.load_eccodes()
@@ -49,14 +51,17 @@ def write_grib2(
             nj, ni = field.shape
             south = north - (nj - 1) * step
             rows = field[::-1] if south_first else field
+            rows = rows[:, ::-1] if east_first else rows
+            east = west + (ni - 1) * step
             keys = {
                 "Ni": ni,
                 "Nj": nj,
                 "jScansPositively": int(south_first),
+                "iScansNegatively": int(east_first),
                 "latitudeOfFirstGridPointInDegrees": south if south_first else north,
                 "latitudeOfLastGridPointInDegrees": north if south_first else south,
-                "longitudeOfFirstGridPointInDegrees": west,
-                "longitudeOfLastGridPointInDegrees": west + (ni - 1) * step,
+                "longitudeOfFirstGridPointInDegrees": east if east_first else west,
+                "longitudeOfLastGridPointInDegrees": west if east_first else east,
                 "iDirectionIncrementInDegrees": step,
                 "jDirectionIncrementInDegrees": step,
                 "dataDate": int(time[:8]),
@@ -76,6 +81,7 @@ def write_grib2(
                 eccodes.codes_set(handle, "bitmapPresent", 1)
                 eccodes.codes_set(handle, "missingValue", 9999.0)
                 mask = missing[k][::-1] if south_first else missing[k]
+                mask = mask[:, ::-1] if east_first else mask
                 values[mask.ravel()] = 9999.0
             eccodes.codes_set_values(handle, values)
             if packing != "grid_simple":  # repack the values set above
@@ -122,11 +128,16 @@ def test_rows_stored_south_first_come_out_north_up(tmp_path):
     (field,) = _fields(1, seed=3)
     north_first = write_grib2(tmp_path / "a.grib2", [field], ["201906011200"])
     south_first = write_grib2(tmp_path / "b.grib2", [field], ["201906011200"], south_first=True)
+    east_first = write_grib2(
+        tmp_path / "c.grib2", [field], ["201906011200"], south_first=True, east_first=True
+    )
     rain_a, geo_a = read_radar_file(north_first, source="grib")
-    rain_b, geo_b = read_radar_file(south_first, source="grib")
-    np.testing.assert_array_equal(rain_a, rain_b)
-    np.testing.assert_allclose(rain_b, field, atol=1e-3)
-    np.testing.assert_allclose(geo_a["y"], geo_b["y"])
+    for other in (south_first, east_first):
+        rain_b, geo_b = read_radar_file(other, source="grib")
+        np.testing.assert_array_equal(rain_a, rain_b)
+        np.testing.assert_allclose(rain_b, field, atol=1e-3)
+        np.testing.assert_allclose(geo_a["y"], geo_b["y"])
+        np.testing.assert_allclose(geo_a["x"], geo_b["x"])
 
 
 def test_multi_message_file_is_a_sequence_with_times_from_the_messages(tmp_path):
@@ -310,3 +321,28 @@ def test_grid_across_the_greenwich_meridian_keeps_increasing_longitudes(tmp_path
     rain, geo = read_radar_file(path, source="grib")
     np.testing.assert_allclose(geo["x"], -5.0 + 0.5 * np.arange(30), atol=1e-9)
     np.testing.assert_allclose(rain, field, atol=1e-3)
+
+
+def test_gzipped_grib2_as_noaa_serves_mrms_reads_like_the_plain_file(tmp_path):
+    import gzip
+
+    fields = _fields(2, seed=7)
+    plain = write_grib2(tmp_path / "p.grib2", fields, ["201906011200", "201906011202"])
+    zipped = tmp_path / "MRMS_PrecipRate_00.00_20190601-120000.grib2.gz"
+    zipped.write_bytes(gzip.compress(plain.read_bytes()))
+    np.testing.assert_array_equal(read_any(zipped).values, read_any(plain).values)
+    cut = tmp_path / "cut.grib2.gz"
+    cut.write_bytes(gzip.compress(plain.read_bytes()[:-50]))
+    with pytest.raises(DatasetError, match=r"^cut\.grib2\.gz: GRIB message 2 declares"):
+        read_any(cut)
+
+
+def test_gzipped_grib2_bomb_is_refused_while_inflating(tmp_path):
+    import gzip
+
+    path = write_grib2(tmp_path / "p.grib2", _fields(1), ["201906011200"])
+    bomb = tmp_path / "bomb.grib2.gz"
+    bomb.write_bytes(gzip.compress(path.read_bytes() + bytes(50 * 2**20)))  # + 50 MiB of zeros
+    assert bomb.stat().st_size < 2**20
+    with pytest.raises(DatasetError, match="gzip bombs are not accepted"):
+        read_any(bomb, max_bytes=2**20)
