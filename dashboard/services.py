@@ -96,6 +96,14 @@ UPLOAD_SUFFIXES = (
     ".avi",
     ".mov",
     ".webm",
+    ".grib2",
+    ".grb2",
+    ".grib",
+    ".grb",
+    ".pgm",
+    ".gz",
+    ".tif",
+    ".tiff",
 )
 """File endings an upload may keep (they tell some readers the format); anything else is dropped."""
 

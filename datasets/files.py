@@ -17,7 +17,8 @@ reader                   reads
                          variable that has ``(time, y, x)`` dims (``lat``/``lon`` etc. accepted)
 :func:`open_video`       mp4, avi, mov, mkv, webm, gif via imageio (ffmpeg / pillow): grayscale,
                          centre-cropped to a square and resized to ``size`` x ``size``
-:func:`open_radar`       one KNMI/ODIM HDF5 radar file, or a zip of radar files of one source
+:func:`open_radar`       one KNMI/ODIM HDF5 or GRIB2 radar file, or a zip of radar files of one
+                         source
 :func:`read_any`         any of the above, chosen by content (magic bytes) then suffix
 :func:`read_series`      any of the above along its whole time axis (to be split into train, val
                          and test by :mod:`datasets.splits`), with the choices it inferred
@@ -37,7 +38,8 @@ is true (``head`` is the first 512 bytes, empty for a folder). The order is the 
 1. ``taxibj-hdf5`` (:mod:`datasets.formats.taxibj`): HDF5 with top-level ``date`` and ``data``
    (TaxiBJ, BikeNYC, TaxiNYC), cut into gap-free windows; ahead of the generic readers;
 2. ``npy`` and 3. ``npz`` (:mod:`datasets.formats.npy`);
-4. ``radar`` (:mod:`datasets.formats.radar`): HDF5 whose groups say KNMI or ODIM, or a zip whose
+4. ``radar`` (:mod:`datasets.formats.radar`): HDF5 whose groups say KNMI or ODIM, GRIB2 (one
+   frame per message), or a zip whose
    members are all radar files of one source (ODIM/KNMI ``.h5``, MeteoSwiss ``.gif``, FMI
    ``.pgm``/``.pgm.gz``), read whole-domain in mm/h with real timestamps; ahead of
    ``netcdf-zarr``, which takes every other zip (zipped Zarr) and NetCDF-4 (BoM too);
@@ -90,10 +92,12 @@ from datasets.layout import (  # noqa: F401  (re-exported: their home was here)
 )
 from datasets.magic import (  # noqa: F401  (re-exported)
     GIF_MAGIC,
+    GRIB_SUFFIXES,
     HDF5_MAGIC,
     NETCDF3_MAGIC,
     NETCDF_SUFFIXES,
     NPY_MAGIC,
+    TIFF_SUFFIXES,
     VIDEO_SUFFIXES,
     ZARR_SUFFIXES,
     ZIP_MAGIC,
@@ -166,7 +170,12 @@ READERS: list[ReaderEntry] = [
     ReaderEntry("taxibj-hdf5", looks_like_taxibj, open_taxibj, (".h5", ".hdf5")),
     ReaderEntry("npy", match_npy, open_npy, (".npy",)),
     ReaderEntry("npz", match_npz, open_npz, (".npz",)),
-    ReaderEntry("radar", match_radar, open_radar, (".h5", ".hdf", ".hdf5", ".zip")),
+    ReaderEntry(
+        "radar",
+        match_radar,
+        open_radar,
+        (".h5", ".hdf", ".hdf5", ".zip", ".pgm", ".gz") + GRIB_SUFFIXES + TIFF_SUFFIXES,
+    ),
     ReaderEntry("netcdf-zarr", match_netcdf, open_netcdf_or_zarr, NETCDF_SUFFIXES + ZARR_SUFFIXES),
     ReaderEntry("video", match_video, open_video, VIDEO_SUFFIXES),
 ]

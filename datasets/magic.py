@@ -16,10 +16,14 @@ ZIP_MAGIC = b"PK\x03\x04"
 GIF_MAGIC = (b"GIF87a", b"GIF89a")
 GZIP_MAGIC = b"\x1f\x8b"
 MKV_MAGIC = b"\x1a\x45\xdf\xa3"  # Matroska / WebM (EBML header)
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*")  # classic TIFF, little- / big-endian
+GRIB_MAGIC = b"GRIB"  # any edition; octet 8 holds the edition number
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".gif", ".mpg", ".mpeg")
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf")
 ZARR_SUFFIXES = (".zarr", ".zip")
+GRIB_SUFFIXES = (".grib2", ".grb2", ".grib", ".grb")
+TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 def head(path: str | os.PathLike, n: int) -> bytes:

@@ -7,6 +7,7 @@ Public readers (each raises only :class:`~datasets.errors.DatasetError` on bad i
   converted to mm/h, block-averaged to ``resolution_km`` and cropped to ``grid`` x ``grid`` where it
   rains most.
 - :func:`parse_timestamp` — the valid time written in a file name.
+- :func:`file_time` — a file's valid time (in the file for GRIB2, else its name).
 - :func:`guess_radar_source` — which of the sources below a file is (``source="auto"``).
 - :func:`find_radar_files` — the files of one source in a folder, in time order.
 - :func:`sliding_windows` — cut a sequence into ``context + horizon`` windows (its home is
@@ -20,18 +21,32 @@ source    format                         pysteps importer                       
 ``mch``   MeteoSwiss AQC GIF             ``import_mch_gif(f, "AQC", "mm", 5.0)``          mm/5 min
 ``bom``   BoM Rainfields3 netCDF         ``import_bom_rf3(f)``                            mm/step
 ``fmi``   FMI PGM (optionally gzipped)   ``import_fmi_pgm(f, gzipped=...)``               dBZ
+``fmi_    FMI GeoTIFF                    :func:`datasets.geotiff.read_fmi_geotiff`        dBZ
+geotiff`` (8-bit, (v - 64) / 2 dBZ)      (pillow; ``import_fmi_geotiff`` needs GDAL)
 ``knmi``  KNMI HDF5 (5-min ACRR)         ``import_knmi_hdf5(f, qty="ACRR", accutime=5)``  mm/5 min
-``odim``  ODIM HDF5 (OPERA, DPC)         ``import_odim_hdf5(f, qty="RATE")``              mm/h
+``odim``  ODIM HDF5 (OPERA, DPC, DWD)    ``import_odim_hdf5(f, qty="RATE" or "DBZH")``    mm/h, dBZ
+``mch_    MeteoSwiss HDF5 (CCS4 grid,     ``import_mch_hdf5(f, qty="RATE" or "DBZH")``     mm/h, dBZ
+hdf5``    no where/projdef)
+``saf``   NWC SAF CRR netCDF (satellite) ``import_saf_crri(f)``                           mm/h
+``grib``  GRIB2 lat/lon rain rate        :func:`datasets.grib.read_grib2` (ecCodes; the   mm/h
+          (NOAA MRMS PrecipRate, WMO     pysteps ``import_mrms_grib`` contract, any
+          prate/tprate)                  scanning order)
 ========  =============================  ===============================================  ========
 
 Every field goes through :func:`pysteps.utils.conversion.to_rainrate` (accumulations divided by
-their accumulation time; reflectivity through the source's Z-R law, e.g. Z = 223 R^1.53 for FMI).
+their accumulation time; reflectivity through the source's Z-R law, e.g. Z = 223 R^1.53 for FMI,
+Marshall-Palmer Z = 200 R^1.6 for ODIM DBZH).
 Values at the product's "no rain" level become 0. Pixels outside the radar domain stay NaN: they
 form the mask that travels beside the data and are never fed to a model as numbers.
 
 Orientation and coordinates: row 0 is the northern edge (files stored bottom-up are flipped);
 ``y`` and ``x`` are projected pixel-centre coordinates in km (``y`` decreasing down the rows),
-and the projection is kept in ``attrs["projection"]``.
+and the projection is kept in ``attrs["projection"]``. GRIB2 grids are latitude/longitude:
+``y``/``x`` are then degrees north/east (``units`` "degrees_north"/"degrees_east") and
+``resolution_km`` is the local pixel scale at the domain centre.
+
+Time stamps come from the file names (:func:`parse_timestamp`), except for GRIB2, whose messages
+carry their validity time (:func:`file_time`).
 
 Crop rule: among all ``grid`` x ``grid`` windows of the resampled domain, the one with the most
 pixels >= ``crop_threshold`` (default 1 mm/h) summed over all frames of the sequence (NaN counts as
@@ -58,7 +73,15 @@ import xarray as xr
 
 from datasets.errors import DatasetError
 from datasets.guards import check_file
-from datasets.magic import GZIP_MAGIC, HDF5_MAGIC, NETCDF3_MAGIC, head, is_gif
+from datasets.magic import (
+    GRIB_MAGIC,
+    GZIP_MAGIC,
+    HDF5_MAGIC,
+    NETCDF3_MAGIC,
+    TIFF_MAGIC,
+    head,
+    is_gif,
+)
 from datasets.timesteps import iso_duration
 from datasets.untrusted import (
     DEFAULT_MAX_DECODED_BYTES,
@@ -72,6 +95,7 @@ from datasets.windows import sliding_windows  # re-exported (in __all__): its ho
 
 MAX_BYTES = 200 * 1024 * 1024  # refuse radar files larger than this (a composite is ~1 MB)
 MAX_PIXELS = 25_000_000  # refuse fields with more pixels than this (5000 x 5000)
+EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG), as model.regrid scales lat/lon grids
 DEFAULT_CROP_THRESHOLD = 1.0  # mm/h; "where it rains most" counts pixels at or above this
 CHANNEL = "rain_rate"
 PYSTEPS_LICENCE = (
@@ -95,10 +119,24 @@ class RadarSource:
     time_regex: str  # one group per strptime format part, joined
     time_format: str
     check_header: Callable[[Path, int], None]
+    library: str = "pysteps.io.importers"  # the module of ``importer_name``
+
+    @property
+    def importer(self) -> str:
+        """The reader's qualified name, for attrs and messages."""
+        return f"{self.library}.{self.importer_name}"
 
 
-def _import_with(source: str, path: Path):
-    """Call the pysteps importer of ``source`` on ``path``: ``(field, quality, metadata)``."""
+def _import_with(source: str, path: Path, max_pixels: int):
+    """Call the importer of ``source`` on ``path``: ``(field, quality, metadata)``."""
+    if source == "grib":
+        from datasets.grib import read_grib2
+
+        return read_grib2(path, max_pixels=max_pixels)
+    if source == "fmi_geotiff":
+        from datasets.geotiff import read_fmi_geotiff
+
+        return read_fmi_geotiff(path, max_pixels=max_pixels)
     from pysteps.io import importers
 
     if source == "mch":
@@ -111,7 +149,11 @@ def _import_with(source: str, path: Path):
     if source == "knmi":
         return importers.import_knmi_hdf5(str(path), qty="ACRR", accutime=5.0)
     if source == "odim":
-        return importers.import_odim_hdf5(str(path), qty="RATE")
+        return importers.import_odim_hdf5(str(path), qty=_odim_quantity(path))
+    if source == "saf":
+        return importers.import_saf_crri(str(path))
+    if source == "mch_hdf5":
+        return importers.import_mch_hdf5(str(path), qty=_odim_quantity(path))
     raise DatasetError(f"unknown radar source {source!r}; use one of {', '.join(RADAR_SOURCES)}")
 
 
@@ -227,6 +269,15 @@ def _check_pgm(path: Path, max_pixels: int) -> None:
 
 
 def _check_netcdf(path: Path, max_pixels: int) -> None:
+    _check_netcdf_variable(path, max_pixels, "precipitation", "a BoM Rainfields3 file")
+
+
+def _check_saf(path: Path, max_pixels: int) -> None:
+    _check_netcdf_variable(path, max_pixels, "crr_intensity", "an NWC SAF CRR file")
+
+
+def _check_netcdf_variable(path: Path, max_pixels: int, variable: str, product: str) -> None:
+    """A netCDF file (declared sizes bounded) whose 2-D ``variable`` fits ``max_pixels``."""
     head = _read_head(path, 8)
     if not (head.startswith(NETCDF3_MAGIC) or head.startswith(HDF5_MAGIC)):
         raise DatasetError(f"{path.name}: not a netCDF file (starts with {head[:8]!r})")
@@ -238,12 +289,12 @@ def _check_netcdf(path: Path, max_pixels: int) -> None:
         import netCDF4
 
         with netCDF4.Dataset(path) as ds:
-            if "precipitation" not in ds.variables:
+            if variable not in ds.variables:
                 raise DatasetError(
-                    f"{path.name}: no 'precipitation' variable (has {', '.join(ds.variables)}); "
-                    "not a BoM Rainfields3 file"
+                    f"{path.name}: no {variable!r} variable (has {', '.join(ds.variables)}); "
+                    f"not {product}"
                 )
-            shape = ds.variables["precipitation"].shape
+            shape = ds.variables[variable].shape
     except DatasetError:
         raise
     except Exception as exc:  # netCDF4 raises OSError, RuntimeError, ... on damaged files
@@ -251,9 +302,7 @@ def _check_netcdf(path: Path, max_pixels: int) -> None:
             f"{path.name}: cannot open as netCDF ({type(exc).__name__}: {exc})"
         ) from exc
     if len(shape) != 2:
-        raise DatasetError(
-            f"{path.name}: 'precipitation' has shape {shape}; expected 2 dims (y, x)"
-        )
+        raise DatasetError(f"{path.name}: {variable!r} has shape {shape}; expected 2 dims (y, x)")
     _check_size(path, shape[0], shape[1], max_pixels)
 
 
@@ -296,6 +345,40 @@ def _hdf5_shapes(path: Path, kind: str) -> list[tuple[int, ...]]:
         ) from exc
 
 
+ODIM_QUANTITIES = ("RATE", "DBZH")
+"""ODIM quantities read, in order of preference: rain rate (mm/h), else reflectivity (dBZ, through
+Marshall-Palmer Z = 200 R^1.6, pysteps' default). ACRR is left out: pysteps assumes a 15-minute
+accumulation for every ODIM file instead of reading it from the file."""
+
+
+def hdf5_attr_text(value) -> str:
+    """An HDF5 attribute value as text (bytes decoded; a 1-element array unwrapped)."""
+    value = value[0] if isinstance(value, np.ndarray) and value.shape else value
+    return value.decode() if isinstance(value, bytes | np.bytes_) else str(value)
+
+
+def _odim_quantity(path: Path) -> str:
+    """The ODIM quantity to read (:data:`ODIM_QUANTITIES`) from the ``what`` groups of the file."""
+    import h5py
+
+    found = set()
+    with h5py.File(path, "r") as f:
+        for name, group in f.items():
+            if not (name.startswith("dataset") and isinstance(group, h5py.Group)):
+                continue
+            for where in [group, *(g for n, g in group.items() if n.startswith("data"))]:
+                what = where.get("what") if isinstance(where, h5py.Group) else None
+                if isinstance(what, h5py.Group) and "quantity" in what.attrs:
+                    found.add(hdf5_attr_text(what.attrs["quantity"]).strip())
+    for quantity in ODIM_QUANTITIES:
+        if quantity in found:
+            return quantity
+    raise DatasetError(
+        f"{path.name}: ODIM quantities {', '.join(sorted(found)) or 'none'}; read are RATE (mm/h) "
+        "and DBZH (dBZ)."
+    )
+
+
 def _check_knmi(path: Path, max_pixels: int) -> None:
     for shape in _hdf5_shapes(path, "knmi"):
         if len(shape) != 2:
@@ -310,6 +393,31 @@ def _check_odim(path: Path, max_pixels: int) -> None:
                 f"{path.name}: an ODIM data array has shape {shape}; expected 2 dims"
             )
         _check_size(path, shape[0], shape[1], max_pixels)
+
+
+MCH_CCS4_SHAPE = (640, 710)  # rows, columns of the Swiss CCS4 grid pysteps places MCH HDF5 on
+
+
+def _check_mch_hdf5(path: Path, max_pixels: int) -> None:
+    for shape in _hdf5_shapes(path, "odim"):  # the same ODIM-style groups
+        if tuple(shape) != MCH_CCS4_SHAPE:
+            raise DatasetError(
+                f"{path.name}: a data array of shape {tuple(shape)}; MeteoSwiss HDF5 without "
+                f"georeferencing is read on the CCS4 grid {MCH_CCS4_SHAPE} only"
+            )
+        _check_size(path, shape[0], shape[1], max_pixels)
+
+
+def _check_geotiff(path: Path, max_pixels: int) -> None:
+    from datasets.geotiff import geotiff_grid
+
+    geotiff_grid(path, max_pixels=max_pixels)  # the TIFF directory only, nothing decoded
+
+
+def _check_grib(path: Path, max_pixels: int) -> None:
+    from datasets.grib import check_grib2
+
+    check_grib2(path, max_pixels=max_pixels)  # declared grid and message count, nothing decoded
 
 
 RADAR_SOURCES: dict[str, RadarSource] = {
@@ -343,6 +451,17 @@ RADAR_SOURCES: dict[str, RadarSource] = {
         "%Y%m%d%H%M",
         _check_pgm,
     ),
+    "fmi_geotiff": RadarSource(
+        "fmi_geotiff",
+        "Finnish Meteorological Institute",
+        "FMI radar reflectivity composite (GeoTIFF, dBZ, converted with Z = 223 R^1.53)",
+        "read_fmi_geotiff",
+        ("*.tif", "*.tiff"),
+        r"(\d{12})",  # 201609281600_FINUTM.tif
+        "%Y%m%d%H%M",
+        _check_geotiff,
+        library="datasets.geotiff",
+    ),
     "knmi": RadarSource(
         "knmi",
         "KNMI - Royal Netherlands Meteorological Institute",
@@ -356,12 +475,43 @@ RADAR_SOURCES: dict[str, RadarSource] = {
     "odim": RadarSource(
         "odim",
         "ODIM HDF5 producer (e.g. OPERA)",
-        "ODIM HDF5 radar composite (RATE, mm/h)",
+        "ODIM HDF5 radar composite (RATE mm/h, else DBZH dBZ with Z = 200 R^1.6)",
         "import_odim_hdf5",
         ("*.h5", "*.hdf", "*.hdf5"),
         r"(\d{12,14})",
         "%Y%m%d%H%M%S",
         _check_odim,
+    ),
+    "mch_hdf5": RadarSource(
+        "mch_hdf5",
+        "MeteoSwiss",
+        "MeteoSwiss HDF5 composite on the CCS4 grid (RATE mm/h, else DBZH dBZ with Z = 316 R^1.5)",
+        "import_mch_hdf5",
+        ("*.h5", "*.hdf5"),
+        r"(\d{2})(\d{3})(\d{2})(\d{2})",  # RZC yy doy HH MM, as the GIF files
+        "%y%j%H%M",
+        _check_mch_hdf5,
+    ),
+    "saf": RadarSource(
+        "saf",
+        "EUMETSAT NWC SAF",
+        "NWC SAF convective rainfall rate from satellite (CRR/CRR-Ph netCDF, mm/h)",
+        "import_saf_crri",
+        ("*CRR*.nc",),
+        r"(\d{8})T(\d{6})",  # S_NWC_CRR_MSG4_Europe-VISIR_20180601T070000Z.nc
+        "%Y%m%d%H%M%S",
+        _check_saf,
+    ),
+    "grib": RadarSource(
+        "grib",
+        "GRIB2 producer (e.g. NOAA MRMS)",
+        "GRIB2 rain rate on a latitude/longitude grid (e.g. NOAA MRMS PrecipRate, mm/h)",
+        "read_grib2",
+        ("*.grib2", "*.grb2"),
+        r"(\d{8})-(\d{6})",  # MRMS: ..._20190601-120000.grib2
+        "%Y%m%d%H%M%S",
+        _check_grib,
+        library="datasets.grib",
     ),
 }
 
@@ -376,7 +526,7 @@ def _gzipped_head(path: Path, n: int) -> bytes:
 
 
 def _hdf5_radar_source(path: Path) -> str | None:
-    """``knmi``, ``odim`` or ``bom`` from the top-level groups of an HDF5 file, else ``None``."""
+    """``knmi``, ``odim``, ``mch_hdf5``, ``saf`` or ``bom`` from an HDF5 file's top level, else None."""
     check_hdf5(path, max_bytes=DEFAULT_MAX_DECODED_BYTES)
     try:
         import h5py
@@ -386,9 +536,12 @@ def _hdf5_radar_source(path: Path) -> str | None:
             if {"image1", "geographic"} <= names:
                 return "knmi"
             if "where" in names and any(n.startswith("dataset") for n in names):
-                return "odim"
+                # ODIM places the grid with where/projdef; MeteoSwiss' files leave it out
+                return "odim" if "projdef" in f["where"].attrs else "mch_hdf5"
+            if "crr_intensity" in names:
+                return "saf"  # netCDF4 files are HDF5 inside
             if "precipitation" in names:
-                return "bom"  # netCDF4 files are HDF5 inside
+                return "bom"
     except Exception as exc:  # h5py raises OSError, KeyError, ... on damaged files
         raise DatasetError(
             f"{path.name}: cannot open as HDF5 ({type(exc).__name__}: {exc})"
@@ -396,17 +549,32 @@ def _hdf5_radar_source(path: Path) -> str | None:
     return None
 
 
+def _netcdf3_radar_source(path: Path) -> str:
+    """``saf`` for a classic netCDF file with ``crr_intensity``, else ``bom`` (checked later)."""
+    check_netcdf3_header(path, max_bytes=DEFAULT_MAX_DECODED_BYTES)
+    try:
+        import netCDF4
+
+        with netCDF4.Dataset(path) as ds:
+            return "saf" if "crr_intensity" in ds.variables else "bom"
+    except OSError as exc:
+        raise DatasetError(f"{path.name}: cannot open as netCDF ({exc})") from exc
+
+
 def guess_radar_source(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> str:
     """The radar source of a file, from its first bytes and (for HDF5) its groups.
 
     GIF -> ``mch``; PGM (optionally gzipped) -> ``fmi``; netCDF with a ``precipitation``
-    variable -> ``bom``; HDF5 with ``image1`` and ``geographic`` -> ``knmi``; HDF5 with
-    ``datasetN`` groups and ``where`` -> ``odim``.
+    variable -> ``bom``; netCDF with ``crr_intensity`` -> ``saf``; HDF5 with ``image1`` and
+    ``geographic`` -> ``knmi``; HDF5 with
+    ``datasetN`` groups and ``where`` -> ``odim`` (``mch_hdf5`` when ``where`` has no
+    ``projdef``); TIFF -> ``fmi_geotiff``; ``GRIB`` with
+    edition 2 -> ``grib``.
 
     Raises
     ------
     DatasetError
-        Missing or empty file, or none of the formats above.
+        Missing or empty file, GRIB edition 1, or none of the formats above.
     """
     path = Path(path)
     _check_file(path, max_bytes)
@@ -418,11 +586,20 @@ def guess_radar_source(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -
     if head.startswith(GZIP_MAGIC) and _gzipped_head(path, 2) == b"P5":
         return "fmi"
     if head.startswith(NETCDF3_MAGIC):
-        return "bom"
+        return _netcdf3_radar_source(path)
     if head.startswith(HDF5_MAGIC):
         source = _hdf5_radar_source(path)
         if source is not None:
             return source
+    if head[:4] in TIFF_MAGIC:
+        return "fmi_geotiff"
+    if head.startswith(GRIB_MAGIC) and len(head) == 8:
+        if head[7] == 2:
+            return "grib"
+        raise DatasetError(
+            f"{path.name}: GRIB edition {head[7]}; only GRIB2 is read (convert it, e.g. with "
+            "ecCodes' grib_set -s edition=2)."
+        )
     raise DatasetError(
         f"{path.name}: cannot tell which radar format this is (starts with {head!r}); pass source= one "
         f"of {', '.join(RADAR_SOURCES)}"
@@ -445,7 +622,7 @@ def read_radar_file(
     ----------
     path : path-like
         The file.
-    source : {"mch", "bom", "fmi", "knmi", "odim", "auto"}
+    source : {"mch", "bom", "fmi", "fmi_geotiff", "knmi", "odim", "mch_hdf5", "saf", "grib", "auto"}
         Its format (see the module doc); ``"auto"`` guesses it (:func:`guess_radar_source`).
     max_bytes, max_pixels : int
         Refuse larger files / fields (protects against corrupt headers and huge inputs).
@@ -456,8 +633,8 @@ def read_radar_file(
         float32 ``(H, W)`` rain rate in mm/h, row 0 at the northern edge, NaN outside the radar
         domain.
     geometry : dict
-        ``pixel_km`` (float), ``x_km`` ``(W,)`` and ``y_km`` ``(H,)`` pixel-centre coordinates,
-        ``projection`` (proj4 text), ``institution``, ``accutime_min`` (float or None),
+        ``pixel_km`` (float), ``x`` ``(W,)`` and ``y`` ``(H,)`` pixel-centre coordinates (km, or
+        degrees east/north when ``latlon`` is True), ``latlon`` (bool), ``projection`` (proj4 text), ``institution``, ``accutime_min`` (float or None),
         ``importer`` (the pysteps function used).
 
     Raises
@@ -484,7 +661,7 @@ def _read_radar_file(
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"), _quiet():
             warnings.simplefilter("ignore")
-            field, _quality, metadata = _import_with(spec.name, path)
+            field, _quality, metadata = _import_with(spec.name, path, max_pixels)
             from pysteps.utils.conversion import to_rainrate
 
             field = np.ma.filled(np.ma.asarray(field, dtype=np.float64), np.nan)
@@ -499,8 +676,8 @@ def _read_radar_file(
         raise DatasetError(f"{path.name}: too large to read into memory") from exc
     except Exception as exc:  # any importer failure on a damaged or foreign file
         raise DatasetError(
-            f"{path.name}: could not be read as {spec.description} with pysteps.io.importers."
-            f"{spec.importer_name} ({type(exc).__name__}: {exc}). Check the file and source=."
+            f"{path.name}: could not be read as {spec.description} with {spec.importer} "
+            f"({type(exc).__name__}: {exc}). Check the file and source=."
         ) from exc
     rain = np.asarray(rain, dtype=np.float64)
     rain[~np.isfinite(rain)] = np.nan
@@ -522,13 +699,13 @@ def _read_radar_file(
     geometry.update(
         institution=str(meta.get("institution", spec.institution)),
         accutime_min=_float_or_none(meta.get("accutime")),
-        importer=f"pysteps.io.importers.{spec.importer_name}",
+        importer=spec.importer,
     )
     return np.ascontiguousarray(rain, dtype=np.float32), geometry
 
 
 def _geometry(path: Path, meta: dict, shape: tuple[int, int]) -> dict:
-    """Pixel size and pixel-centre coordinates in km from pysteps metadata."""
+    """Pixel size (km) and pixel-centre coordinates (km, or degrees on lat/lon grids) from metadata."""
     try:
         x1, x2, y1, y2 = (float(meta[k]) for k in ("x1", "x2", "y1", "y2"))
     except (KeyError, TypeError, ValueError) as exc:
@@ -537,25 +714,42 @@ def _geometry(path: Path, meta: dict, shape: tuple[int, int]) -> dict:
             "on a km grid"
         ) from exc
     unit = str(meta.get("cartesian_unit", "m"))
-    to_km = {"m": 1e-3, "km": 1.0}.get(unit)
+    to_km = {"m": 1e-3, "km": 1.0, "degrees": 1.0}.get(unit)
     if to_km is None:
         raise DatasetError(
-            f"{path.name}: coordinates in {unit!r}; only projected m or km are supported"
+            f"{path.name}: coordinates in {unit!r}; only projected m or km, or latitude/longitude "
+            "in degrees, are supported"
         )
     height, width = shape
     dx = _float_or_none(meta.get("xpixelsize")) or (x2 - x1) / width
     dy = _float_or_none(meta.get("ypixelsize")) or (y2 - y1) / height
     if not (np.isfinite(dx) and np.isfinite(dy) and dx > 0 and dy > 0):
         raise DatasetError(f"{path.name}: invalid pixel size ({dx}, {dy}) in the metadata")
-    x_km = (x1 + (np.arange(width) + 0.5) * dx) * to_km
-    y_km = (y2 - (np.arange(height) + 0.5) * dy) * to_km  # north at row 0
+    x = (x1 + (np.arange(width) + 0.5) * dx) * to_km
+    y = (y2 - (np.arange(height) + 0.5) * dy) * to_km  # north at row 0
+    if unit == "degrees":
+        if not (-90.0 <= y.min() and y.max() <= 90.0):
+            raise DatasetError(f"{path.name}: latitudes outside -90..90 degrees in the metadata")
+        pixel_km = _latlon_pixel_km(y, dy, dx)
+    else:
+        pixel_km = float(np.sqrt(dx * dy) * to_km)
     return {
-        "pixel_km": float(np.sqrt(dx * dy) * to_km),
-        "x_km": x_km,
-        "y_km": y_km,
+        "pixel_km": pixel_km,
+        "x": x,
+        "y": y,
+        "latlon": unit == "degrees",
         "projection": str(meta.get("projection") or ""),
         "flip": meta.get("yorigin", "upper") == "lower",
     }
+
+
+def _latlon_pixel_km(lat: np.ndarray, dlat: float, dlon: float) -> float:
+    """Geometric-mean pixel size in km of a lat/lon grid at its centre latitude (approximate)."""
+    rad = np.pi / 180.0
+    centre = 0.5 * (float(lat.min()) + float(lat.max()))
+    dy = EARTH_RADIUS_KM * dlat * rad
+    dx = EARTH_RADIUS_KM * dlon * rad * np.cos(centre * rad)
+    return float(np.sqrt(dy * dx))
 
 
 # --- sequences -----------------------------------------------------------------------------------
@@ -591,6 +785,26 @@ def parse_timestamp(path: str | os.PathLike, *, source: str) -> np.datetime64:
     )
 
 
+def file_time(
+    path: str | os.PathLike, *, source: str, max_pixels: int = MAX_PIXELS
+) -> np.datetime64:
+    """Valid time of a radar file: inside the file for GRIB2, else from its name.
+
+    Raises
+    ------
+    DatasetError
+        No time stamp (:func:`parse_timestamp`), or a GRIB2 file its header check refuses.
+    """
+    if _source(source).name == "grib":
+        from datasets.grib import grib_valid_time
+
+        try:
+            return grib_valid_time(path, max_pixels=max_pixels)
+        except DatasetError as exc:
+            raise DatasetError(public_message(str(exc), Path(path))) from exc.__cause__
+    return parse_timestamp(path, source=source)
+
+
 def find_radar_files(folder: str | os.PathLike, *, source: str) -> list[Path]:
     """Files of ``source`` in ``folder`` (not recursive), sorted by the time in their names.
 
@@ -609,7 +823,7 @@ def find_radar_files(folder: str | os.PathLike, *, source: str) -> list[Path]:
             f"no {spec.description} files ({', '.join(spec.glob)}) in {folder}; check the folder "
             "and source="
         )
-    return sorted(files, key=lambda p: (parse_timestamp(p, source=source), p.name))
+    return sorted(files, key=lambda p: (file_time(p, source=source), p.name))
 
 
 def read_radar_sequence(
@@ -631,7 +845,7 @@ def read_radar_sequence(
     ----------
     files : sequence of path-like
         The files, any order; they are sorted by time.
-    source : {"mch", "bom", "fmi", "knmi", "odim", "auto"}
+    source : {"mch", "bom", "fmi", "fmi_geotiff", "knmi", "odim", "mch_hdf5", "saf", "grib", "auto"}
         Their format; ``"auto"`` guesses it from the first file.
     grid : int or None
         Side of the square output window in pixels; None keeps the whole (resampled) domain.
@@ -656,9 +870,11 @@ def read_radar_sequence(
     xarray.DataArray
         float32 rain rate in mm/h, dims ``(sample, time, channel, y, x)`` with ``sample`` of
         length 1; ``time`` datetime64 valid times (also as ``timestamp (sample, time)``); ``y``
-        and ``x`` in km; NaN outside the radar domain; attrs ``units``, ``time_step`` (ISO 8601,
-        e.g. ``"PT5M"``), ``domain``, ``source``, ``licence``, ``description``, ``synthetic=0``,
-        ``projection``, ``resolution_km`` (grid spacing), ``crop_row``/``crop_col`` (upper-left
+        and ``x`` in km (``units`` "km"), or latitude/longitude in degrees for GRIB2 grids
+        (``units`` "degrees_north"/"degrees_east"), row 0 north; NaN outside the radar domain;
+        attrs ``units``, ``time_step`` (ISO 8601, e.g. ``"PT5M"``), ``domain``, ``source``,
+        ``licence``, ``description``, ``synthetic=0``, ``projection``, ``resolution_km`` (grid
+        spacing; on lat/lon grids the local scale at the centre), ``crop_row``/``crop_col`` (upper-left
         corner in the resampled domain, -1 when not cropped), ``crop_threshold``,
         ``nan_fraction``, ``folder``.
 
@@ -676,7 +892,7 @@ def read_radar_sequence(
         source = guess_radar_source(paths[0], max_bytes=max_bytes)  # then used for every file
     spec = _source(source)
     if timestamps is None:
-        times = [parse_timestamp(p, source=source) for p in paths]
+        times = [file_time(p, source=source, max_pixels=max_pixels) for p in paths]
     else:
         if len(timestamps) != len(paths):
             raise DatasetError(
@@ -697,15 +913,15 @@ def read_radar_sequence(
         if geometry is None:
             geometry = geo
             factor = _block_factor(path, geo["pixel_km"], resolution_km)
-        elif rain.shape != (len(geometry["y_km"]), len(geometry["x_km"])):
+        elif rain.shape != (len(geometry["y"]), len(geometry["x"])):
             raise DatasetError(
                 f"{path.name}: grid {rain.shape} differs from {paths[0].name} "
-                f"({len(geometry['y_km'])}, {len(geometry['x_km'])}); read one grid at a time"
+                f"({len(geometry['y'])}, {len(geometry['x'])}); read one grid at a time"
             )
         frames.append(_block_mean(rain, factor))  # (H', W')
     stack = np.stack(frames)  # (T, H', W')
-    y_km = _block_coord(geometry["y_km"], factor)
-    x_km = _block_coord(geometry["x_km"], factor)
+    y_coord = _block_coord(geometry["y"], factor)
+    x_coord = _block_coord(geometry["x"], factor)
 
     row = col = -1
     if grid is not None and crop is not None:
@@ -713,7 +929,7 @@ def read_radar_sequence(
             stack, grid=int(grid), crop=crop, threshold=crop_threshold, where=paths[0].parent
         )
         stack = stack[:, row : row + grid, col : col + grid]
-        y_km, x_km = y_km[row : row + grid], x_km[col : col + grid]
+        y_coord, x_coord = y_coord[row : row + grid], x_coord[col : col + grid]
 
     nan_fraction = float(np.isnan(stack).mean())
     data = stack[None, :, None].astype(np.float32)  # (1, T, 1, H, W)
@@ -724,15 +940,22 @@ def read_radar_sequence(
             "sample": [0],
             "time": times_arr,
             "channel": [CHANNEL],
-            "y": y_km.astype(np.float64),
-            "x": x_km.astype(np.float64),
+            "y": y_coord.astype(np.float64),
+            "x": x_coord.astype(np.float64),
             "timestamp": (("sample", "time"), times_arr[None, :]),
         },
         name=CHANNEL,
     )
-    array.y.attrs["units"] = "km"
-    array.x.attrs["units"] = "km"
+    latlon = geometry["latlon"]
+    array.y.attrs["units"] = "degrees_north" if latlon else "km"
+    array.x.attrs["units"] = "degrees_east" if latlon else "km"
     pixel_km = geometry["pixel_km"] * factor
+    spacing = (
+        f"{abs(float(y_coord[1] - y_coord[0])) if len(y_coord) > 1 else 0:.3g} degree "
+        f"latitude/longitude grid (~{pixel_km:.3g} km)"
+        if latlon
+        else f"{pixel_km:.3g} km grid"
+    )
     array.attrs = {
         "units": "mm/h",
         "time_step": "unknown" if step_min is None else iso_duration(step_min * 60),
@@ -740,14 +963,15 @@ def read_radar_sequence(
         "source": f"{geometry['institution']} via {geometry['importer']}",
         "licence": licence,
         "description": (
-            f"{spec.description}; rain rate in mm/h on a {pixel_km:.3g} km grid, "
+            f"{spec.description}; rain rate in mm/h on a {spacing}, "
             f"{len(paths)} frames from {paths[0].name} to {paths[-1].name}; NaN outside the radar "
             "domain."
         ),
         "synthetic": 0,
         "radar_source": spec.name,
         "projection": geometry["projection"],
-        "resolution_km": pixel_km,  # x/y are already in km (units attr); this is their spacing
+        # x/y in km: their spacing; lat/lon grids: the local scale at the centre (approximate)
+        "resolution_km": pixel_km,
         "crop_row": int(row),
         "crop_col": int(col),
         "crop_threshold": float(crop_threshold),
@@ -936,6 +1160,7 @@ def _crop_origin(stack: np.ndarray, *, grid: int, crop, threshold: float, where)
 
 __all__ = [
     "RADAR_SOURCES",
+    "file_time",
     "find_radar_files",
     "guess_radar_source",
     "parse_timestamp",

@@ -1,14 +1,19 @@
-"""Radar files for :func:`datasets.files.read_any`: one ODIM/KNMI HDF5 file, a zip or a folder of them.
+"""Radar files for :func:`datasets.files.read_any`: one HDF5 or GRIB2 radar file, a zip or a folder.
 
 Match rules (:func:`match_radar`)
 ---------------------------------
-- HDF5 (magic bytes) whose top-level groups say KNMI (``image1`` + ``geographic``) or ODIM
-  (``where`` + ``datasetN``), as :func:`datasets.radar_io.guess_radar_source` tells them
+- GRIB (magic bytes ``GRIB``, any edition; edition 1 is then refused in one sentence), also
+  gzipped (``.grib2.gz``, as NOAA serves MRMS; inflated after :func:`check_gzip` bounds it);
+- a binary PGM (magic ``P5``, plain or inside gzip) or a TIFF: an FMI composite (PGM, GeoTIFF);
+- a BoM Rainfields3 frame: NetCDF-4 with a 2-D ``precipitation`` and a scalar ``valid_time``;
+- HDF5 (magic bytes) whose top-level groups say KNMI (``image1`` + ``geographic``), ODIM
+  (``where`` + ``datasetN``) or NWC SAF CRR (netCDF-4 with ``crr_intensity``), as
+  :func:`datasets.radar_io.guess_radar_source` tells them
   (:func:`datasets.untrusted.check_hdf5` runs first). TaxiBJ HDF5 (``date``/``data``) and
-  NetCDF-4 files (BoM too) do not match and keep their readers;
+  other NetCDF-4 files do not match and keep their readers;
 - a zip (magic bytes, not ``.npz``) whose file members all have radar suffixes (``.h5``,
-  ``.hdf``, ``.hdf5``, ``.gif``, ``.pgm``, ``.pgm.gz``); ``__MACOSX/`` entries and folders are
-  skipped. A zipped Zarr store has ``.zarray``/``zarr.json`` members and does not match;
+  ``.hdf``, ``.hdf5``, ``.gif``, ``.pgm``, ``.pgm.gz``, ``.grib2``, ``.grb2``, ``.grib``,
+  ``.grb``, ``.tif``, ``.tiff``); ``__MACOSX/`` entries and folders are skipped. A zipped Zarr store has ``.zarray``/``zarr.json`` members and does not match;
 - a folder (``python -m model.train CONFIG --data DIR``; uploads are never folders) whose
   top-level files all have those suffixes (hidden files skipped, symbolic links left out). A Zarr
   folder keeps its chunks in subfolders and does not match.
@@ -22,16 +27,21 @@ that the time stamp in it can be parsed), and the files must be of one source. T
 :func:`datasets.radar_io.read_radar_sequence` reads the whole domain on the native grid
 (``grid=None``, ``crop=None``, ``resolution_km=None``), in mm/h with real timestamps. When a name
 holds no time stamp, the HDF5 attributes give it (ODIM ``/what`` ``date`` + ``time``, KNMI
-``image1`` ``image_datetime_valid``). The pixels of all frames together are bounded by
-:data:`MAX_TOTAL_PIXELS` (each file by :data:`datasets.radar_io.MAX_PIXELS`).
+``image1`` ``image_datetime_valid``, NWC SAF ``nominal_product_time``, BoM ``valid_time``, FMI
+``# obstime`` header line, TIFF ``DateTime``); GRIB2 messages always
+give their own validity time. A single GRIB2 file of several messages is split into one file per
+message (after its header walk, :func:`datasets.grib.split_messages`), one frame each. The pixels of all frames together are
+bounded by :data:`MAX_TOTAL_PIXELS` (each file by :data:`datasets.radar_io.MAX_PIXELS`).
 """
 
 from __future__ import annotations
 
+import gzip
 import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -39,8 +49,17 @@ import numpy as np
 import xarray as xr
 
 from datasets.errors import DatasetError
-from datasets.magic import HDF5_MAGIC, ZIP_MAGIC, head
-from datasets.untrusted import DEFAULT_MAX_DECODED_BYTES, check_zip
+from datasets.magic import (
+    GRIB_MAGIC,
+    GRIB_SUFFIXES,
+    GZIP_MAGIC,
+    HDF5_MAGIC,
+    TIFF_MAGIC,
+    TIFF_SUFFIXES,
+    ZIP_MAGIC,
+    head,
+)
+from datasets.untrusted import DEFAULT_MAX_DECODED_BYTES, check_gzip, check_zip
 
 RADAR_MEMBER_SUFFIXES = {
     ".h5": "hdf5",
@@ -49,6 +68,8 @@ RADAR_MEMBER_SUFFIXES = {
     ".gif": "mch",
     ".pgm": "fmi",
     ".pgm.gz": "fmi",
+    **dict.fromkeys(GRIB_SUFFIXES, "grib"),
+    **dict.fromkeys(TIFF_SUFFIXES, "fmi_geotiff"),
 }
 """Zip member endings of radar files, and their family (HDF5 is ODIM or KNMI, told by content)."""
 MAX_ZIP_FRAMES = 1000
@@ -98,15 +119,57 @@ def _match_hdf5(path: Path) -> bool:
     from datasets.radar_io import _hdf5_radar_source
 
     try:
-        return _hdf5_radar_source(path) in ("knmi", "odim")  # check_hdf5 runs first
+        source = _hdf5_radar_source(path)  # check_hdf5 runs first
+        return source in ("knmi", "odim", "mch_hdf5", "saf") or (
+            source == "bom" and _is_bom_frame(path)
+        )
     except DatasetError:
         return False  # hostile or damaged: the other readers (or read_any) say why
 
 
+def _is_bom_frame(path: Path) -> bool:
+    """A BoM Rainfields3 frame: 2-D ``precipitation`` and a scalar ``valid_time`` (netCDF-4).
+
+    Other NetCDF-4 files with a ``precipitation`` variable (e.g. CF ``(time, y, x)``) keep the
+    NetCDF reader.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            rain, time = f.get("precipitation"), f.get("valid_time")
+            return (
+                isinstance(rain, h5py.Dataset)
+                and rain.ndim == 2
+                and isinstance(time, h5py.Dataset)
+                and time.shape == ()
+            )
+    except (OSError, KeyError, ValueError, TypeError):
+        return False
+
+
+def _is_pgm(path: Path, head: bytes) -> bool:
+    """A binary PGM (FMI composite), plain or gzipped."""
+    if head.startswith(b"P5"):
+        return True
+    if head.startswith(GZIP_MAGIC):
+        from datasets.radar_io import _gzipped_head
+
+        try:
+            return _gzipped_head(path, 2) == b"P5"
+        except DatasetError:
+            return False
+    return False
+
+
 def match_radar(path: Path, head: bytes) -> bool:
-    """A KNMI/ODIM HDF5 file, or a zip or folder whose files are all radar files (module doc)."""
+    """A KNMI/ODIM HDF5 or a GRIB file, or a zip or folder of radar files only (module doc)."""
     if path.is_dir():
         return _match_folder(path)
+    if head.startswith(GRIB_MAGIC):
+        return True  # any edition: the radar reader says why edition 1 is refused
+    if _is_pgm(path, head) or head[:4] in TIFF_MAGIC or _is_gzipped_grib(path):
+        return True  # FMI PGM or GeoTIFF: the radar reader says why a foreign one is refused
     if head.startswith(HDF5_MAGIC):
         return _match_hdf5(path)
     if head.startswith(ZIP_MAGIC):
@@ -118,13 +181,13 @@ def match_radar(path: Path, head: bytes) -> bool:
 
 
 def _attr_text(group, name: str) -> str:
-    value = group.attrs[name]
-    value = value[0] if isinstance(value, np.ndarray) and value.shape else value
-    return value.decode() if isinstance(value, bytes | np.bytes_) else str(value)
+    from datasets.radar_io import hdf5_attr_text
+
+    return hdf5_attr_text(group.attrs[name])
 
 
 def _hdf5_time(path: Path) -> np.datetime64 | None:
-    """Valid time from ODIM ``/what`` or KNMI ``/image1`` attributes, else None."""
+    """Valid time from ODIM ``/what``, NWC SAF or KNMI ``/image1`` attributes, else None."""
     import h5py
 
     try:
@@ -132,6 +195,13 @@ def _hdf5_time(path: Path) -> np.datetime64 | None:
             if "what" in f and {"date", "time"} <= set(f["what"].attrs):
                 text = _attr_text(f["what"], "date") + _attr_text(f["what"], "time")[:6]
                 return np.datetime64(datetime.strptime(text, "%Y%m%d%H%M%S"), "ns")
+            if "valid_time" in f and f["valid_time"].shape == ():  # BoM: seconds since 1970
+                units = _attr_text(f["valid_time"], "units")
+                if units.startswith("seconds since 1970-01-01"):
+                    return np.datetime64(int(f["valid_time"][()]), "s").astype("datetime64[ns]")
+            if "nominal_product_time" in f.attrs:  # NWC SAF netCDF-4, e.g. 2018-06-01T07:00:00Z
+                text = _attr_text(f, "nominal_product_time")[:19]
+                return np.datetime64(datetime.strptime(text, "%Y-%m-%dT%H:%M:%S"), "ns")
             if "image1" in f and "image_datetime_valid" in f["image1"].attrs:
                 text = _attr_text(f["image1"], "image_datetime_valid")[:17]
                 return np.datetime64(datetime.strptime(text.title(), "%d-%b-%Y;%H:%M:%S"), "ns")
@@ -140,9 +210,46 @@ def _hdf5_time(path: Path) -> np.datetime64 | None:
     return None
 
 
-def _times(paths: list[Path], names: list[str], source: str) -> list[np.datetime64]:
-    from datasets.radar_io import parse_timestamp
+def _pgm_time(path: Path) -> np.datetime64 | None:
+    """Valid time from an FMI PGM header comment ``# obstime YYYYmmddHHMM``, else None."""
+    from datasets.radar_io import _is_gzip
 
+    try:
+        opener = gzip.open if _is_gzip(path) else open
+        with opener(path, "rb") as handle:
+            header = handle.read(4096)
+    except (OSError, EOFError, zlib.error, DatasetError):
+        return None
+    found = re.search(rb"^# obstime (\d{12})\s*$", header, flags=re.MULTILINE)
+    if found is None:
+        return None
+    try:
+        return np.datetime64(datetime.strptime(found.group(1).decode(), "%Y%m%d%H%M"), "ns")
+    except ValueError:
+        return None
+
+
+def _file_header_time(path: Path, source: str) -> np.datetime64 | None:
+    """Valid time written inside a radar file (HDF5 attributes, PGM header), else None."""
+    if source in ("odim", "mch_hdf5", "knmi", "saf", "bom"):
+        return _hdf5_time(path)
+    if source == "fmi":
+        return _pgm_time(path)
+    if source == "fmi_geotiff":
+        from datasets.geotiff import geotiff_time
+
+        try:
+            return geotiff_time(path)
+        except DatasetError:
+            return None
+    return None
+
+
+def _times(paths: list[Path], names: list[str], source: str) -> list[np.datetime64]:
+    from datasets.radar_io import file_time, parse_timestamp
+
+    if source == "grib":  # the messages carry their validity time
+        return [file_time(path, source=source) for path in paths]
     times = []
     for path, name in zip(paths, names, strict=True):
         try:
@@ -150,7 +257,7 @@ def _times(paths: list[Path], names: list[str], source: str) -> list[np.datetime
             continue
         except DatasetError:
             pass
-        found = _hdf5_time(path) if source in ("odim", "knmi") else None
+        found = _file_header_time(path, source)
         if found is None:
             raise DatasetError(
                 f"{name}: no valid time in the file name (e.g. 201806131200) or its attributes; "
@@ -244,8 +351,55 @@ def _read_folder(path: Path) -> xr.DataArray:
     return _read(files, [p.name for p in files], path.name)
 
 
+def _is_grib(path: Path) -> bool:
+    return path.is_file() and head(path, len(GRIB_MAGIC)) == GRIB_MAGIC
+
+
+def _is_gzipped_grib(path: Path) -> bool:
+    if not path.is_file() or head(path, len(GZIP_MAGIC)) != GZIP_MAGIC:
+        return False
+    from datasets.radar_io import _gzipped_head
+
+    try:
+        return _gzipped_head(path, len(GRIB_MAGIC)) == GRIB_MAGIC
+    except DatasetError:
+        return False
+
+
+def _gunzip(path: Path, folder: Path, limit: int) -> Path:
+    """Inflate a gzipped file into ``folder`` once :func:`check_gzip` has bounded its size."""
+    check_gzip(path, max_bytes=limit)
+    target = folder / "inflated.grib2"
+    with gzip.open(path, "rb") as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return target
+
+
+def _grib_frames(
+    path: Path, folder: Path, label: str | None = None
+) -> tuple[list[Path], list[str]]:
+    """One file per message of a GRIB file (header-checked first), named ``label`` message k."""
+    from datasets.grib import split_messages
+    from datasets.radar_io import MAX_PIXELS, guess_radar_source
+
+    label = label or path.name
+    try:
+        guess_radar_source(path)  # GRIB edition 1 is refused here, in one sentence
+        paths = split_messages(
+            path, folder, max_pixels=MAX_PIXELS, max_total_pixels=MAX_TOTAL_PIXELS
+        )
+    except DatasetError as exc:
+        raise DatasetError(str(exc).replace(path.name, label)) from exc.__cause__
+    if len(paths) == 1:
+        return paths, [label]
+    return paths, [f"{label} message {k + 1}" for k in range(len(paths))]
+
+
 def open_radar(path: Path, *, max_bytes: int | None = None, **_options) -> xr.DataArray:
-    """Read one KNMI/ODIM HDF5 file, or a zip or folder of radar files of one source (module doc).
+    """Read one KNMI/ODIM HDF5 or GRIB2 file, or a zip or folder of radar files of one source.
+
+    A GRIB2 file of several messages (one rain-rate field each, one grid) gives one frame per
+    message, at the messages' validity times (module doc).
 
     Returns
     -------
@@ -259,7 +413,7 @@ def open_radar(path: Path, *, max_bytes: int | None = None, **_options) -> xr.Da
     if path.is_dir():
         array = _read_folder(path)
         description = str(array.attrs.get("description", ""))
-    elif not is_zip:
+    elif not is_zip and not _is_grib(path) and not _is_gzipped_grib(path):
         array = _read([path], [path.name], path.name)
         description = str(array.attrs.get("description", ""))
     else:
@@ -267,7 +421,12 @@ def open_radar(path: Path, *, max_bytes: int | None = None, **_options) -> xr.Da
             folder = Path(tmp)
             paths, names = [], []
             try:
-                paths, names = _extract(path, folder, limit)
+                if is_zip:
+                    paths, names = _extract(path, folder, limit)
+                elif _is_gzipped_grib(path):  # as NOAA serves MRMS: .grib2.gz
+                    paths, names = _grib_frames(_gunzip(path, folder, limit), folder, path.name)
+                else:
+                    paths, names = _grib_frames(path, folder)
                 array = _read(paths, names, path.name).load()
             except DatasetError as exc:
                 raise DatasetError(_public(str(exc), folder, paths, names)) from exc.__cause__

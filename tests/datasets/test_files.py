@@ -295,8 +295,21 @@ def test_real_bom_frames_stacked_to_a_time_series(shared_data, tmp_path, kind):
 
 
 @pytest.mark.shared
-def test_single_frame_netcdf_names_its_variables(shared_data):
+def test_single_bom_frame_reads_as_one_radar_frame(shared_data):
+    """A BoM Rainfields3 frame (2-D precipitation, scalar valid_time) goes to the radar reader."""
     path = sorted((shared_data / BOM_DIR).glob("*.nc"))[0]
+    data = read_any(path)
+    assert data.shape[:3] == (1, 1, 1) and data.attrs["units"] == "mm/h"
+    assert "One frame" in data.attrs["description"]
+
+
+def test_single_frame_cf_netcdf_names_its_variables(tmp_path):
+    netCDF4 = pytest.importorskip("netCDF4")
+    path = tmp_path / "frame.nc"
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+        ds.createDimension("y", 3)
+        ds.createDimension("x", 4)
+        ds.createVariable("precipitation", "f4", ("y", "x"))[:] = np.ones((3, 4), "f4")
     with pytest.raises(
         DatasetError, match=r"no numeric variable with \(time, y, x\).*precipitation"
     ):

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from datasets import DatasetError
 from datasets import files as F
+from datasets.radar_io import RADAR_SOURCES
 from datasets.video import mnist_test_seq
 
 FUZZ = settings(
@@ -33,7 +34,21 @@ FUZZ = settings(
     deadline=timedelta(seconds=10),  # one example; ffmpeg start-up on a busy machine included
     suppress_health_check=[HealthCheck.too_slow],
 )
-SUFFIXES = [".npy", ".nc", ".zip", ".zarr.zip", ".mp4", ".avi", ".gif", ".h5", ".bin", ""]
+SUFFIXES = [
+    ".npy",
+    ".nc",
+    ".zip",
+    ".zarr.zip",
+    ".mp4",
+    ".avi",
+    ".gif",
+    ".h5",
+    ".grib2",
+    ".tif",
+    ".gz",
+    ".bin",
+    "",
+]
 MAGICS = [
     F.NPY_MAGIC,
     F.HDF5_MAGIC,
@@ -43,6 +58,10 @@ MAGICS = [
     b"GIF89a",
     b"\x00\x00\x00\x18ftypmp42",
     b"RIFF\x00\x00\x00\x00AVI ",
+    b"GRIB\xff\xff\x00\x02",  # GRIB2 indicator section up to the edition
+    b"II*\x00",  # TIFF
+    b"P5\n",  # PGM
+    b"\x1f\x8b",  # gzip
     b"",
 ]
 
@@ -51,10 +70,7 @@ MAGICS = [
 # is checked only when it is a DataArray).
 MODULE_READERS = [
     ("datasets.traffic", "read_taxibj", {}),
-    *[
-        ("datasets.radar_io", "read_radar_file", {"source": source})
-        for source in ("mch", "bom", "fmi", "knmi", "odim")
-    ],
+    *[("datasets.radar_io", "read_radar_file", {"source": source}) for source in RADAR_SOURCES],
 ]
 
 
@@ -101,7 +117,7 @@ def test_every_listed_reader_is_under_test():
     }
     assert listed <= ids, sorted(listed - ids)
     assert {"read_any", "open_npy", "open_netcdf_or_zarr", "open_video", "read_bytes"} <= ids
-    assert len(MODULE_READERS) == 6  # read_taxibj and the five radar sources
+    assert len(MODULE_READERS) == 1 + len(RADAR_SOURCES)  # read_taxibj and every radar source
 
 
 def _check_outcome(reader, path: Path) -> None:
@@ -117,7 +133,7 @@ def _check_outcome(reader, path: Path) -> None:
 
 
 def _seed_files(folder: Path) -> dict[str, bytes]:
-    """Small valid files of every generic format (the starting points for corruption)."""
+    """Small valid files of every generic format and GRIB2/GeoTIFF radar (to be corrupted)."""
     import imageio.v2 as iio2
     import imageio.v3 as iio
 
@@ -137,7 +153,13 @@ def _seed_files(folder: Path) -> dict[str, bytes]:
     frames = rng.integers(0, 255, (4, 16, 16, 3), dtype=np.uint8)
     iio.imwrite(folder / "s.gif", frames, duration=100)
     iio2.mimwrite(folder / "s.mp4", list(frames), fps=5, format="FFMPEG", macro_block_size=16)
-    names = ["s.npy", "s.nc", "s3.nc", "s.zarr.zip", "s.gif", "s.mp4"]
+    from tests.datasets.test_geotiff import write_geotiff
+    from tests.datasets.test_grib import write_grib2
+
+    rain = np.round(rng.gamma(0.5, 4.0, (2, 6, 8)), 2)  # (T, H, W) mm/h
+    write_grib2(folder / "s.grib2", list(rain), ["202001010000", "202001010005"])
+    write_geotiff(folder / "s.tif", rng.integers(0, 200, (6, 8), dtype=np.uint8))
+    names = ["s.npy", "s.nc", "s3.nc", "s.zarr.zip", "s.gif", "s.mp4", "s.grib2", "s.tif"]
     return {name: (folder / name).read_bytes() for name in names}
 
 

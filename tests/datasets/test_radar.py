@@ -266,8 +266,10 @@ def _write_knmi(path: Path, raw: np.ndarray) -> Path:
     return path
 
 
-def _write_odim(path: Path, raw: np.ndarray, *, gain=0.1, nodata=65535, undetect=0) -> Path:
-    """An ODIM HDF5 composite (RATE, 2 km LAEA grid) in the layout pysteps' importer reads."""
+def _write_odim(
+    path: Path, raw: np.ndarray, *, gain=0.1, offset=0.0, nodata=65535, undetect=0, quantity="RATE"
+) -> Path:
+    """An ODIM HDF5 composite (``quantity``, 2 km LAEA grid) in the layout pysteps' importer reads."""
     import pyproj
 
     projdef = "+proj=laea +lat_0=55 +lon_0=10 +x_0=1950000 +y_0=-2100000 +units=m +ellps=WGS84"
@@ -285,8 +287,8 @@ def _write_odim(path: Path, raw: np.ndarray, *, gain=0.1, nodata=65535, undetect
         data = f.create_group("dataset1").create_group("data1")
         data.create_dataset("data", data=raw)
         what = data.create_group("what")
-        what.attrs["quantity"] = np.bytes_(b"RATE")
-        what.attrs["gain"], what.attrs["offset"] = gain, 0.0
+        what.attrs["quantity"] = np.bytes_(quantity.encode())
+        what.attrs["gain"], what.attrs["offset"] = gain, offset
         what.attrs["nodata"], what.attrs["undetect"] = float(nodata), float(undetect)
     return path
 
@@ -319,6 +321,33 @@ def test_odim_hdf5_sequence(tmp_path):
     assert seq.attrs["crop_row"] <= 8 and seq.attrs["crop_row"] + 16 >= 16  # storm inside
     coarse = read_radar_sequence(files, source="odim", grid=None, resolution_km=4.0)
     assert coarse.shape == (1, 3, 1, 16, 18) and coarse.attrs["resolution_km"] == pytest.approx(4.0)
+
+
+def test_odim_reflectivity_reads_through_marshall_palmer(tmp_path):
+    raw = np.zeros((16, 20), dtype=np.uint8)
+    raw[4:8, 5:10] = 130  # 130 * 0.5 - 32 = 33 dBZ
+    raw[-2:, :] = 255  # no data
+    path = _write_odim(
+        tmp_path / "T_PAAH21_C_EUOC_20180613120000.hdf",
+        raw,
+        gain=0.5,
+        offset=-32.0,
+        nodata=255,
+        quantity="DBZH",
+    )
+    rain, _ = read_radar_file(path, source="auto")
+    expected = (10 ** (33.0 / 10) / 200.0) ** (1 / 1.6)  # Z = 200 R^1.6: 2.73 mm/h
+    np.testing.assert_allclose(rain[4:8, 5:10], expected, rtol=1e-4)
+    assert np.isnan(rain[-2:]).all()
+    assert np.nanmax(rain) == pytest.approx(expected, rel=1e-4)
+
+
+def test_odim_without_a_read_quantity_names_what_it_holds(tmp_path):
+    path = _write_odim(
+        tmp_path / "v_20180613120000.h5", np.zeros((8, 8), np.uint8), quantity="VRADH"
+    )
+    with pytest.raises(DatasetError, match="ODIM quantities VRADH; read are RATE"):
+        read_radar_file(path, source="odim")
 
 
 def test_guess_radar_source_on_written_files(tmp_path):
@@ -571,7 +600,7 @@ def test_fast_bom_path_matches_plain_pysteps():
     rain, geo = read_radar_file(path, source="bom")
     expected = plain * 60.0 / plain_meta["accutime"]  # mm per 10 min -> mm/h
     np.testing.assert_allclose(rain, expected.astype(np.float32), rtol=1e-6, equal_nan=True)
-    assert geo["x_km"][0] == pytest.approx(plain_meta["x1"] / 1000 + 0.25)
+    assert geo["x"][0] == pytest.approx(plain_meta["x1"] / 1000 + 0.25)
 
 
 @needs_shared
@@ -587,3 +616,89 @@ def test_download_path_through_local_server(shared_http_server, tmp_path):
     assert (cache / "pysteps-data" / "radar" / "fmi" / "pgm" / "20170509").is_dir()
     again = get_dataset("radar_fmi", split="test", cache_dir=cache)  # from the cache, offline
     np.testing.assert_array_equal(again.values, array.values)
+
+
+def _write_saf_crr(path: Path, rain: np.ndarray, *, time="2018-06-01T07:00:00Z") -> Path:
+    """An NWC SAF CRR netCDF-4 file (uint16 x 0.1 mm/h, fill 65535, GDAL geo attributes)."""
+    import netCDF4
+
+    rows, cols = rain.shape
+    x0, y0, step = -1_500_000.0, 5_000_000.0, 3000.0  # geostationary metres, 3 km pixels
+    with netCDF4.Dataset(path, "w") as ds:
+        ds.createDimension("ny", rows)
+        ds.createDimension("nx", cols)
+        ds.institution = "EUMETSAT Nowcasting SAF"
+        ds.nominal_product_time = time
+        ds.gdal_projection = "+proj=geos +a=6378137.0 +b=6356752.3 +lon_0=0.0 +h=35785863.0"
+        ds.gdal_geotransform_table = np.array([x0, step, 0.0, y0, 0.0, -step])
+        ds.gdal_xgeo_up_left, ds.gdal_ygeo_up_left = x0, y0
+        ds.gdal_xgeo_low_right, ds.gdal_ygeo_low_right = x0 + cols * step, y0 - rows * step
+        var = ds.createVariable("crr_intensity", "u2", ("ny", "nx"), fill_value=65535)
+        var.scale_factor, var.add_offset, var.units = 0.1, 0.0, "mm/h"
+        var[:] = np.ma.masked_array(np.nan_to_num(rain), mask=np.isnan(rain))
+        quality = ds.createVariable("crr_quality", "u2", ("ny", "nx"))
+        quality[:] = np.ones(rain.shape, dtype=np.uint16)
+    return path
+
+
+def test_nwc_saf_crr_reads_as_mm_per_hour_in_km(tmp_path):
+    rain = np.zeros((12, 15))
+    rain[3:6, 4:9] = 7.5
+    rain[0, :] = np.nan  # outside the satellite's coverage
+    path = _write_saf_crr(tmp_path / "S_NWC_CRR_MSG4_Europe-VISIR_20180601T070000Z.nc", rain)
+    assert guess_radar_source(path) == "saf"
+    got, geo = read_radar_file(path, source="auto")
+    np.testing.assert_allclose(got[1:], rain[1:], atol=1e-6)
+    assert np.isnan(got[0]).all()
+    assert geo["pixel_km"] == pytest.approx(3.0) and not geo["latlon"]
+    assert geo["x"][0] == pytest.approx(-1500.0 + 1.5) and geo["y"][0] == pytest.approx(
+        5000.0 - 1.5
+    )
+    assert "import_saf_crri" in geo["importer"]
+
+
+def test_nwc_saf_crr_upload_takes_its_time_from_the_file(tmp_path):
+    from datasets.files import read_any
+
+    rain = np.zeros((6, 7))
+    rain[2:4, 1:5] = 2.0
+    path = _write_saf_crr(tmp_path / "upload.nc", rain)
+    data = read_any(path)
+    assert data.attrs["domain"] == "radar" and data.attrs["units"] == "mm/h"
+    assert data["time"].values[0] == np.datetime64("2018-06-01T07:00", "ns")
+    np.testing.assert_allclose(data.values[0, 0, 0], rain, atol=1e-6)
+
+
+def _write_mch_hdf5(path: Path, raw: np.ndarray, *, gain=0.05) -> Path:
+    """A MeteoSwiss HDF5 composite as pysteps' importer reads it (no where/projdef: CCS4 grid)."""
+    with h5py.File(path, "w") as f:
+        where = f.create_group("where")
+        where.attrs["xscale"], where.attrs["yscale"] = 1.0, 1.0
+        where.attrs["xsize"], where.attrs["ysize"] = raw.shape[1], raw.shape[0]
+        data = f.create_group("dataset1").create_group("data1")
+        data.create_dataset("data", data=raw)
+        what = data.create_group("what")
+        what.attrs["quantity"] = np.bytes_(b"RATE")
+        what.attrs["gain"], what.attrs["offset"] = gain, 0.0
+        what.attrs["nodata"], what.attrs["undetect"] = 255.0, -1.0
+    return path
+
+
+def test_meteoswiss_hdf5_reads_on_the_ccs4_grid(tmp_path):
+    raw = np.zeros((640, 710), dtype=np.uint8)
+    raw[100:120, 200:260] = 100  # 100 * 0.05 = 5 mm/h
+    raw[:, :20] = 255  # outside the domain
+    path = _write_mch_hdf5(tmp_path / "RZC161932100VL.801.h5", raw)
+    assert guess_radar_source(path) == "mch_hdf5"
+    seq = read_radar_sequence([path], source="auto", grid=None, crop=None, resolution_km=None)
+    assert seq["time"].values[0] == np.datetime64("2016-07-11T21:00", "ns")
+    frame = seq.values[0, 0, 0]
+    np.testing.assert_allclose(frame[100:120, 200:260], 5.0, rtol=1e-6)
+    assert np.isnan(frame[:, :20]).all() and (frame[:100, 20:] == 0).all()
+    assert seq["x"].values[0] == pytest.approx(255.5) and seq["y"].values[0] == pytest.approx(479.5)
+
+
+def test_meteoswiss_hdf5_off_the_ccs4_grid_is_refused(tmp_path):
+    path = _write_mch_hdf5(tmp_path / "RZC161932100VL.801.h5", np.zeros((64, 71), np.uint8))
+    with pytest.raises(DatasetError, match=r"read on the CCS4 grid \(640, 710\) only"):
+        read_radar_file(path, source="auto")

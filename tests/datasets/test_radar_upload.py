@@ -116,3 +116,35 @@ def test_other_files_keep_their_readers(tmp_path):
     chosen = {p.name: [e.name for e in F.READERS if e.match(p, h)][0] for p, h in heads.items()}
     assert chosen == {"rain.nc": "netcdf-zarr", "store.zip": "netcdf-zarr", "o.h5": "radar"}
     assert read_any(nc).shape == (1, 3, 1, 4, 5)
+
+
+SHARED_RADAR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "radar"
+needs_shared_radar = pytest.mark.skipif(
+    not SHARED_RADAR.is_dir(), reason="../shared/data/radar (pysteps example data) is missing"
+)
+
+
+@needs_shared_radar
+@pytest.mark.shared
+@pytest.mark.parametrize(
+    ("folder", "pattern", "suffix"),
+    [
+        ("fmi/pgm/20160928", "*.pgm.gz", ".gz"),
+        ("bom/prcp-cscn/2/2018/06/16", "*.nc", ".nc"),
+    ],
+)
+def test_single_radar_file_uploaded_under_a_fixed_name_reads_with_its_own_time(
+    tmp_path, folder, pattern, suffix
+):
+    """The dashboard saves an upload as ``upload<suffix>``: the time must come from inside."""
+    from datasets.radar_io import parse_timestamp, read_radar_file
+
+    original = sorted((SHARED_RADAR / folder).glob(pattern))[3]
+    source = "fmi" if suffix == ".gz" else "bom"
+    upload = tmp_path / f"upload{suffix}"
+    upload.write_bytes(original.read_bytes())
+    data = read_any(upload)
+    assert data.attrs["domain"] == "radar" and data.attrs["units"] == "mm/h"
+    assert data["time"].values[0] == parse_timestamp(original, source=source)
+    rain, _ = read_radar_file(original, source=source)
+    np.testing.assert_array_equal(data.values[0, 0, 0], rain)
