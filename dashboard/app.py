@@ -22,7 +22,7 @@ import xarray as xr
 if __package__ in (None, ""):  # `streamlit run dashboard/app.py` runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboard import cache, exports, figures, lab, services
+from dashboard import cache, exports, figures, lab, services, state
 from dashboard.state import DeepLink, to_query
 from dashboard.text import plain, safe
 from dashboard.widgets import CHART_CONFIG, keep_values
@@ -82,8 +82,14 @@ def main() -> None:
 
 # -- sidebar: data and checkpoint ---------------------------------------------------------------
 def _default_selection(entries, root: str) -> tuple[str | None, str | None]:
-    """(dataset, checkpoint) to open on: the first bundled checkpoint whose dataset is bundled."""
+    """(dataset, checkpoint) to open on: the bundled radar event with the preferred radar
+    checkpoint (:mod:`dashboard.state`), else the first bundled checkpoint whose dataset is
+    bundled."""
     names = {e.name for e in entries if e.bundled}
+    shipped = [name for name, _ in cache.checkpoints(root)]
+    radar = [name for name in state.RADAR_CHECKPOINTS if name in shipped]
+    if state.OPENING_DATASET in names and radar:
+        return state.OPENING_DATASET, radar[0]
     ranked = sorted(
         cache.checkpoints(root),
         key=lambda item: (
@@ -257,7 +263,11 @@ def _choose_checkpoint(sel: Selection, default_ckpt: str | None) -> bool:
     if not names:
         _no_checkpoint_fits(sel)
         return False
-    _choose("checkpoint", names, default_ckpt)
+    _choose(
+        "checkpoint",
+        names,
+        default_ckpt if default_ckpt in names else state.preferred_checkpoint(names),
+    )
     sel.checkpoint = side.selectbox("Checkpoint", names, key="checkpoint")
     sel.compatible = names
     sel.meta = dict(fits[names.index(sel.checkpoint)][1])
@@ -308,7 +318,8 @@ def _choose_sample(sel: Selection) -> int:
     linked = sel.link.take_int("sample", 0, n_samples - 1, what="sample index")
     if linked is not None:
         st.session_state["sample"] = linked
-    if st.session_state.get("sample", 0) >= n_samples:
+    st.session_state.setdefault("sample", min(state.OPENING_SAMPLE, n_samples - 1))
+    if st.session_state["sample"] >= n_samples:
         st.session_state["sample"] = 0
     sample = int(
         st.sidebar.number_input(

@@ -20,6 +20,7 @@ import xarray as xr
 
 from dashboard import figures, services
 from dashboard.budget import BUDGETS, MAX_MODELS, MISSING, ByteLRU
+from dashboard.state import OPENING_SAMPLE, preferred_checkpoint
 
 WARM_UP_ENV = "CONVLSTM_LAB_WARM_UP"
 """Set to ``0`` to skip computing the opening pages at start-up (the tests do)."""
@@ -146,8 +147,9 @@ def warm_up_defaults(root: str, order: tuple[str, ...]) -> list[tuple[str, str]]
     """Compute each domain's opening rollout and figure (in ``order``) before anyone asks.
 
     Picks what the page picks for a domain with no other choice made: the first bundled dataset
-    (the default one first), the first compatible checkpoint, its training context and horizon,
-    sample 0 from frame 0. A failure only means that page computes it when asked.
+    (the default one first), the preferred compatible checkpoint
+    (:func:`dashboard.state.preferred_checkpoint`), its training context and horizon,
+    :data:`dashboard.state.OPENING_SAMPLE` from frame 0. A failure only means that page computes it when asked.
 
     Returns
     -------
@@ -162,18 +164,19 @@ def warm_up_defaults(root: str, order: tuple[str, ...]) -> list[tuple[str, str]]
             continue
         try:
             data = dataset(names[0])
-            fits = [n for n, _ in services.compatible_checkpoints(data, root)]
-            if not fits:
+            ckpt = preferred_checkpoint([n for n, _ in services.compatible_checkpoints(data, root)])
+            if ckpt is None:
                 continue
-            net, meta = model(fits[0], root)
+            net, meta = model(ckpt, root)
             n_time = int(data.sizes["time"])
             context = min(int(meta.get("context") or min(10, n_time - 1)), max(1, n_time - 1))
             horizon = int(meta.get("horizon") or max(1, min(12, n_time - context)))
-            ds = rollout(fits[0], root, names[0], 0, 0, context, horizon, _data=data)
+            sample = min(OPENING_SAMPLE, int(data.sizes["sample"]) - 1)
+            ds = rollout(ckpt, root, names[0], sample, 0, context, horizon, _data=data)
             train_h = int(meta.get("horizon") or 0) or None
-            key = (fits[0], names[0], 0, 0, context, horizon)
+            key = (ckpt, names[0], sample, 0, context, horizon)
             forecast_figure(key, 0, int(ds.sizes.get("context_time", 0)), train_h, _ds=ds)
-            warmed.append((names[0], fits[0]))
+            warmed.append((names[0], ckpt))
         except Exception:  # noqa: BLE001 - warming is optional; the page reports errors
             continue
     return warmed

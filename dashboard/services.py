@@ -354,32 +354,22 @@ def run_rollout(
     capture: bool = True,
     intervene=None,
 ) -> xr.Dataset:
-    """Forecast with :func:`model.rollout.rollout` and label the result for the views.
+    """Forecast the window and label the result for the views.
 
-    ``intervene`` (a :class:`model.interventions.GateEdit`, checked first with
-    :func:`make_edit`) edits gates while the rollout runs. Returns the rollout dataset with attrs
-    ``checkpoint``, ``training_horizon``, ``dataset``, ``sample``, ``start`` added.
+    Radar checkpoints forecast the **whole domain** of the data, whatever its grid and pixel size,
+    with :func:`model.tiling.domain_rollout` (resampled to the checkpoint's pixels, overlapping
+    tiles of its frame, blended; gates stitched over the domain); it also runs the pipeline the
+    checkpoint's metadata names (e.g. a Lagrangian frame). Other checkpoints run
+    :func:`model.rollout.rollout` on their own grid. ``intervene`` (a
+    :class:`model.interventions.GateEdit`, checked first with :func:`make_edit`) edits gates while
+    a single-grid rollout runs. Returns the rollout dataset with attrs ``checkpoint``,
+    ``training_horizon``, ``dataset``, ``sample``, ``start`` added.
     """
     from model.devices import run_with_cpu_fallback
-    from model.normalize import Normalizer
-    from model.rollout import CaptureBudgetError, rollout
+    from model.rollout import CaptureBudgetError
 
     context, truth = select_window(data, window)
-    normalizer = (
-        Normalizer.from_metadata(meta["normalization"]) if meta.get("normalization") else None
-    )
-
-    def forecast(net, capture=capture):
-        return rollout(
-            net,
-            context,
-            window.horizon,
-            truth=truth,
-            capture=capture,
-            normalizer=normalizer,
-            byte_budget=CAPTURE_MAX_BYTES,
-            intervene=intervene,
-        )
+    forecast = _forecaster(meta, context, truth, window.horizon, capture, intervene)
 
     capture_note = None
     try:
@@ -389,7 +379,8 @@ def run_rollout(
             ds, fallback = run_with_cpu_fallback(lambda net: forecast(net, False), model)
             capture_note = (
                 "Gates were not recorded: this rollout's gates need more than the page's "
-                f"{CAPTURE_MAX_BYTES / 2**20:.0f} MiB. Shorten the context or the horizon to see them."
+                f"{CAPTURE_MAX_BYTES / 2**20:.0f} MiB. Shorten the context or the horizon (or "
+                "crop the domain) to see them."
             )
     except (ValueError, RuntimeError) as exc:
         raise DashboardError(f"The rollout failed: {exc}") from exc
@@ -417,6 +408,67 @@ def run_rollout(
         if key in data.attrs and key not in ds.attrs:
             ds.attrs[key] = data.attrs[key]
     return ds
+
+
+def _forecaster(meta: dict, context, truth, horizon: int, capture, intervene):
+    """``forecast(net, capture)``: the whole-domain rollout for radar (:func:`_tiles_domain`),
+    else the single-grid rollout, with the checkpoint's normalisation and the page's budget."""
+    from model.normalize import Normalizer
+    from model.rollout import rollout
+
+    normalizer = (
+        Normalizer.from_metadata(meta["normalization"]) if meta.get("normalization") else None
+    )
+    if _tiles_domain(meta, context, intervene):
+        from model.tiling import domain_rollout
+
+        def whole_domain(net, capture=capture):
+            return domain_rollout(
+                net, context, horizon, meta=meta, truth=truth, capture=capture,
+                normalizer=normalizer, byte_budget=CAPTURE_MAX_BYTES,
+                data_pixel_km=_stated_pixel_km(meta, context),
+            )  # fmt: skip
+
+        return whole_domain
+
+    def single_grid(net, capture=capture):
+        return rollout(
+            net, context, horizon, truth=truth, capture=capture, normalizer=normalizer,
+            byte_budget=CAPTURE_MAX_BYTES, intervene=intervene,
+        )  # fmt: skip
+
+    return single_grid
+
+
+def _tiles_domain(meta: dict, context: xr.DataArray, intervene) -> bool:
+    """Whether this rollout goes through :func:`model.tiling.domain_rollout` (every radar rollout
+    of a checkpoint that forecasts; an intervention needs the checkpoint's own grid)."""
+    from model.checkpoint import forecasts_any_grid
+
+    if not forecasts_any_grid(meta, context):
+        return False
+    if intervene is None:
+        return True
+    frame = tuple((meta.get("config") or {}).get("frame_size") or ())
+    if frame != (context.sizes["y"], context.sizes["x"]):
+        raise DashboardError(
+            f"Gate interventions run on the checkpoint's own {frame[0]}x{frame[1]} grid; this "
+            f"radar domain is {context.sizes['y']}x{context.sizes['x']} px (forecast in tiles). "
+            "Use data on the checkpoint's grid (e.g. radar_synthetic) to edit gates."
+        )
+    return False
+
+
+def _stated_pixel_km(meta: dict, context: xr.DataArray) -> float | None:
+    """The data's pixel size when only the checkpoint states one and the grids are equal (the
+    frames are taken to be the checkpoint's pixels, as a single-grid rollout takes them); None:
+    :func:`model.tiling.domain_rollout` reads it from the data."""
+    from model.regrid import checkpoint_pixel_km, data_pixel_size
+
+    frame = tuple((meta.get("config") or {}).get("frame_size") or ())
+    if frame != (context.sizes["y"], context.sizes["x"]) or data_pixel_size(context) is not None:
+        return None
+    return checkpoint_pixel_km(meta)
 
 
 def has_forecast_head(meta: dict) -> bool:
