@@ -696,14 +696,14 @@ def _probe_view(ds, link: DeepLink, query: dict, step: int, channel: int) -> Non
 
 def _metrics_view(ds, sel: Selection, axis, score_split) -> None:
     rollout_key = sel.rollout_key
-    threshold = 1.0
+    threshold = cache.DEFAULT_THRESHOLD
     domain = figures.domain_of(ds)
     if domain == "radar":
         threshold = float(
             st.number_input(
                 "Rain-rate threshold for CSI / POD / FAR / FBI / FSS (mm/h; an event is ≥ it)",
                 min_value=0.01, max_value=200.0,
-                value=1.0, step=0.5, key="threshold",
+                value=cache.DEFAULT_THRESHOLD, step=0.5, key="threshold",
             )
         )  # fmt: skip
     split_key = ("split", rollout_key[0], rollout_key[1], *rollout_key[3:], threshold)
@@ -780,7 +780,7 @@ def _export_view(ds, sel: Selection, axis, channel: int) -> None:
         on_click="ignore",
     )
     try:
-        threshold = float(st.session_state.get("threshold", 1.0))
+        threshold = float(st.session_state.get("threshold", cache.DEFAULT_THRESHOLD))
         tables, _ = cache.scores(rollout_key, threshold, _ds=ds, _data=sel.data)
         labels = [axis.label(axis.n_context + i) for i in range(int(ds.sizes["time"]))]
         csv = exports.metrics_csv(services.scores_long(tables, labels))

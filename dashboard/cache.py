@@ -22,6 +22,8 @@ from dashboard import figures, services
 from dashboard.budget import BUDGETS, MAX_MODELS, MISSING, ByteLRU
 from dashboard.state import OPENING_SAMPLE, preferred_checkpoint
 
+DEFAULT_THRESHOLD = 1.0
+"""The metrics view's rain-rate threshold (mm/h) until the user changes it."""
 WARM_UP_ENV = "CONVLSTM_LAB_WARM_UP"
 """Set to ``0`` to skip computing the opening pages at start-up (the tests do)."""
 
@@ -151,12 +153,15 @@ def warm_up_defaults(root: str, order: tuple[str, ...]) -> list[tuple[str, str]]
     (:func:`dashboard.state.preferred_checkpoint`), its training context and horizon,
     :data:`dashboard.state.OPENING_SAMPLE` from frame 0. A failure only means that page computes it when asked.
 
+    Then the scores of the first domain's opening rollout (with its baselines: the radar
+    extrapolation takes seconds), for the metrics view at the default threshold.
+
     Returns
     -------
     list of (str, str)
         The (dataset, checkpoint) pairs warmed.
     """
-    warmed = []
+    warmed, opened = [], []
     entries = services.dataset_catalog()
     for domain in order:
         names = sorted(e.name for e in entries if e.domain == domain and e.bundled)
@@ -177,8 +182,14 @@ def warm_up_defaults(root: str, order: tuple[str, ...]) -> list[tuple[str, str]]
             key = (ckpt, names[0], sample, 0, context, horizon)
             forecast_figure(key, 0, int(ds.sizes.get("context_time", 0)), train_h, _ds=ds)
             warmed.append((names[0], ckpt))
+            opened.append((key, ds, data))
         except Exception:  # noqa: BLE001 - warming is optional; the page reports errors
             continue
+    for key, ds, data in opened[:1]:  # the opening page's scores, baselines included, last
+        try:
+            scores(key, DEFAULT_THRESHOLD, _ds=ds, _data=data)
+        except Exception:  # noqa: BLE001 - e.g. no truth: the metrics view says so itself
+            pass
     return warmed
 
 
@@ -225,11 +236,23 @@ def inspection(
 
 def scores(rollout_key: tuple, threshold: float, _ds: xr.Dataset, _data: xr.DataArray):
     """Scores of one rollout (:func:`dashboard.services.score`); ``_data`` is the dataset array
-    the rollout came from (its radar baselines read the whole domain around its crop)."""
+    the rollout came from (its radar baselines read the whole domain around its crop). The
+    baselines come from :func:`baselines`, once per window whatever the checkpoint or threshold."""
     return _SCORES.get_or_compute(
         ("scores", rollout_key, threshold),
-        lambda: services.score(_ds, threshold=threshold, data=_data),
+        lambda: services.score(
+            _ds, threshold=threshold, baselines=baselines(rollout_key, _ds=_ds, _data=_data)
+        ),
     )
+
+
+def baselines(rollout_key: tuple, _ds: xr.Dataset, _data: xr.DataArray) -> dict:
+    """The baseline forecasts of a rollout's window (:func:`dashboard.services.baseline_forecasts`;
+    radar extrapolation advects the whole domain, seconds), keyed by the window without the
+    checkpoint: computed once per sample and window."""
+    _, data_key, sample, start, context, horizon = rollout_key
+    key = ("baselines", data_key, sample, start, context, horizon)
+    return _ROLLOUTS.get_or_compute(key, lambda: services.baseline_forecasts(_ds, data=_data))
 
 
 def split_scores(key: tuple, compute=None):

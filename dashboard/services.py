@@ -798,24 +798,55 @@ def whole_domain_context(
 
 
 def score(
-    ds: xr.Dataset, *, threshold: float = 1.0, data: xr.DataArray | None = None
+    ds: xr.Dataset,
+    *,
+    threshold: float = 1.0,
+    data: xr.DataArray | None = None,
+    baselines: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Per-lead-time scores of one rollout (one sample) and of its baselines.
 
-    Baselines: persistence (last context frame repeated) for every domain, and for radar also
-    pysteps optical-flow extrapolation (Lucas-Kanade motion + semi-Lagrangian advection), run on
-    the whole radar domain when ``data`` (the dataset array the rollout came from) is a crop of a
-    larger one (:func:`whole_domain_context`). Every forecast is scored on the same pixels
-    (:func:`model.metrics.compare`). Returns ``({"ConvLSTM": table, "persistence": table, ...},
-    units)`` where each table is indexed by ``lead_step`` with one column per score and ``units``
-    maps a score to its unit. Raises :class:`DashboardError` when there is no truth to score
-    against.
+    Baselines (:func:`baseline_forecasts`): persistence (last context frame repeated) for every
+    domain, and for radar also pysteps optical-flow extrapolation (Lucas-Kanade motion +
+    semi-Lagrangian advection), run on the whole radar domain when ``data`` (the dataset array the
+    rollout came from) is a crop of a larger one (:func:`whole_domain_context`), else on the
+    rollout's own (whole-domain) grid. ``baselines``: those forecasts computed before for the same
+    window (they do not depend on the checkpoint; the page caches them per window). Every forecast
+    is scored on the same pixels (:func:`model.metrics.compare`). Returns ``({"ConvLSTM": table,
+    "persistence": table, ...}, units)`` where each table is indexed by ``lead_step`` with one
+    column per score and ``units`` maps a score to its unit. Raises :class:`DashboardError` when
+    there is no truth to score against.
+    """
+    if "truth" not in ds:
+        raise DashboardError("No ground truth after the context: nothing to score against.")
+    if baselines is None:
+        baselines = baseline_forecasts(ds, data=data)
+    return _score_tables(
+        ds["prediction"].values[None],
+        ds["truth"].values[None],
+        ds["context"].values[None],
+        domain=str(ds.attrs.get("domain", "video")),
+        threshold=threshold,
+        pixel_km=_pixel_km(ds),
+        baselines=baselines,
+    )
+
+
+def baseline_forecasts(ds: xr.Dataset, *, data: xr.DataArray | None = None) -> dict:
+    """The baseline forecasts of one rollout's window, ``{name: (1, lead, channel, y, x)}`` over
+    the leads with truth (see :func:`score`); the same for every checkpoint run on the window.
+
+    Raises
+    ------
+    DashboardError
+        No truth after the context, or the whole radar domain around a crop could not be read.
     """
     if "truth" not in ds:
         raise DashboardError("No ground truth after the context: nothing to score against.")
     domain = str(ds.attrs.get("domain", "video"))
+    context = ds["context"].values[None]  # (1, T, C, Y, X)
     whole = None
-    if data is not None and _wants_extrapolation(domain, int(ds.sizes["context_time"])):
+    if data is not None and _wants_extrapolation(domain, context.shape[1]):
         window = Window(
             sample=int(ds.attrs.get("sample", 0)),
             start=int(ds.attrs.get("start", 0)),
@@ -823,15 +854,7 @@ def score(
             horizon=int(ds.sizes["time"]),
         )
         whole = whole_domain_context(data, window)
-    return _score_tables(
-        ds["prediction"].values[None],
-        ds["truth"].values[None],
-        ds["context"].values[None],
-        domain=domain,
-        threshold=threshold,
-        whole=whole,
-        pixel_km=_pixel_km(ds),
-    )
+    return _baselines(context, _leads_with_truth(ds["truth"].values[None]), domain, whole)
 
 
 def score_split(
@@ -908,27 +931,22 @@ def _pixel_km(array) -> float | None:
     return pixel_size_km(array)
 
 
-def _score_tables(
-    prediction, truth, context, *, domain: str, threshold: float, whole=None, pixel_km=None
-):
-    """Scores of ``prediction`` and the baselines, all ``(sample, time, channel, y, x)``, over the
-    leads where every sample has truth, on the pixels valid in the truth and every forecast.
-
-    ``whole``: the last context frames over the whole radar domain (:func:`whole_domain_context`)
-    for the extrapolation, which is then cut to the scored pixels; None: the context's own grid.
-    """
-    from model.baselines import all_black, extrapolation, persistence
-    from model.metrics import compare
-
+def _leads_with_truth(truth: np.ndarray) -> int:
+    """Leads from the first on where every sample of ``truth (S, T, C, Y, X)`` has a value."""
     if not np.isfinite(truth).any():
         raise DashboardError("No ground truth after the context: nothing to score against.")
     horizon = truth.shape[1]
     known = np.isfinite(truth).transpose(1, 0, 2, 3, 4).reshape(horizon, -1).any(axis=1)
-    n = int(known.sum()) if known.all() else int(np.argmin(known))
-    forecasts = {
-        "ConvLSTM": np.asarray(prediction)[:, :n],
-        "persistence": persistence(context, horizon=n),
-    }
+    return int(known.sum()) if known.all() else int(np.argmin(known))
+
+
+def _baselines(context, n: int, domain: str, whole=None) -> dict[str, np.ndarray]:
+    """Persistence, all-black (video) and extrapolation (radar) over ``n`` leads, each
+    ``(sample, lead, channel, y, x)``; ``whole``: the whole radar domain for the extrapolation
+    (:func:`whole_domain_context`), which is then cut to the context's pixels."""
+    from model.baselines import all_black, extrapolation, persistence
+
+    forecasts = {"persistence": persistence(context, horizon=n)}
     if "all_black" in vocabulary.facts(domain).baselines:
         forecasts["all-black"] = all_black(context, horizon=n)
     if _wants_extrapolation(domain, context.shape[1]):
@@ -936,6 +954,27 @@ def _score_tables(
         forecasts["extrapolation"] = extrapolation(
             context, horizon=n, n_frames=frames, domain=whole
         )
+    return forecasts
+
+
+def _score_tables(
+    prediction, truth, context, *, domain: str, threshold: float, whole=None, pixel_km=None,
+    baselines=None,
+):  # fmt: skip
+    """Scores of ``prediction`` and the baselines, all ``(sample, time, channel, y, x)``, over the
+    leads where every sample has truth, on the pixels valid in the truth and every forecast.
+
+    ``baselines``: :func:`_baselines` computed before (for at least these leads); else computed
+    here, with ``whole`` (the last context frames over the whole radar domain,
+    :func:`whole_domain_context`) for the extrapolation, or the context's own grid when None.
+    """
+    from model.metrics import compare
+
+    n = _leads_with_truth(truth)
+    if baselines is None:
+        baselines = _baselines(context, n, domain, whole)
+    forecasts = {"ConvLSTM": np.asarray(prediction)[:, :n]}
+    forecasts.update({name: np.asarray(f)[:, :n] for name, f in baselines.items()})
     tables = compare(forecasts, truth[:, :n], domain=domain, thresholds=(threshold,),
                      pixel_km=pixel_km)  # fmt: skip
     units = dict(tables["ConvLSTM"].attrs.get("units", {}) or {})

@@ -143,3 +143,27 @@ def test_gate_interventions_on_a_tiled_radar_domain_say_why_not(tiny_radar):
     edit = services.make_edit(net.config, steps=6, layer=0, target="forget", operation="set")
     with pytest.raises(services.DashboardError, match="own 32x32 grid"):
         services.run_rollout(net, meta, _radar(64, 64), services.Window(0, 0, 4, 3), intervene=edit)
+
+
+def test_baselines_are_computed_once_per_window_whatever_the_checkpoint(tiny_radar, monkeypatch):
+    from dashboard import cache
+
+    net, meta = tiny_radar
+    data = _radar(40, 40)
+    ds = services.run_rollout(net, meta, data, services.Window(0, 0, 4, 3))
+    direct, _ = services.score(ds, threshold=2.0, data=data)
+    calls = []
+    real = services.baseline_forecasts
+    monkeypatch.setattr(
+        services, "baseline_forecasts", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    cache.clear()
+    first, _ = cache.scores(("ckpt_a", "tiny_data", 0, 0, 4, 3), 1.0, _ds=ds, _data=data)
+    other, _ = cache.scores(("ckpt_b", "tiny_data", 0, 0, 4, 3), 2.0, _ds=ds, _data=data)
+    assert len(calls) == 1  # the second checkpoint and threshold reuse the window's baselines
+    for name in ("persistence", "extrapolation"):
+        np.testing.assert_allclose(other[name].to_numpy(), direct[name].to_numpy())
+    cache.scores(("ckpt_a", "tiny_data", 1, 0, 4, 3), 1.0, _ds=ds, _data=data)
+    assert len(calls) == 2  # another sample: its own baselines
+    cache.clear()
+    assert set(first) == {"ConvLSTM", "persistence", "extrapolation"}
