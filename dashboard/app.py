@@ -612,7 +612,7 @@ def _gates_view(page: lab.LabPage) -> None:
         "channel choice applies to all six panels."
     )
     st.plotly_chart(
-        figures.gate_means_figure(ds, layer=layer, step=page.gate_step, gate=gate),
+        cache.gate_means_figure(page.rollout_key, layer, page.gate_step, gate, _ds=ds),
         key="gate_means_chart",
         config=CHART_CONFIG,
         theme=None,
@@ -628,7 +628,7 @@ def _choose_reduction(link: DeepLink, where, unit_col, hidden: int):
         st.session_state["reduction"] = "channel"
         st.session_state["hidden_channel"] = linked_channel
     options = list(REDUCTION_LABELS)
-    _choose("reduction", options, "mean")
+    _choose("reduction", options, state.OPENING_REDUCTION)
     reduction = where.selectbox(
         "Hidden channels", options, key="reduction", format_func=REDUCTION_LABELS.get
     )

@@ -20,7 +20,7 @@ import xarray as xr
 
 from dashboard import figures, services
 from dashboard.budget import BUDGETS, MAX_MODELS, MISSING, ByteLRU
-from dashboard.state import OPENING_SAMPLE, preferred_checkpoint
+from dashboard.state import OPENING_GATE, OPENING_REDUCTION, OPENING_SAMPLE, preferred_checkpoint
 
 DEFAULT_THRESHOLD = 1.0
 """The metrics view's rain-rate threshold (mm/h) until the user changes it."""
@@ -146,15 +146,16 @@ def server_ready(root: str, order: tuple[str, ...]) -> bool:
 
 
 def warm_up_defaults(root: str, order: tuple[str, ...]) -> list[tuple[str, str]]:
-    """Compute each domain's opening rollout and figure (in ``order``) before anyone asks.
+    """Compute each domain's opening page (in ``order``) before anyone asks.
 
     Picks what the page picks for a domain with no other choice made: the first bundled dataset
     (the default one first), the preferred compatible checkpoint
     (:func:`dashboard.state.preferred_checkpoint`), its training context and horizon,
-    :data:`dashboard.state.OPENING_SAMPLE` from frame 0. A failure only means that page computes it when asked.
-
-    Then the scores of the first domain's opening rollout (with its baselines: the radar
-    extrapolation takes seconds), for the metrics view at the default threshold.
+    :data:`dashboard.state.OPENING_SAMPLE` from frame 0, and draws its forecast and gates figures
+    (:func:`_warm_page`). Then, for the first domain (the page a new user meets), the pages of its
+    other samples, so that a sample change finds them ready, and the scores of its opening rollout
+    (with its baselines: the radar extrapolation takes seconds). A failure only means that page
+    computes it when asked.
 
     Returns
     -------
@@ -172,25 +173,48 @@ def warm_up_defaults(root: str, order: tuple[str, ...]) -> list[tuple[str, str]]
             ckpt = preferred_checkpoint([n for n, _ in services.compatible_checkpoints(data, root)])
             if ckpt is None:
                 continue
-            net, meta = model(ckpt, root)
-            n_time = int(data.sizes["time"])
-            context = min(int(meta.get("context") or min(10, n_time - 1)), max(1, n_time - 1))
-            horizon = int(meta.get("horizon") or max(1, min(12, n_time - context)))
             sample = min(OPENING_SAMPLE, int(data.sizes["sample"]) - 1)
-            ds = rollout(ckpt, root, names[0], sample, 0, context, horizon, _data=data)
-            train_h = int(meta.get("horizon") or 0) or None
-            key = (ckpt, names[0], sample, 0, context, horizon)
-            forecast_figure(key, 0, int(ds.sizes.get("context_time", 0)), train_h, _ds=ds)
+            key, ds = _warm_page(ckpt, root, names[0], data, sample)
             warmed.append((names[0], ckpt))
             opened.append((key, ds, data))
         except Exception:  # noqa: BLE001 - warming is optional; the page reports errors
             continue
-    for key, ds, data in opened[:1]:  # the opening page's scores, baselines included, last
+    for key, ds, data in opened[:1]:  # the page a new user meets: its samples, then its scores
         try:
+            for sample in range(int(data.sizes["sample"])):
+                if sample != key[2]:
+                    _warm_page(key[0], root, key[1], data, sample)
             scores(key, DEFAULT_THRESHOLD, _ds=ds, _data=data)
         except Exception:  # noqa: BLE001 - e.g. no truth: the metrics view says so itself
             pass
     return warmed
+
+
+def _warm_page(checkpoint: str, root: str, name: str, data: xr.DataArray, sample: int):
+    """The rollout, forecast figure and gates figures a page with no other choice shows for
+    ``sample`` of dataset ``name`` (the checkpoint's training window from frame 0).
+
+    Returns
+    -------
+    (tuple, xarray.Dataset)
+        The rollout key (as :attr:`dashboard.app.Selection.rollout_key`) and the rollout.
+    """
+    net, meta = model(checkpoint, root)
+    n_time = int(data.sizes["time"])
+    context = min(int(meta.get("context") or min(10, n_time - 1)), max(1, n_time - 1))
+    horizon = int(meta.get("horizon") or max(1, min(12, n_time - context)))
+    ds = rollout(checkpoint, root, name, sample, 0, context, horizon, _data=data)
+    key = (checkpoint, name, sample, 0, context, horizon)
+    step = int(ds.sizes.get("context_time", 0))
+    forecast_figure(key, 0, step, int(meta.get("horizon") or 0) or None, _ds=ds)
+    if "gates" in ds:
+        layer = int(ds["layer"].values[0])
+        gate_step = min(step, int(ds.sizes["step"]) - 1)
+        equations = services.cell_equations(meta, fmt="text")
+        gates_figure(key, layer, OPENING_REDUCTION, gate_step, OPENING_GATE, _ds=ds,
+                     _equations=equations)  # fmt: skip
+        gate_means_figure(key, layer, gate_step, OPENING_GATE, _ds=ds)
+    return key, ds
 
 
 def rollout(
@@ -292,6 +316,15 @@ def gates_figure(
         lambda: figures.gates_figure(
             _ds, layer=layer, reduction=reduction, step=step, gate=gate, equations=_equations
         ),
+    )
+
+
+def gate_means_figure(rollout_key: tuple, layer: int, step: int, gate: str, _ds: xr.Dataset):
+    """Each gate's mean per step under the gates view (averaging a whole domain's gates takes
+    ~0.3 s: kept once drawn)."""
+    return _FIGURES.get_or_compute(
+        ("gate_means", rollout_key, layer, step, gate),
+        lambda: figures.gate_means_figure(_ds, layer=layer, step=step, gate=gate),
     )
 
 

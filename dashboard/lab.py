@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 import xarray as xr
 
-from dashboard import cache, figures, lab_figures, services
+from dashboard import cache, figures, lab_figures, services, state
 from dashboard.state import DeepLink, format_channels, format_rectangle, parse_channels
 from dashboard.text import safe
 from dashboard.widgets import chart, choose
@@ -97,7 +97,7 @@ def choose_layer(page: LabPage, where) -> int:
     return layer
 
 
-def choose_gate(page: LabPage, where, label: str, default: str = "forget") -> str:
+def choose_gate(page: LabPage, where, label: str, default: str = state.OPENING_GATE) -> str:
     gates = [str(v) for v in page.ds["gate"].values]
     linked = page.link.take_choice("gate", gates, what="gate")
     if linked:

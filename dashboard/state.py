@@ -9,7 +9,8 @@ exists (a registered dataset, a compatible checkpoint, an index in range); anyth
 message for the page and the default is used instead.
 
 The defaults a page opens on (no link, no click) are written here once: :data:`OPENING_DATASET`,
-:data:`OPENING_SAMPLE` and :data:`RADAR_CHECKPOINTS` (see :func:`preferred_checkpoint`).
+:data:`OPENING_SAMPLE` and :data:`RADAR_CHECKPOINTS` (see :func:`preferred_checkpoint`), and the
+gates view's :data:`OPENING_GATE` and :data:`OPENING_REDUCTION` (the server draws that page ahead).
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ OPENING_SAMPLE = 0
 RADAR_CHECKPOINTS = ("radar_lagrangian", "radar_mch")
 """Radar checkpoints by preference: the first one shipped (and fitting the data) forecasts the
 opening page and is the default for radar data. The one place to change the default."""
+
+
+OPENING_GATE = "forget"
+"""The gates view's focus gate until the user picks another."""
+OPENING_REDUCTION = "mean"
+"""How the gates view shows a layer's hidden channels until the user picks another."""
 
 
 def preferred_checkpoint(names: Sequence[str]) -> str | None:

@@ -153,12 +153,22 @@ def test_start_up_warms_each_domain_opening_page(root):
 
     cache.clear()
     warmed = cache.warm_up_defaults(str(root), ("video", "radar", "traffic"))
-    assert warmed == [("moving_mnist", "mnist_a"), ("radar_synthetic", "radar_6to12")]
-    rollouts = next(c for c in cache.stats() if c["name"] == "rollouts")
-    figures_ = next(c for c in cache.stats() if c["name"] == "figures")
-    assert rollouts["entries"] == 2 and figures_["entries"] == 2
-    # the page then finds its opening rollout and figure ready (no new entries)
+    # radar opens on the bundled FMI event, forecast in tiles by the 128 px radar checkpoint
+    assert warmed == [("moving_mnist", "mnist_a"), ("radar_fmi_sample", "radar_6to12")]
+    n_first = int(cache.dataset("moving_mnist").sizes["sample"])  # the first domain: every sample
+
+    def entries(name: str) -> int:
+        return next(c for c in cache.stats() if c["name"] == name)["entries"]
+
+    # rollouts: each sample of the first domain, the radar opening, the opening's baselines
+    assert entries("rollouts") == n_first + 1 + 1
+    assert entries("figures") == 3 * (n_first + 1)  # forecast, gates and gate means per page
+    assert entries("scores") == 1  # the opening page's metrics
+    before = {name: entries(name) for name in ("rollouts", "figures", "scores")}
+    # the page then finds its opening rollout and figures ready, and so does a sample change
     at = run({"dataset": "moving_mnist"})
     assert at.selectbox(key="checkpoint").value == "mnist_a"
-    assert next(c for c in cache.stats() if c["name"] == "rollouts")["entries"] == 2
+    at.sidebar.number_input(key="sample").increment().run()
+    assert not at.exception and at.sidebar.number_input(key="sample").value == 1
+    assert {name: entries(name) for name in before} == before  # nothing new computed
     cache.clear()
