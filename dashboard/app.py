@@ -78,6 +78,7 @@ def main() -> None:
     st.query_params.from_dict(final)
     st.session_state["_written_query"] = final
     _release_memory()
+    cache.first_page_served()  # the start-up warm-up may go on with the other domains
 
 
 # -- sidebar: data and checkpoint ---------------------------------------------------------------
@@ -169,6 +170,7 @@ def explore(link: DeepLink, query: dict) -> None:
     }
     views.get(view, lambda: lab.show(view, page))()
     query.update(context=sel.context, horizon=sel.horizon)
+    cache.prefetch_next_sample(sel.rollout_key, sel.root, _data=sel.data)  # while the user looks
 
 
 def _inspect_page(sel: Selection) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import streamlit as st
@@ -131,40 +133,43 @@ def model(name: str, root: str, device: str = "auto"):
 
 @st.cache_resource(show_spinner=False)
 def server_ready(root: str, order: tuple[str, ...]) -> bool:
-    """Once per server: tune the CPU allocator and start :func:`warm_up_defaults` in a thread."""
-    import threading
-
+    """Once per server: tune the CPU allocator and start :func:`warm_up_defaults` in a thread
+    (the first domain's page at once, the others once the first page is sent)."""
     from model.runtime import tune_cpu_allocator
 
     tune_cpu_allocator()  # rollouts keep their scratch memory; pages trim after each run
     if os.environ.get(WARM_UP_ENV, "1") == "0":
         return True
     threading.Thread(
-        target=warm_up_defaults, args=(root, order), name="convlstm-warm-up", daemon=True
-    ).start()
+        target=warm_up_defaults, args=(root, order), kwargs={"first_page_wait_s": 30.0},
+        name="convlstm-warm-up", daemon=True,
+    ).start()  # fmt: skip
     return True
 
 
-def warm_up_defaults(root: str, order: tuple[str, ...]) -> list[tuple[str, str]]:
+def warm_up_defaults(
+    root: str, order: tuple[str, ...], *, first_page_wait_s: float = 0.0
+) -> list[tuple[str, str]]:
     """Compute each domain's opening page (in ``order``) before anyone asks.
 
     Picks what the page picks for a domain with no other choice made: the first bundled dataset
     (the default one first), the preferred compatible checkpoint
     (:func:`dashboard.state.preferred_checkpoint`), its training context and horizon,
     :data:`dashboard.state.OPENING_SAMPLE` from frame 0, and draws its forecast and gates figures
-    (:func:`_warm_page`). Then, for the first domain (the page a new user meets), the pages of its
-    other samples, so that a sample change finds them ready, and the scores of its opening rollout
-    (with its baselines: the radar extrapolation takes seconds). A failure only means that page
-    computes it when asked.
+    (:func:`draw_page`). After the first domain's page it waits up to ``first_page_wait_s`` for
+    the first page to be sent (:func:`first_page_served`), so that the other domains do not slow
+    it down on a 2-core machine. A failure only means that page computes it when asked.
 
     Returns
     -------
     list of (str, str)
         The (dataset, checkpoint) pairs warmed.
     """
-    warmed, opened = [], []
+    warmed = []
     entries = services.dataset_catalog()
-    for domain in order:
+    for k, domain in enumerate(order):
+        if k == 1:
+            _FIRST_PAGE.wait(first_page_wait_s)
         names = sorted(e.name for e in entries if e.domain == domain and e.bundled)
         if not names:
             continue
@@ -173,48 +178,86 @@ def warm_up_defaults(root: str, order: tuple[str, ...]) -> list[tuple[str, str]]
             ckpt = preferred_checkpoint([n for n, _ in services.compatible_checkpoints(data, root)])
             if ckpt is None:
                 continue
+            net, meta = model(ckpt, root)
+            n_time = int(data.sizes["time"])
+            context = min(int(meta.get("context") or min(10, n_time - 1)), max(1, n_time - 1))
+            horizon = int(meta.get("horizon") or max(1, min(12, n_time - context)))
             sample = min(OPENING_SAMPLE, int(data.sizes["sample"]) - 1)
-            key, ds = _warm_page(ckpt, root, names[0], data, sample)
+            draw_page((ckpt, names[0], sample, 0, context, horizon), root, _data=data)
             warmed.append((names[0], ckpt))
-            opened.append((key, ds, data))
         except Exception:  # noqa: BLE001 - warming is optional; the page reports errors
             continue
-    for key, ds, data in opened[:1]:  # the page a new user meets: its samples, then its scores
-        try:
-            for sample in range(int(data.sizes["sample"])):
-                if sample != key[2]:
-                    _warm_page(key[0], root, key[1], data, sample)
-            scores(key, DEFAULT_THRESHOLD, _ds=ds, _data=data)
-        except Exception:  # noqa: BLE001 - e.g. no truth: the metrics view says so itself
-            pass
     return warmed
 
 
-def _warm_page(checkpoint: str, root: str, name: str, data: xr.DataArray, sample: int):
-    """The rollout, forecast figure and gates figures a page with no other choice shows for
-    ``sample`` of dataset ``name`` (the checkpoint's training window from frame 0).
+_FIRST_PAGE = threading.Event()
+
+
+def first_page_served() -> None:
+    """Called by the page after each run: the start-up warm-up may go on with other domains."""
+    _FIRST_PAGE.set()
+
+
+def draw_page(rollout_key: tuple, root: str, _data: xr.DataArray) -> xr.Dataset:
+    """The rollout, forecast figure and gates figures a page shows for ``rollout_key`` (as
+    :attr:`dashboard.app.Selection.rollout_key`) with the views' default choices; cached.
 
     Returns
     -------
-    (tuple, xarray.Dataset)
-        The rollout key (as :attr:`dashboard.app.Selection.rollout_key`) and the rollout.
+    xarray.Dataset
+        The rollout.
     """
-    net, meta = model(checkpoint, root)
-    n_time = int(data.sizes["time"])
-    context = min(int(meta.get("context") or min(10, n_time - 1)), max(1, n_time - 1))
-    horizon = int(meta.get("horizon") or max(1, min(12, n_time - context)))
-    ds = rollout(checkpoint, root, name, sample, 0, context, horizon, _data=data)
-    key = (checkpoint, name, sample, 0, context, horizon)
+    checkpoint, name, sample, start, context, horizon = rollout_key
+    _, meta = model(checkpoint, root)
+    ds = rollout(checkpoint, root, name, sample, start, context, horizon, _data=_data)
     step = int(ds.sizes.get("context_time", 0))
-    forecast_figure(key, 0, step, int(meta.get("horizon") or 0) or None, _ds=ds)
+    forecast_figure(rollout_key, 0, step, int(meta.get("horizon") or 0) or None, _ds=ds)
     if "gates" in ds:
         layer = int(ds["layer"].values[0])
         gate_step = min(step, int(ds.sizes["step"]) - 1)
         equations = services.cell_equations(meta, fmt="text")
-        gates_figure(key, layer, OPENING_REDUCTION, gate_step, OPENING_GATE, _ds=ds,
+        gates_figure(rollout_key, layer, OPENING_REDUCTION, gate_step, OPENING_GATE, _ds=ds,
                      _equations=equations)  # fmt: skip
-        gate_means_figure(key, layer, gate_step, OPENING_GATE, _ds=ds)
-    return key, ds
+        gate_means_figure(rollout_key, layer, gate_step, OPENING_GATE, _ds=ds)
+    return ds
+
+
+_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="convlstm-prefetch")
+_PREFETCHING: set = set()  # rollout keys queued or being drawn
+_PREFETCH_LOCK = threading.Lock()
+
+
+def prefetch_next_sample(rollout_key: tuple, root: str, _data: xr.DataArray) -> bool:
+    """Draw the page of the next sample (same checkpoint and window) in the background, once: a
+    user stepping through samples then finds it ready (:func:`draw_page`).
+
+    Returns
+    -------
+    bool
+        True when a job was queued (False: no next sample, or already cached or queued).
+    """
+    checkpoint, name, sample, start, context, horizon = rollout_key
+    if sample + 1 >= int(_data.sizes["sample"]):
+        return False
+    key = (checkpoint, name, sample + 1, start, context, horizon)
+    if _ROLLOUTS.get((checkpoint, root, *key[1:])) is not MISSING:
+        return False
+    with _PREFETCH_LOCK:
+        if key in _PREFETCHING:
+            return False
+        _PREFETCHING.add(key)
+
+    def job() -> None:
+        try:
+            draw_page(key, root, _data=_data)
+        except Exception:  # noqa: BLE001 - the page computes (and reports) it when asked
+            pass
+        finally:
+            with _PREFETCH_LOCK:
+                _PREFETCHING.discard(key)
+
+    _PREFETCH.submit(job)
+    return True
 
 
 def rollout(

@@ -449,14 +449,20 @@ def _tiles_domain(meta: dict, context: xr.DataArray, intervene) -> bool:
         return False
     if intervene is None:
         return True
-    frame = tuple((meta.get("config") or {}).get("frame_size") or ())
-    if frame != (context.sizes["y"], context.sizes["x"]):
-        raise DashboardError(
-            f"Gate interventions run on the checkpoint's own {frame[0]}x{frame[1]} grid; this "
-            f"radar domain is {context.sizes['y']}x{context.sizes['x']} px (forecast in tiles). "
-            "Use data on the checkpoint's grid (e.g. radar_synthetic) to edit gates."
-        )
+    _needs_own_grid(meta, context, "Gate interventions run")
     return False
+
+
+def _needs_own_grid(meta: dict, context: xr.DataArray, what: str) -> None:
+    """Raise :class:`DashboardError` when ``context`` is not on the checkpoint's own grid, for a
+    tool that runs the network once on the whole frame (interventions, attribution)."""
+    frame = tuple((meta.get("config") or {}).get("frame_size") or ())
+    if frame and frame != (context.sizes["y"], context.sizes["x"]):
+        raise DashboardError(
+            f"{what} on the checkpoint's own {frame[0]}x{frame[1]} grid; this domain is "
+            f"{context.sizes['y']}x{context.sizes['x']} px (forecast in tiles). Use data on the "
+            "checkpoint's grid (e.g. radar_synthetic) for it."
+        )
 
 
 def _stated_pixel_km(meta: dict, context: xr.DataArray) -> float | None:
@@ -640,6 +646,7 @@ def attribution(
     from model.normalize import Normalizer
 
     context, _ = select_window(data, window)
+    _needs_own_grid(meta, context, "The attribution runs")
     normalizer = (
         Normalizer.from_metadata(meta["normalization"]) if meta.get("normalization") else None
     )

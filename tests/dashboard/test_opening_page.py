@@ -138,11 +138,20 @@ def test_a_radar_grid_equal_to_the_checkpoint_gives_the_single_rollout(tiny_rada
     )
 
 
-def test_gate_interventions_on_a_tiled_radar_domain_say_why_not(tiny_radar):
+def test_interventions_and_attribution_on_a_tiled_radar_domain_say_why_not(tiny_radar):
     net, meta = tiny_radar
     edit = services.make_edit(net.config, steps=6, layer=0, target="forget", operation="set")
     with pytest.raises(services.DashboardError, match="own 32x32 grid"):
         services.run_rollout(net, meta, _radar(64, 64), services.Window(0, 0, 4, 3), intervene=edit)
+    with pytest.raises(services.DashboardError, match="attribution runs on the checkpoint's own"):
+        services.attribution(
+            net, meta, _radar(64, 64), services.Window(0, 0, 4, 3), lead=1, region=(0, 8, 0, 8)
+        )
+    # on the checkpoint's own grid both run
+    ds = services.run_rollout(
+        net, meta, _radar(32, 32), services.Window(0, 0, 4, 3), intervene=edit
+    )
+    assert ds["prediction"].shape == (3, 1, 32, 32)
 
 
 def test_baselines_are_computed_once_per_window_whatever_the_checkpoint(tiny_radar, monkeypatch):
