@@ -170,7 +170,7 @@ def explore(link: DeepLink, query: dict) -> None:
     }
     views.get(view, lambda: lab.show(view, page))()
     query.update(context=sel.context, horizon=sel.horizon)
-    cache.prefetch_next_sample(sel.rollout_key, sel.root, _data=sel.data)  # while the user looks
+    cache.prefetch_next_samples(sel.rollout_key, sel.root, _data=sel.data)  # while the user looks
 
 
 def _inspect_page(sel: Selection) -> None:

@@ -227,37 +227,45 @@ _PREFETCHING: set = set()  # rollout keys queued or being drawn
 _PREFETCH_LOCK = threading.Lock()
 
 
-def prefetch_next_sample(rollout_key: tuple, root: str, _data: xr.DataArray) -> bool:
-    """Draw the page of the next sample (same checkpoint and window) in the background, once: a
-    user stepping through samples then finds it ready (:func:`draw_page`).
+PREFETCH_AHEAD = 2
+"""Samples after the one shown whose pages are drawn in the background."""
+
+
+def prefetch_next_samples(
+    rollout_key: tuple, root: str, _data: xr.DataArray, ahead: int = PREFETCH_AHEAD
+) -> int:
+    """Draw the pages of the next ``ahead`` samples (same checkpoint and window) in the
+    background, one after the other, each once: a user stepping through samples then finds them
+    ready (:func:`draw_page`).
 
     Returns
     -------
-    bool
-        True when a job was queued (False: no next sample, or already cached or queued).
+    int
+        Pages queued (0: no next sample, or all already cached or queued).
     """
     checkpoint, name, sample, start, context, horizon = rollout_key
-    if sample + 1 >= int(_data.sizes["sample"]):
-        return False
-    key = (checkpoint, name, sample + 1, start, context, horizon)
-    if _ROLLOUTS.get((checkpoint, root, *key[1:])) is not MISSING:
-        return False
-    with _PREFETCH_LOCK:
-        if key in _PREFETCHING:
-            return False
-        _PREFETCHING.add(key)
+    queued = 0
+    for nxt in range(sample + 1, min(sample + 1 + ahead, int(_data.sizes["sample"]))):
+        key = (checkpoint, name, nxt, start, context, horizon)
+        if _ROLLOUTS.get((checkpoint, root, *key[1:])) is not MISSING:
+            continue
+        with _PREFETCH_LOCK:
+            if key in _PREFETCHING:
+                continue
+            _PREFETCHING.add(key)
+        _PREFETCH.submit(_prefetch_job, key, root, _data)
+        queued += 1
+    return queued
 
-    def job() -> None:
-        try:
-            draw_page(key, root, _data=_data)
-        except Exception:  # noqa: BLE001 - the page computes (and reports) it when asked
-            pass
-        finally:
-            with _PREFETCH_LOCK:
-                _PREFETCHING.discard(key)
 
-    _PREFETCH.submit(job)
-    return True
+def _prefetch_job(key: tuple, root: str, data: xr.DataArray) -> None:
+    try:
+        draw_page(key, root, _data=data)
+    except Exception:  # noqa: BLE001 - the page computes (and reports) it when asked
+        pass
+    finally:
+        with _PREFETCH_LOCK:
+            _PREFETCHING.discard(key)
 
 
 def rollout(
