@@ -236,7 +236,8 @@ def prefetch_next_samples(
 ) -> int:
     """Draw the pages of the next ``ahead`` samples (same checkpoint and window) in the
     background, one after the other, each once: a user stepping through samples then finds them
-    ready (:func:`draw_page`).
+    ready (:func:`draw_page`). At most ``ahead`` pages wait in the queue over all sessions, so
+    many sessions at once do not pile background work on the server.
 
     Returns
     -------
@@ -250,8 +251,8 @@ def prefetch_next_samples(
         if _ROLLOUTS.get((checkpoint, root, *key[1:])) is not MISSING:
             continue
         with _PREFETCH_LOCK:
-            if key in _PREFETCHING:
-                continue
+            if key in _PREFETCHING or len(_PREFETCHING) >= ahead:
+                continue  # queued already, or the server is busy with other prefetches
             _PREFETCHING.add(key)
         _PREFETCH.submit(_prefetch_job, key, root, _data)
         queued += 1
