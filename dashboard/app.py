@@ -1,6 +1,8 @@
 """convlstm-lab dashboard: ``streamlit run dashboard/app.py``.
 
-Opens on a bundled checkpoint's forecast of a bundled sample. The sidebar picks the data, the
+Opens, offline and with no clicks, on the bundled real radar event (FMI, 2017-05-09) forecast over
+its whole domain by the preferred radar checkpoint (:mod:`dashboard.state`); without one, on a
+bundled checkpoint's forecast of a bundled sample. The sidebar picks the data, the
 checkpoint and the rollout window; the main area shows the animated forecast and one view below it
 (gates; the gate lab's units, saturation, interventions, attribution, memory and side by side, see
 :mod:`dashboard.lab`; pixel probe, metrics or exports), so only that view's data reaches the

@@ -58,7 +58,7 @@ def read_fmi_sample(path=None) -> xr.DataArray:
         The file is missing, too large, or not such a file (the message says how to regenerate it).
     """
     path = Path(path) if path is not None else FMI_SAMPLE_PATH
-    regenerate = "regenerate it with `python tools/make_fmi_sample.py` (needs ../shared)"
+    regenerate = "regenerate it with `python -m tools.make_fmi_sample` (needs ../shared)"
     if not path.is_file():
         raise DatasetError(
             f"{path.name}: bundled FMI radar event missing; reinstall, or {regenerate}."

@@ -2,7 +2,7 @@
 
 Run from the repository root, with the pysteps-data ``radar/`` tree at ``../shared/data/radar``::
 
-    python tools/make_fmi_sample.py --root ../shared/data/radar --out datasets/data/radar_fmi_20170509.nc
+    python -m tools.make_fmi_sample --root ../shared/data/radar --out datasets/data/radar_fmi_20170509.nc
 
 What it does
 ------------
@@ -157,8 +157,8 @@ def _grid_mapping(projection: str) -> dict:
 
 @one_line_errors(OSError, DatasetError)
 def main(argv: list[str] | None = None) -> int:
-    """``python tools/make_fmi_sample.py [--root DIR] [--out FILE] [--size PX]``."""
-    parser = Parser(prog="python tools/make_fmi_sample.py", description=__doc__.split("\n")[0])
+    """``python -m tools.make_fmi_sample [--root DIR] [--out FILE] [--size PX]``."""
+    parser = Parser(prog="python -m tools.make_fmi_sample", description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=Path("../shared/data/radar"),
                         help="pysteps-data radar/ folder (default ../shared/data/radar)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=FMI_SAMPLE_PATH, help="NetCDF to write")
