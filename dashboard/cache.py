@@ -27,7 +27,8 @@ from dashboard.state import OPENING_GATE, OPENING_REDUCTION, OPENING_SAMPLE, pre
 DEFAULT_THRESHOLD = 1.0
 """The metrics view's rain-rate threshold (mm/h) until the user changes it."""
 WARM_UP_ENV = "CONVLSTM_LAB_WARM_UP"
-"""Set to ``0`` to skip computing the opening pages at start-up (the tests do)."""
+"""Set to ``0`` to compute nothing ahead: neither the opening pages at start-up nor the next
+samples' pages after each page (the tests do, so no background work outlives a test)."""
 
 
 def _release() -> None:
@@ -242,8 +243,11 @@ def prefetch_next_samples(
     Returns
     -------
     int
-        Pages queued (0: no next sample, or all already cached or queued).
+        Pages queued (0: no next sample, all already cached or queued, or :data:`WARM_UP_ENV`
+        is ``0``).
     """
+    if os.environ.get(WARM_UP_ENV, "1") == "0":
+        return 0
     checkpoint, name, sample, start, context, horizon = rollout_key
     queued = 0
     for nxt in range(sample + 1, min(sample + 1 + ahead, int(_data.sizes["sample"]))):

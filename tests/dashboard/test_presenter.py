@@ -148,8 +148,10 @@ def test_metrics_say_one_sample_and_the_whole_split_can_be_scored():
     assert not pooled["MSE"].equals(one["MSE"])  # 64 samples, not sample 0 again
 
 
-def test_start_up_warms_each_domain_opening_page(root):
+def test_start_up_warms_each_domain_opening_page(root, monkeypatch):
     from dashboard import cache
+
+    monkeypatch.setenv(cache.WARM_UP_ENV, "1")  # pages ahead on (the queue is drained below)
 
     cache.clear()
     warmed = cache.warm_up_defaults(str(root), ("video", "radar", "traffic"))
