@@ -608,6 +608,8 @@ def _gates_view(page: lab.LabPage) -> None:
     gate = lab.choose_gate(page, c2, "Focus gate")
     shown = _choose_reduction(link, c3, c4, hidden)
     query.update(layer=layer, gate=gate, channel=shown)
+    if ds.attrs.get("capture_note"):  # some layers' gates left out (a large domain)
+        st.caption(safe(ds.attrs["capture_note"]))
     lab.gates_with_equations(page, layer=layer, reduction=shown, gate=gate)
     st.caption(
         "Input, forget and output gates are sigmoids in 0–1; candidate and hidden state are tanh "

@@ -174,6 +174,10 @@ def interventions_view(page: LabPage) -> None:
         "the forecast without the edit. Example: close the forget gate (set it to 0) of layer 0 "
         "over a storm from +15 min."
     )
+    problem = services.own_grid_problem(page.meta, page.ds, "Gate interventions run")
+    if problem:
+        st.info(safe(problem))
+        return
     edit = _edit_controls(page)
     if edit is None:
         return
@@ -445,6 +449,10 @@ def _on_saturation_click() -> None:
 
 # -- attribution and memory ------------------------------------------------------------------------
 def attribution_view(page: LabPage) -> None:
+    problem = services.own_grid_problem(page.meta, page.ds, "The attribution runs")
+    if problem:
+        st.info(safe(problem))
+        return
     region = region_inputs(page, "Output region explained (frame pixels)")
     page.context_note()
     lead = page.lead

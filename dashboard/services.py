@@ -375,13 +375,8 @@ def run_rollout(
     try:
         try:
             ds, fallback = run_with_cpu_fallback(forecast, model)
-        except CaptureBudgetError:  # too many gates to keep: forecast without them
-            ds, fallback = run_with_cpu_fallback(lambda net: forecast(net, False), model)
-            capture_note = (
-                "Gates were not recorded: this rollout's gates need more than the page's "
-                f"{CAPTURE_MAX_BYTES / 2**20:.0f} MiB. Shorten the context or the horizon (or "
-                "crop the domain) to see them."
-            )
+        except CaptureBudgetError:  # too many gates to keep: the last layer's, else none
+            ds, fallback, capture_note = _forecast_within_budget(forecast, model, capture)
     except (ValueError, RuntimeError) as exc:
         raise DashboardError(f"The rollout failed: {exc}") from exc
     if capture_note:
@@ -408,6 +403,35 @@ def run_rollout(
         if key in data.attrs and key not in ds.attrs:
             ds.attrs[key] = data.attrs[key]
     return ds
+
+
+def _forecast_within_budget(forecast, model, capture):
+    """``(ds, fallback, note)`` when recording ``capture`` needs more than
+    :data:`CAPTURE_MAX_BYTES` (a large radar domain): the last layer's gates only if they fit,
+    else no gates; the note says which."""
+    from model.devices import run_with_cpu_fallback
+    from model.rollout import CaptureBudgetError
+
+    layers = len(model.config.hidden_channels)
+    budget = f"{CAPTURE_MAX_BYTES / 2**20:.0f} MiB"
+    if capture and layers > 1:
+        last = {"layers": [layers - 1]}
+        try:
+            ds, fallback = run_with_cpu_fallback(lambda net: forecast(net, last), model)
+            note = (
+                f"Only layer {layers - 1}'s gates were recorded: all {layers} layers' gates of "
+                f"this rollout need more than the page's {budget}. Shorten the context or the "
+                "horizon (or crop the domain) to see every layer."
+            )
+            return ds, fallback, note
+        except CaptureBudgetError:
+            pass
+    ds, fallback = run_with_cpu_fallback(lambda net: forecast(net, False), model)
+    note = (
+        f"Gates were not recorded: this rollout's gates need more than the page's {budget}. "
+        "Shorten the context or the horizon (or crop the domain) to see them."
+    )
+    return ds, fallback, note
 
 
 def _forecaster(meta: dict, context, truth, horizon: int, capture, intervene):
@@ -453,16 +477,26 @@ def _tiles_domain(meta: dict, context: xr.DataArray, intervene) -> bool:
     return False
 
 
-def _needs_own_grid(meta: dict, context: xr.DataArray, what: str) -> None:
-    """Raise :class:`DashboardError` when ``context`` is not on the checkpoint's own grid, for a
-    tool that runs the network once on the whole frame (interventions, attribution)."""
+def own_grid_problem(meta: dict, frames, what: str) -> str | None:
+    """A sentence when ``frames`` (any array or dataset with ``y``/``x``) are not on the
+    checkpoint's own grid, for a tool that runs the network once on the whole frame
+    (``what``: e.g. "Gate interventions run"); None when they are."""
     frame = tuple((meta.get("config") or {}).get("frame_size") or ())
-    if frame and frame != (context.sizes["y"], context.sizes["x"]):
-        raise DashboardError(
-            f"{what} on the checkpoint's own {frame[0]}x{frame[1]} grid; this domain is "
-            f"{context.sizes['y']}x{context.sizes['x']} px (forecast in tiles). Use data on the "
-            "checkpoint's grid (e.g. radar_synthetic) for it."
-        )
+    shape = (int(frames.sizes["y"]), int(frames.sizes["x"]))
+    if not frame or frame == shape:
+        return None
+    return (
+        f"{what} on the checkpoint's own {frame[0]}x{frame[1]} grid; this domain is "
+        f"{shape[0]}x{shape[1]} px (forecast in tiles). Use data on the checkpoint's grid "
+        "(e.g. radar_synthetic) for it."
+    )
+
+
+def _needs_own_grid(meta: dict, context: xr.DataArray, what: str) -> None:
+    """Raise :class:`DashboardError` with :func:`own_grid_problem`'s sentence, if any."""
+    problem = own_grid_problem(meta, context, what)
+    if problem:
+        raise DashboardError(problem)
 
 
 def _stated_pixel_km(meta: dict, context: xr.DataArray) -> float | None:

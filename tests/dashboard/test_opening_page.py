@@ -176,3 +176,35 @@ def test_baselines_are_computed_once_per_window_whatever_the_checkpoint(tiny_rad
     assert len(calls) == 2  # another sample: its own baselines
     cache.clear()
     assert set(first) == {"ConvLSTM", "persistence", "extrapolation"}
+
+
+def test_a_domain_too_large_for_every_layers_gates_keeps_the_last_layers(tiny_radar, monkeypatch):
+    from model.tiling import domain_capture_bytes
+
+    net, meta = tiny_radar
+    data = _radar(72, 100)
+    steps = 4 + 3 - 1
+    every = domain_capture_bytes(net, True, steps, (72, 100))
+    last = domain_capture_bytes(net, {"layers": [1]}, steps, (72, 100))
+    monkeypatch.setattr(services, "CAPTURE_MAX_BYTES", (every + last) // 2)
+    ds = services.run_rollout(net, meta, data, services.Window(0, 0, 4, 3))
+    assert ds["gates"].sizes["layer"] == 1 and int(ds["layer"].values[0]) == 1
+    assert "Only layer 1's gates" in ds.attrs["capture_note"]
+    assert ds["gates"].nbytes <= services.CAPTURE_MAX_BYTES
+    monkeypatch.setattr(services, "CAPTURE_MAX_BYTES", last // 2)
+    ds = services.run_rollout(net, meta, data, services.Window(0, 0, 4, 3))
+    assert "gates" not in ds and "not recorded" in ds.attrs["capture_note"]
+    assert ds["prediction"].shape == (3, 1, 72, 100)  # the forecast is kept
+
+
+@pytest.mark.parametrize("view", ["Interventions", "Attribution"])
+def test_whole_network_tools_on_the_opening_domain_say_they_need_the_checkpoint_grid(
+    view, monkeypatch
+):
+    monkeypatch.delenv(services.CHECKPOINT_ROOT_ENV, raising=False)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["view"] = view
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    infos = " ".join(i.value for i in at.info).replace("\\", "")
+    assert "own 128x128 grid" in infos and "256x256 px" in infos
