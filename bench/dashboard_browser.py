@@ -109,7 +109,7 @@ def measure(runs: int) -> dict:
                     values["sample_change_s"].append(time.perf_counter() - t)
                     page.wait_for_timeout(300)
                 shown = wait_forecast(page)["dataset"]
-                for domain in ("video", "radar", "traffic"):  # the page opens on traffic
+                for domain in ("traffic", "video", "radar"):  # the page opens on radar
                     t = time.perf_counter()
                     page.get_by_text(domain, exact=True).first.click()
                     shown = wait_forecast(page, lambda c, was=shown: c["dataset"] != was)["dataset"]

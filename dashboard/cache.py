@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import streamlit as st
@@ -20,9 +22,13 @@ import xarray as xr
 
 from dashboard import figures, services
 from dashboard.budget import BUDGETS, MAX_MODELS, MISSING, ByteLRU
+from dashboard.state import OPENING_GATE, OPENING_REDUCTION, OPENING_SAMPLE, preferred_checkpoint
 
+DEFAULT_THRESHOLD = 1.0
+"""The metrics view's rain-rate threshold (mm/h) until the user changes it."""
 WARM_UP_ENV = "CONVLSTM_LAB_WARM_UP"
-"""Set to ``0`` to skip computing the opening pages at start-up (the tests do)."""
+"""Set to ``0`` to compute nothing ahead: neither the opening pages at start-up nor the next
+samples' pages after each page (the tests do, so no background work outlives a test)."""
 
 
 def _release() -> None:
@@ -128,26 +134,32 @@ def model(name: str, root: str, device: str = "auto"):
 
 @st.cache_resource(show_spinner=False)
 def server_ready(root: str, order: tuple[str, ...]) -> bool:
-    """Once per server: tune the CPU allocator and start :func:`warm_up_defaults` in a thread."""
-    import threading
-
+    """Once per server: tune the CPU allocator and start :func:`warm_up_defaults` in a thread
+    (the first domain's page at once, the others once the first page is sent)."""
     from model.runtime import tune_cpu_allocator
 
     tune_cpu_allocator()  # rollouts keep their scratch memory; pages trim after each run
     if os.environ.get(WARM_UP_ENV, "1") == "0":
         return True
     threading.Thread(
-        target=warm_up_defaults, args=(root, order), name="convlstm-warm-up", daemon=True
-    ).start()
+        target=warm_up_defaults, args=(root, order), kwargs={"first_page_wait_s": 30.0},
+        name="convlstm-warm-up", daemon=True,
+    ).start()  # fmt: skip
     return True
 
 
-def warm_up_defaults(root: str, order: tuple[str, ...]) -> list[tuple[str, str]]:
-    """Compute each domain's opening rollout and figure (in ``order``) before anyone asks.
+def warm_up_defaults(
+    root: str, order: tuple[str, ...], *, first_page_wait_s: float = 0.0
+) -> list[tuple[str, str]]:
+    """Compute each domain's opening page (in ``order``) before anyone asks.
 
     Picks what the page picks for a domain with no other choice made: the first bundled dataset
-    (the default one first), the first compatible checkpoint, its training context and horizon,
-    sample 0 from frame 0. A failure only means that page computes it when asked.
+    (the default one first), the preferred compatible checkpoint
+    (:func:`dashboard.state.preferred_checkpoint`), its training context and horizon,
+    :data:`dashboard.state.OPENING_SAMPLE` from frame 0, and draws its forecast and gates figures
+    (:func:`draw_page`). After the first domain's page it waits up to ``first_page_wait_s`` for
+    the first page to be sent (:func:`first_page_served`), so that the other domains do not slow
+    it down on a 2-core machine. A failure only means that page computes it when asked.
 
     Returns
     -------
@@ -156,27 +168,109 @@ def warm_up_defaults(root: str, order: tuple[str, ...]) -> list[tuple[str, str]]
     """
     warmed = []
     entries = services.dataset_catalog()
-    for domain in order:
+    for k, domain in enumerate(order):
+        if k == 1:
+            _FIRST_PAGE.wait(first_page_wait_s)
         names = sorted(e.name for e in entries if e.domain == domain and e.bundled)
         if not names:
             continue
         try:
             data = dataset(names[0])
-            fits = [n for n, _ in services.compatible_checkpoints(data, root)]
-            if not fits:
+            ckpt = preferred_checkpoint([n for n, _ in services.compatible_checkpoints(data, root)])
+            if ckpt is None:
                 continue
-            net, meta = model(fits[0], root)
+            net, meta = model(ckpt, root)
             n_time = int(data.sizes["time"])
             context = min(int(meta.get("context") or min(10, n_time - 1)), max(1, n_time - 1))
             horizon = int(meta.get("horizon") or max(1, min(12, n_time - context)))
-            ds = rollout(fits[0], root, names[0], 0, 0, context, horizon, _data=data)
-            train_h = int(meta.get("horizon") or 0) or None
-            key = (fits[0], names[0], 0, 0, context, horizon)
-            forecast_figure(key, 0, int(ds.sizes.get("context_time", 0)), train_h, _ds=ds)
-            warmed.append((names[0], fits[0]))
+            sample = min(OPENING_SAMPLE, int(data.sizes["sample"]) - 1)
+            draw_page((ckpt, names[0], sample, 0, context, horizon), root, _data=data)
+            warmed.append((names[0], ckpt))
         except Exception:  # noqa: BLE001 - warming is optional; the page reports errors
             continue
     return warmed
+
+
+_FIRST_PAGE = threading.Event()
+
+
+def first_page_served() -> None:
+    """Called by the page after each run: the start-up warm-up may go on with other domains."""
+    _FIRST_PAGE.set()
+
+
+def draw_page(rollout_key: tuple, root: str, _data: xr.DataArray) -> xr.Dataset:
+    """The rollout, forecast figure and gates figures a page shows for ``rollout_key`` (as
+    :attr:`dashboard.app.Selection.rollout_key`) with the views' default choices; cached.
+
+    Returns
+    -------
+    xarray.Dataset
+        The rollout.
+    """
+    checkpoint, name, sample, start, context, horizon = rollout_key
+    _, meta = model(checkpoint, root)
+    ds = rollout(checkpoint, root, name, sample, start, context, horizon, _data=_data)
+    step = int(ds.sizes.get("context_time", 0))
+    forecast_figure(rollout_key, 0, step, int(meta.get("horizon") or 0) or None, _ds=ds)
+    if "gates" in ds:
+        layer = int(ds["layer"].values[0])
+        gate_step = min(step, int(ds.sizes["step"]) - 1)
+        equations = services.cell_equations(meta, fmt="text")
+        gates_figure(rollout_key, layer, OPENING_REDUCTION, gate_step, OPENING_GATE, _ds=ds,
+                     _equations=equations)  # fmt: skip
+        gate_means_figure(rollout_key, layer, gate_step, OPENING_GATE, _ds=ds)
+    return ds
+
+
+_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="convlstm-prefetch")
+_PREFETCHING: set = set()  # rollout keys queued or being drawn
+_PREFETCH_LOCK = threading.Lock()
+
+
+PREFETCH_AHEAD = 2
+"""Samples after the one shown whose pages are drawn in the background."""
+
+
+def prefetch_next_samples(
+    rollout_key: tuple, root: str, _data: xr.DataArray, ahead: int = PREFETCH_AHEAD
+) -> int:
+    """Draw the pages of the next ``ahead`` samples (same checkpoint and window) in the
+    background, one after the other, each once: a user stepping through samples then finds them
+    ready (:func:`draw_page`). At most ``ahead`` pages wait in the queue over all sessions, so
+    many sessions at once do not pile background work on the server.
+
+    Returns
+    -------
+    int
+        Pages queued (0: no next sample, all already cached or queued, or :data:`WARM_UP_ENV`
+        is ``0``).
+    """
+    if os.environ.get(WARM_UP_ENV, "1") == "0":
+        return 0
+    checkpoint, name, sample, start, context, horizon = rollout_key
+    queued = 0
+    for nxt in range(sample + 1, min(sample + 1 + ahead, int(_data.sizes["sample"]))):
+        key = (checkpoint, name, nxt, start, context, horizon)
+        if _ROLLOUTS.get((checkpoint, root, *key[1:])) is not MISSING:
+            continue
+        with _PREFETCH_LOCK:
+            if key in _PREFETCHING or len(_PREFETCHING) >= ahead:
+                continue  # queued already, or the server is busy with other prefetches
+            _PREFETCHING.add(key)
+        _PREFETCH.submit(_prefetch_job, key, root, _data)
+        queued += 1
+    return queued
+
+
+def _prefetch_job(key: tuple, root: str, data: xr.DataArray) -> None:
+    try:
+        draw_page(key, root, _data=data)
+    except Exception:  # noqa: BLE001 - the page computes (and reports) it when asked
+        pass
+    finally:
+        with _PREFETCH_LOCK:
+            _PREFETCHING.discard(key)
 
 
 def rollout(
@@ -222,11 +316,23 @@ def inspection(
 
 def scores(rollout_key: tuple, threshold: float, _ds: xr.Dataset, _data: xr.DataArray):
     """Scores of one rollout (:func:`dashboard.services.score`); ``_data`` is the dataset array
-    the rollout came from (its radar baselines read the whole domain around its crop)."""
+    the rollout came from (its radar baselines read the whole domain around its crop). The
+    baselines come from :func:`baselines`, once per window whatever the checkpoint or threshold."""
     return _SCORES.get_or_compute(
         ("scores", rollout_key, threshold),
-        lambda: services.score(_ds, threshold=threshold, data=_data),
+        lambda: services.score(
+            _ds, threshold=threshold, baselines=baselines(rollout_key, _ds=_ds, _data=_data)
+        ),
     )
+
+
+def baselines(rollout_key: tuple, _ds: xr.Dataset, _data: xr.DataArray) -> dict:
+    """The baseline forecasts of a rollout's window (:func:`dashboard.services.baseline_forecasts`;
+    radar extrapolation advects the whole domain, seconds), keyed by the window without the
+    checkpoint: computed once per sample and window."""
+    _, data_key, sample, start, context, horizon = rollout_key
+    key = ("baselines", data_key, sample, start, context, horizon)
+    return _ROLLOUTS.get_or_compute(key, lambda: services.baseline_forecasts(_ds, data=_data))
 
 
 def split_scores(key: tuple, compute=None):
@@ -266,6 +372,15 @@ def gates_figure(
         lambda: figures.gates_figure(
             _ds, layer=layer, reduction=reduction, step=step, gate=gate, equations=_equations
         ),
+    )
+
+
+def gate_means_figure(rollout_key: tuple, layer: int, step: int, gate: str, _ds: xr.Dataset):
+    """Each gate's mean per step under the gates view (averaging a whole domain's gates takes
+    ~0.3 s: kept once drawn)."""
+    return _FIGURES.get_or_compute(
+        ("gate_means", rollout_key, layer, step, gate),
+        lambda: figures.gate_means_figure(_ds, layer=layer, step=step, gate=gate),
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 import xarray as xr
 
-from dashboard import cache, figures, lab_figures, services
+from dashboard import cache, figures, lab_figures, services, state
 from dashboard.state import DeepLink, format_channels, format_rectangle, parse_channels
 from dashboard.text import safe
 from dashboard.widgets import BOX_CHART_CONFIG, chart, choose
@@ -97,7 +97,7 @@ def choose_layer(page: LabPage, where) -> int:
     return layer
 
 
-def choose_gate(page: LabPage, where, label: str, default: str = "forget") -> str:
+def choose_gate(page: LabPage, where, label: str, default: str = state.OPENING_GATE) -> str:
     gates = [str(v) for v in page.ds["gate"].values]
     linked = page.link.take_choice("gate", gates, what="gate")
     if linked:
@@ -174,6 +174,10 @@ def interventions_view(page: LabPage) -> None:
         "the forecast without the edit. Example: close the forget gate (set it to 0) of layer 0 "
         "over a storm from +15 min."
     )
+    problem = services.own_grid_problem(page.meta, page.ds, "Gate interventions run")
+    if problem:
+        st.info(safe(problem))
+        return
     edit = _edit_controls(page)
     if edit is None:
         return
@@ -480,6 +484,10 @@ def _on_saturation_click() -> None:
 
 # -- attribution and memory ------------------------------------------------------------------------
 def attribution_view(page: LabPage) -> None:
+    problem = services.own_grid_problem(page.meta, page.ds, "The attribution runs")
+    if problem:
+        st.info(safe(problem))
+        return
     region = region_inputs(page, "Output region explained (frame pixels)")
     page.context_note()
     lead = page.lead

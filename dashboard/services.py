@@ -362,43 +362,29 @@ def run_rollout(
     capture: bool = True,
     intervene=None,
 ) -> xr.Dataset:
-    """Forecast with :func:`model.rollout.rollout` and label the result for the views.
+    """Forecast the window and label the result for the views.
 
-    ``intervene`` (a :class:`model.interventions.GateEdit`, checked first with
-    :func:`make_edit`) edits gates while the rollout runs. Returns the rollout dataset with attrs
-    ``checkpoint``, ``training_horizon``, ``dataset``, ``sample``, ``start`` added.
+    Radar checkpoints forecast the **whole domain** of the data, whatever its grid and pixel size,
+    with :func:`model.tiling.domain_rollout` (resampled to the checkpoint's pixels, overlapping
+    tiles of its frame, blended; gates stitched over the domain); it also runs the pipeline the
+    checkpoint's metadata names (e.g. a Lagrangian frame). Other checkpoints run
+    :func:`model.rollout.rollout` on their own grid. ``intervene`` (a
+    :class:`model.interventions.GateEdit`, checked first with :func:`make_edit`) edits gates while
+    a single-grid rollout runs. Returns the rollout dataset with attrs ``checkpoint``,
+    ``training_horizon``, ``dataset``, ``sample``, ``start`` added.
     """
     from model.devices import run_with_cpu_fallback
-    from model.normalize import Normalizer
-    from model.rollout import CaptureBudgetError, rollout
+    from model.rollout import CaptureBudgetError
 
     context, truth = select_window(data, window)
-    normalizer = (
-        Normalizer.from_metadata(meta["normalization"]) if meta.get("normalization") else None
-    )
-
-    def forecast(net, capture=capture):
-        return rollout(
-            net,
-            context,
-            window.horizon,
-            truth=truth,
-            capture=capture,
-            normalizer=normalizer,
-            byte_budget=CAPTURE_MAX_BYTES,
-            intervene=intervene,
-        )
+    forecast = _forecaster(meta, context, truth, window.horizon, capture, intervene)
 
     capture_note = None
     try:
         try:
             ds, fallback = run_with_cpu_fallback(forecast, model)
-        except CaptureBudgetError:  # too many gates to keep: forecast without them
-            ds, fallback = run_with_cpu_fallback(lambda net: forecast(net, False), model)
-            capture_note = (
-                "Gates were not recorded: this rollout's gates need more than the page's "
-                f"{CAPTURE_MAX_BYTES / 2**20:.0f} MiB. Shorten the context or the horizon to see them."
-            )
+        except CaptureBudgetError:  # too many gates to keep: the last layer's, else none
+            ds, fallback, capture_note = _forecast_within_budget(forecast, model, capture)
     except (ValueError, RuntimeError) as exc:
         raise DashboardError(f"The rollout failed: {exc}") from exc
     if capture_note:
@@ -425,6 +411,112 @@ def run_rollout(
         if key in data.attrs and key not in ds.attrs:
             ds.attrs[key] = data.attrs[key]
     return ds
+
+
+def _forecast_within_budget(forecast, model, capture):
+    """``(ds, fallback, note)`` when recording ``capture`` needs more than
+    :data:`CAPTURE_MAX_BYTES` (a large radar domain): the last layer's gates only if they fit,
+    else no gates; the note says which."""
+    from model.devices import run_with_cpu_fallback
+    from model.rollout import CaptureBudgetError
+
+    layers = len(model.config.hidden_channels)
+    budget = f"{CAPTURE_MAX_BYTES / 2**20:.0f} MiB"
+    if capture and layers > 1:
+        last = {"layers": [layers - 1]}
+        try:
+            ds, fallback = run_with_cpu_fallback(lambda net: forecast(net, last), model)
+            note = (
+                f"Only layer {layers - 1}'s gates were recorded: all {layers} layers' gates of "
+                f"this rollout need more than the page's {budget}. Shorten the context or the "
+                "horizon (or crop the domain) to see every layer."
+            )
+            return ds, fallback, note
+        except CaptureBudgetError:
+            pass
+    ds, fallback = run_with_cpu_fallback(lambda net: forecast(net, False), model)
+    note = (
+        f"Gates were not recorded: this rollout's gates need more than the page's {budget}. "
+        "Shorten the context or the horizon (or crop the domain) to see them."
+    )
+    return ds, fallback, note
+
+
+def _forecaster(meta: dict, context, truth, horizon: int, capture, intervene):
+    """``forecast(net, capture)``: the whole-domain rollout for radar (:func:`_tiles_domain`),
+    else the single-grid rollout, with the checkpoint's normalisation and the page's budget."""
+    from model.normalize import Normalizer
+    from model.rollout import rollout
+
+    normalizer = (
+        Normalizer.from_metadata(meta["normalization"]) if meta.get("normalization") else None
+    )
+    if _tiles_domain(meta, context, intervene):
+        from model.tiling import domain_rollout
+
+        def whole_domain(net, capture=capture):
+            return domain_rollout(
+                net, context, horizon, meta=meta, truth=truth, capture=capture,
+                normalizer=normalizer, byte_budget=CAPTURE_MAX_BYTES,
+                data_pixel_km=_stated_pixel_km(meta, context),
+            )  # fmt: skip
+
+        return whole_domain
+
+    def single_grid(net, capture=capture):
+        return rollout(
+            net, context, horizon, truth=truth, capture=capture, normalizer=normalizer,
+            byte_budget=CAPTURE_MAX_BYTES, intervene=intervene,
+        )  # fmt: skip
+
+    return single_grid
+
+
+def _tiles_domain(meta: dict, context: xr.DataArray, intervene) -> bool:
+    """Whether this rollout goes through :func:`model.tiling.domain_rollout` (every radar rollout
+    of a checkpoint that forecasts; an intervention needs the checkpoint's own grid)."""
+    from model.checkpoint import forecasts_any_grid
+
+    if not forecasts_any_grid(meta, context):
+        return False
+    if intervene is None:
+        return True
+    _needs_own_grid(meta, context, "Gate interventions run")
+    return False
+
+
+def own_grid_problem(meta: dict, frames, what: str) -> str | None:
+    """A sentence when ``frames`` (any array or dataset with ``y``/``x``) are not on the
+    checkpoint's own grid, for a tool that runs the network once on the whole frame
+    (``what``: e.g. "Gate interventions run"); None when they are."""
+    frame = tuple((meta.get("config") or {}).get("frame_size") or ())
+    shape = (int(frames.sizes["y"]), int(frames.sizes["x"]))
+    if not frame or frame == shape:
+        return None
+    return (
+        f"{what} on the checkpoint's own {frame[0]}x{frame[1]} grid; this domain is "
+        f"{shape[0]}x{shape[1]} px (forecast in tiles). Use data on the checkpoint's grid "
+        "(e.g. radar_synthetic) for it."
+    )
+
+
+def _needs_own_grid(meta: dict, context: xr.DataArray, what: str) -> None:
+    """Raise :class:`DashboardError` with :func:`own_grid_problem`'s sentence, if any."""
+    problem = own_grid_problem(meta, context, what)
+    if problem:
+        raise DashboardError(problem)
+
+
+def _stated_pixel_km(meta: dict, context: xr.DataArray) -> float | None:
+    """The data's pixel size when only the checkpoint states one and the grids are equal (the
+    frames are taken to be the checkpoint's pixels, as a single-grid rollout takes them); None:
+    :func:`model.tiling.domain_rollout` reads it from the data."""
+    from model.regrid import checkpoint_pixel_km, data_pixel_size
+
+    frame = tuple((meta.get("config") or {}).get("frame_size") or ())
+    if frame != (context.sizes["y"], context.sizes["x"]) or data_pixel_size(context) is not None:
+        return None
+    return checkpoint_pixel_km(meta)
 
 
 def has_forecast_head(meta: dict) -> bool:
@@ -596,6 +688,7 @@ def attribution(
     from model.normalize import Normalizer
 
     context, _ = select_window(data, window)
+    _needs_own_grid(meta, context, "The attribution runs")
     normalizer = (
         Normalizer.from_metadata(meta["normalization"]) if meta.get("normalization") else None
     )
@@ -754,24 +847,55 @@ def whole_domain_context(
 
 
 def score(
-    ds: xr.Dataset, *, threshold: float = 1.0, data: xr.DataArray | None = None
+    ds: xr.Dataset,
+    *,
+    threshold: float = 1.0,
+    data: xr.DataArray | None = None,
+    baselines: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Per-lead-time scores of one rollout (one sample) and of its baselines.
 
-    Baselines: persistence (last context frame repeated) for every domain, and for radar also
-    pysteps optical-flow extrapolation (Lucas-Kanade motion + semi-Lagrangian advection), run on
-    the whole radar domain when ``data`` (the dataset array the rollout came from) is a crop of a
-    larger one (:func:`whole_domain_context`). Every forecast is scored on the same pixels
-    (:func:`model.metrics.compare`). Returns ``({"ConvLSTM": table, "persistence": table, ...},
-    units)`` where each table is indexed by ``lead_step`` with one column per score and ``units``
-    maps a score to its unit. Raises :class:`DashboardError` when there is no truth to score
-    against.
+    Baselines (:func:`baseline_forecasts`): persistence (last context frame repeated) for every
+    domain, and for radar also pysteps optical-flow extrapolation (Lucas-Kanade motion +
+    semi-Lagrangian advection), run on the whole radar domain when ``data`` (the dataset array the
+    rollout came from) is a crop of a larger one (:func:`whole_domain_context`), else on the
+    rollout's own (whole-domain) grid. ``baselines``: those forecasts computed before for the same
+    window (they do not depend on the checkpoint; the page caches them per window). Every forecast
+    is scored on the same pixels (:func:`model.metrics.compare`). Returns ``({"ConvLSTM": table,
+    "persistence": table, ...}, units)`` where each table is indexed by ``lead_step`` with one
+    column per score and ``units`` maps a score to its unit. Raises :class:`DashboardError` when
+    there is no truth to score against.
+    """
+    if "truth" not in ds:
+        raise DashboardError("No ground truth after the context: nothing to score against.")
+    if baselines is None:
+        baselines = baseline_forecasts(ds, data=data)
+    return _score_tables(
+        ds["prediction"].values[None],
+        ds["truth"].values[None],
+        ds["context"].values[None],
+        domain=str(ds.attrs.get("domain", "video")),
+        threshold=threshold,
+        pixel_km=_pixel_km(ds),
+        baselines=baselines,
+    )
+
+
+def baseline_forecasts(ds: xr.Dataset, *, data: xr.DataArray | None = None) -> dict:
+    """The baseline forecasts of one rollout's window, ``{name: (1, lead, channel, y, x)}`` over
+    the leads with truth (see :func:`score`); the same for every checkpoint run on the window.
+
+    Raises
+    ------
+    DashboardError
+        No truth after the context, or the whole radar domain around a crop could not be read.
     """
     if "truth" not in ds:
         raise DashboardError("No ground truth after the context: nothing to score against.")
     domain = str(ds.attrs.get("domain", "video"))
+    context = ds["context"].values[None]  # (1, T, C, Y, X)
     whole = None
-    if data is not None and _wants_extrapolation(domain, int(ds.sizes["context_time"])):
+    if data is not None and _wants_extrapolation(domain, context.shape[1]):
         window = Window(
             sample=int(ds.attrs.get("sample", 0)),
             start=int(ds.attrs.get("start", 0)),
@@ -779,15 +903,7 @@ def score(
             horizon=int(ds.sizes["time"]),
         )
         whole = whole_domain_context(data, window)
-    return _score_tables(
-        ds["prediction"].values[None],
-        ds["truth"].values[None],
-        ds["context"].values[None],
-        domain=domain,
-        threshold=threshold,
-        whole=whole,
-        pixel_km=_pixel_km(ds),
-    )
+    return _baselines(context, _leads_with_truth(ds["truth"].values[None]), domain, whole)
 
 
 def score_split(
@@ -864,27 +980,22 @@ def _pixel_km(array) -> float | None:
     return pixel_size_km(array)
 
 
-def _score_tables(
-    prediction, truth, context, *, domain: str, threshold: float, whole=None, pixel_km=None
-):
-    """Scores of ``prediction`` and the baselines, all ``(sample, time, channel, y, x)``, over the
-    leads where every sample has truth, on the pixels valid in the truth and every forecast.
-
-    ``whole``: the last context frames over the whole radar domain (:func:`whole_domain_context`)
-    for the extrapolation, which is then cut to the scored pixels; None: the context's own grid.
-    """
-    from model.baselines import all_black, extrapolation, persistence
-    from model.metrics import compare
-
+def _leads_with_truth(truth: np.ndarray) -> int:
+    """Leads from the first on where every sample of ``truth (S, T, C, Y, X)`` has a value."""
     if not np.isfinite(truth).any():
         raise DashboardError("No ground truth after the context: nothing to score against.")
     horizon = truth.shape[1]
     known = np.isfinite(truth).transpose(1, 0, 2, 3, 4).reshape(horizon, -1).any(axis=1)
-    n = int(known.sum()) if known.all() else int(np.argmin(known))
-    forecasts = {
-        "ConvLSTM": np.asarray(prediction)[:, :n],
-        "persistence": persistence(context, horizon=n),
-    }
+    return int(known.sum()) if known.all() else int(np.argmin(known))
+
+
+def _baselines(context, n: int, domain: str, whole=None) -> dict[str, np.ndarray]:
+    """Persistence, all-black (video) and extrapolation (radar) over ``n`` leads, each
+    ``(sample, lead, channel, y, x)``; ``whole``: the whole radar domain for the extrapolation
+    (:func:`whole_domain_context`), which is then cut to the context's pixels."""
+    from model.baselines import all_black, extrapolation, persistence
+
+    forecasts = {"persistence": persistence(context, horizon=n)}
     if "all_black" in vocabulary.facts(domain).baselines:
         forecasts["all-black"] = all_black(context, horizon=n)
     if _wants_extrapolation(domain, context.shape[1]):
@@ -892,6 +1003,27 @@ def _score_tables(
         forecasts["extrapolation"] = extrapolation(
             context, horizon=n, n_frames=frames, domain=whole
         )
+    return forecasts
+
+
+def _score_tables(
+    prediction, truth, context, *, domain: str, threshold: float, whole=None, pixel_km=None,
+    baselines=None,
+):  # fmt: skip
+    """Scores of ``prediction`` and the baselines, all ``(sample, time, channel, y, x)``, over the
+    leads where every sample has truth, on the pixels valid in the truth and every forecast.
+
+    ``baselines``: :func:`_baselines` computed before (for at least these leads); else computed
+    here, with ``whole`` (the last context frames over the whole radar domain,
+    :func:`whole_domain_context`) for the extrapolation, or the context's own grid when None.
+    """
+    from model.metrics import compare
+
+    n = _leads_with_truth(truth)
+    if baselines is None:
+        baselines = _baselines(context, n, domain, whole)
+    forecasts = {"ConvLSTM": np.asarray(prediction)[:, :n]}
+    forecasts.update({name: np.asarray(f)[:, :n] for name, f in baselines.items()})
     tables = compare(forecasts, truth[:, :n], domain=domain, thresholds=(threshold,),
                      pixel_km=pixel_km)  # fmt: skip
     units = dict(tables["ConvLSTM"].attrs.get("units", {}) or {})

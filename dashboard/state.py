@@ -7,6 +7,10 @@ pixel probe; ``sort`` in the unit browser; ``op``, ``value``, ``lo``, ``hi``, ``
 the map there; typed in the attribution view); ``other`` in the side-by-side view). Values are accepted only when they name something that
 exists (a registered dataset, a compatible checkpoint, an index in range); anything else produces a
 message for the page and the default is used instead.
+
+The defaults a page opens on (no link, no click) are written here once: :data:`OPENING_DATASET`,
+:data:`OPENING_SAMPLE` and :data:`RADAR_CHECKPOINTS` (see :func:`preferred_checkpoint`), and the
+gates view's :data:`OPENING_GATE` and :data:`OPENING_REDUCTION` (the server draws that page ahead).
 """
 
 from __future__ import annotations
@@ -22,6 +26,29 @@ EXTRA_KEYS = (
     "units", "from_step", "region", "other",
 )  # fmt: skip
 REDUCTION_CHOICES = ("mean", "max", "variance")
+
+OPENING_DATASET = "radar_fmi_sample"
+"""The dataset a new page opens on: the bundled real radar event (FMI, 2017-05-09, offline)."""
+OPENING_SAMPLE = 0
+"""The sample (window) of :data:`OPENING_DATASET` a new page opens on."""
+RADAR_CHECKPOINTS = ("radar_lagrangian", "radar_mch")
+"""Radar checkpoints by preference: the first one shipped (and fitting the data) forecasts the
+opening page and is the default for radar data. The one place to change the default."""
+
+
+OPENING_GATE = "forget"
+"""The gates view's focus gate until the user picks another."""
+OPENING_REDUCTION = "mean"
+"""How the gates view shows a layer's hidden channels until the user picks another."""
+
+
+def preferred_checkpoint(names: Sequence[str]) -> str | None:
+    """The default among the checkpoints ``names`` that fit some data: the first of
+    :data:`RADAR_CHECKPOINTS` there, else the first name (None when there is none)."""
+    for name in RADAR_CHECKPOINTS:
+        if name in names:
+            return name
+    return names[0] if names else None
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """The catalog: one table of every built-in dataset, built here from the dataset modules.
 
 In the pysteps habit, this interface module *imports* the dataset modules (:mod:`datasets.radar`,
-:mod:`datasets.traffic`, :mod:`datasets.video`) and lists their loaders in :data:`CATALOG`; no
-module registers itself on import. :mod:`datasets.registry` (``get_dataset``, ``list_datasets``,
+:mod:`datasets.radar_sample`, :mod:`datasets.traffic`, :mod:`datasets.video`) and lists their
+loaders in :data:`CATALOG`; no module registers itself on import. :mod:`datasets.registry` (``get_dataset``, ``list_datasets``,
 ``dataset_info``) reads this table, importing this module on first use so that ``import datasets``
 and the file readers of :mod:`datasets.files` stay light.
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import xarray as xr
 
-from datasets import radar, traffic, video
+from datasets import radar, radar_sample, traffic, video
 from datasets.layout import DOMAINS
 from datasets.manifests import MANIFESTS, FileSet
 
@@ -82,6 +82,7 @@ CATALOG: dict[str, DatasetSpec] = {
         spec_for("moving_mnist", video.moving_mnist, domain="video", bundled=True),
         spec_for("mnist_test_seq", video.mnist_test_seq, domain="video", reader="npy"),
         spec_for("radar_synthetic", radar.radar_synthetic, domain="radar", bundled=True),
+        spec_for("radar_fmi_sample", radar_sample.radar_fmi_sample, domain="radar", bundled=True),
         *(spec_for(name, radar.events_loader(name), domain="radar") for name in radar.EVENTS),
         spec_for("traffic_sumo", traffic.traffic_sumo, domain="traffic", bundled=True),
         spec_for("taxinyc", traffic.taxinyc, domain="traffic", reader="taxibj-hdf5"),

@@ -436,8 +436,9 @@ def list_checkpoints(root: str | Path = DEFAULT_ROOT) -> list[tuple[str, dict]]:
 def compatible(meta: dict, data) -> bool:
     """Whether a checkpoint fits a dataset array ``(sample, time, channel, y, x)``.
 
-    Channels and grid must match; the domain must match when both say one; the time steps must
-    be equal when both state a duration (see :func:`compatibility_problem`). Odd metadata or data
+    Channels and grid must match (a radar checkpoint forecasts a radar domain of any grid and
+    pixel size, tiled: :func:`forecasts_any_grid`); the domain must match when both say one; the
+    time steps must be equal when both state a duration (see :func:`compatibility_problem`). Odd metadata or data
     (wrong types, missing keys) gives False, never an exception.
     """
     return compatibility_problem(meta, data) is None
@@ -472,13 +473,17 @@ def compatibility_problem(meta: dict, data) -> str | None:
             return "its metadata or the data has no channel and grid sizes"
         if channels != shape[-3]:
             return f"it reads {channels} channel(s), the data has {shape[-3]}"
-        if tuple(frame) != shape[-2:]:
-            return f"its grid is {frame[0]}x{frame[1]}, the data's is {shape[-2]}x{shape[-1]}"
         attrs = getattr(data, "attrs", None)
         attrs = attrs if isinstance(attrs, dict) else {}
         domain = attrs.get("domain")
         if domain is not None and meta.get("domain") not in (None, domain):
             return f"it was trained on {meta.get('domain')} data, this is {domain} data"
+        if tuple(frame) != shape[-2:]:
+            if not forecasts_any_grid(meta, data):
+                return f"its grid is {frame[0]}x{frame[1]}, the data's is {shape[-2]}x{shape[-1]}"
+            problem = _domain_grid_problem(cfg, meta, data, shape)
+            if problem:
+                return problem
         trained = parse_time_step(meta.get("time_step"))
         given = parse_time_step(attrs.get("time_step"))
         if trained is not None and given is not None and abs(trained - given) > 1e-6 * trained:
@@ -489,6 +494,42 @@ def compatibility_problem(meta: dict, data) -> str | None:
         return None
     except Exception:  # noqa: BLE001 - a question about untrusted metadata never raises
         return "its metadata could not be compared with the data"
+
+
+def forecasts_any_grid(meta: dict, data=None) -> bool:
+    """Whether checkpoint ``meta`` forecasts domains of any size and pixel size.
+
+    Radar checkpoints do: :func:`model.tiling.domain_rollout` resamples the data to the
+    checkpoint's pixel size, tiles the domain with the checkpoint's frame and blends the tiles.
+    Other checkpoints run on their training grid only. With ``data``, its ``domain`` attr must
+    also be radar (or unstated).
+    """
+    if not isinstance(meta, dict) or meta.get("domain") != "radar" or not has_forecast_head(meta):
+        return False
+    attrs = getattr(data, "attrs", None)
+    return not isinstance(attrs, dict) or attrs.get("domain") in (None, "radar")
+
+
+def _domain_grid_problem(cfg: dict, meta: dict, data, shape: tuple[int, ...]) -> str | None:
+    """Why a radar domain on another grid cannot be tiled (too small, no pixel size), or None."""
+    from model.regrid import checkpoint_pixel_km, data_pixel_size
+
+    patch = int(cfg.get("patch_size") or 1)
+    if min(shape[-2:]) < patch:
+        return f"the data's {shape[-2]}x{shape[-1]} grid is smaller than one {patch}x{patch} cell"
+    if checkpoint_pixel_km(meta) is None:
+        return None  # tiled on the data grid as it is
+    try:
+        size = data_pixel_size(data)
+    except ValueError as exc:
+        return f"the data's pixel size cannot be told ({exc})"
+    if size is None:
+        return (
+            f"its grid is {cfg['frame_size'][0]}x{cfg['frame_size'][1]} px of "
+            f"{checkpoint_pixel_km(meta):g} km and the data's {shape[-2]}x{shape[-1]} grid states "
+            "no pixel size: give it y/x coordinates in km or m (or a resolution_km attribute)"
+        )
+    return None
 
 
 def has_forecast_head(meta: dict) -> bool:
@@ -1101,6 +1142,7 @@ __all__ = [
     "compatibility_problem",
     "family_note",
     "compatible",
+    "forecasts_any_grid",
     "has_forecast_head",
     "list_checkpoints",
     "load_checkpoint",

@@ -148,17 +148,30 @@ def test_metrics_say_one_sample_and_the_whole_split_can_be_scored():
     assert not pooled["MSE"].equals(one["MSE"])  # 64 samples, not sample 0 again
 
 
-def test_start_up_warms_each_domain_opening_page(root):
+def test_start_up_warms_each_domain_opening_page(root, monkeypatch):
     from dashboard import cache
+
+    monkeypatch.setenv(cache.WARM_UP_ENV, "1")  # pages ahead on (the queue is drained below)
 
     cache.clear()
     warmed = cache.warm_up_defaults(str(root), ("video", "radar", "traffic"))
-    assert warmed == [("moving_mnist", "mnist_a"), ("radar_synthetic", "radar_6to12")]
-    rollouts = next(c for c in cache.stats() if c["name"] == "rollouts")
-    figures_ = next(c for c in cache.stats() if c["name"] == "figures")
-    assert rollouts["entries"] == 2 and figures_["entries"] == 2
-    # the page then finds its opening rollout and figure ready (no new entries)
+    # radar opens on the bundled FMI event, forecast in tiles by the 128 px radar checkpoint
+    assert warmed == [("moving_mnist", "mnist_a"), ("radar_fmi_sample", "radar_6to12")]
+
+    def entries(name: str) -> int:
+        return next(c for c in cache.stats() if c["name"] == name)["entries"]
+
+    assert entries("rollouts") == 2
+    assert entries("figures") == 3 * 2  # forecast, gates and gate means per page
+    # the page then finds its opening rollout and figures ready (no new entries) ...
     at = run({"dataset": "moving_mnist"})
     assert at.selectbox(key="checkpoint").value == "mnist_a"
-    assert next(c for c in cache.stats() if c["name"] == "rollouts")["entries"] == 2
+    # ... and asks for the next two samples' pages in the background (one worker, in order)
+    cache._PREFETCH.submit(lambda: None).result(timeout=120)  # the queue ran
+    assert (entries("rollouts"), entries("figures")) == (4, 12)
+    at.sidebar.number_input(key="sample").increment().run()
+    assert not at.exception and at.sidebar.number_input(key="sample").value == 1
+    cache._PREFETCH.submit(lambda: None).result(timeout=120)
+    assert entries("rollouts") == 5  # sample 1 found ready; sample 3 prefetched (2 was)
+    assert entries("figures") == 15
     cache.clear()

@@ -233,8 +233,9 @@ def test_a_mismatched_time_step_is_refused_naming_both_steps():
     assert not compatible(dict(meta, time_step="PT1H"), _frames("PT5M"))
     # a data set that states no duration is not refused (the page says so instead)
     assert compatible(meta, _frames("1 frame"))
+    traffic = dict(meta, domain="traffic")
     assert "its grid is 8x8, the data's is 16x16" in compatibility_problem(
-        meta, _frames("PT5M", shape=(1, 4, 1, 16, 16))
+        traffic, _frames("PT5M", domain="traffic", shape=(1, 4, 1, 16, 16))
     )
     assert "trained on radar data, this is video data" in compatibility_problem(
         meta, _frames("PT5M", domain="video")
@@ -248,3 +249,28 @@ def test_the_page_notes_a_data_set_without_a_time_step():
     assert "trained on PT5M steps" in time_step_note(meta, _frames("1 frame"))
     assert time_step_note(meta, _frames("PT5M")) is None
     assert time_step_note({"time_step": "1 frame"}, _frames("1 frame")) is None
+
+
+def test_a_radar_checkpoint_fits_radar_domains_of_other_grids_it_can_tile():
+    from model.checkpoint import compatibility_problem, compatible
+
+    meta = {
+        "config": {"in_channels": 1, "frame_size": [8, 8], "patch_size": 4},
+        "domain": "radar",
+        "time_step": "PT5M",
+        "resolution_km": 1.0,
+    }
+    larger = _frames("PT5M", shape=(1, 4, 1, 20, 36))
+    # no pixel size on the data: refused, saying what to add
+    assert "states no pixel size" in compatibility_problem(meta, larger)
+    located = larger.assign_coords(
+        y=("y", np.arange(20.0)[::-1] * 2000.0, {"units": "m"}),
+        x=("x", np.arange(36.0) * 2000.0, {"units": "m"}),
+    )
+    assert compatible(meta, located)  # 2 km pixels: resampled to 1 km and tiled
+    assert "smaller than one 4x4 cell" in compatibility_problem(
+        meta, _frames("PT5M", shape=(1, 4, 1, 3, 30))
+    )
+    # a radar checkpoint without a head (inspect mode) still needs its own grid
+    inspect = dict(meta, config=dict(meta["config"], readout="none"))
+    assert "its grid is 8x8" in compatibility_problem(inspect, located)
