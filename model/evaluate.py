@@ -46,8 +46,10 @@ from datasets import DataNotFound, DatasetError, vocabulary
 from model import baselines
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from model.cli import ERRORS, Parser, fail, one_line_errors
+from model.lagrangian import is_lagrangian
 from model.metrics import EVENT, FSS_SCALE_KM, compare
 from model.normalize import Normalizer
+from model.regrid import checkpoint_pixel_km
 from model.rollout import PRECISIONS, forecast_windows, resolve_precision
 from model.runtime import tune_cpu_allocator
 from model.windows import data_config, load_windows
@@ -62,7 +64,7 @@ EXTRAPOLATION_FRAMES = 3
 
 
 def forecast(model, meta: dict, context: xr.DataArray, *, horizon: int, batch_size: int = 32,
-             precision: str = "auto") -> xr.DataArray:  # fmt: skip
+             precision: str = "auto", domain: xr.DataArray | None = None) -> xr.DataArray:  # fmt: skip
     """Checkpoint forecasts in physical units, laid out like the baselines' output.
 
     Parameters
@@ -79,6 +81,11 @@ def forecast(model, meta: dict, context: xr.DataArray, *, horizon: int, batch_si
         Windows per forward pass.
     precision : {"auto", "fp32", "bf16"}
         :func:`model.rollout.resolve_precision`; the same policy as the dashboard's rollouts.
+    domain : xarray.DataArray, optional
+        The context over the whole radar domain (:func:`domain_frames`, with ``crop_row`` and
+        ``crop_col``). A Lagrangian checkpoint (:mod:`model.lagrangian`) forecasts there, through
+        :func:`model.tiling.domain_rollout`, and is cut to each window afterwards, like the
+        extrapolation baseline; without it each window is its own domain.
 
     Returns
     -------
@@ -87,13 +94,35 @@ def forecast(model, meta: dict, context: xr.DataArray, *, horizon: int, batch_si
         forecast of ``context`` would have. Where the context's last frame is NaN (invalid
         pixels), the forecast is NaN too.
     """
-    normalizer = Normalizer.from_metadata(meta.get("normalization", {"kind": "unit"}))
-    physical = forecast_windows(model, np.asarray(context.values, dtype=np.float32), horizon,
-                                batch_size=batch_size, precision=precision,
-                                normalizer=normalizer)  # fmt: skip
     template = baselines.persistence(context, horizon=horizon)
+    if is_lagrangian(meta):
+        physical = _lagrangian_forecast(model, meta, context, horizon, domain, precision)
+    else:
+        normalizer = Normalizer.from_metadata(meta.get("normalization", {"kind": "unit"}))
+        physical = forecast_windows(model, np.asarray(context.values, dtype=np.float32), horizon,
+                                    batch_size=batch_size, precision=precision,
+                                    normalizer=normalizer)  # fmt: skip
     physical[np.isnan(template.values)] = np.nan  # keep the data's invalid pixels invalid
     return template.copy(data=physical).assign_attrs(baseline="", model=meta.get("name", ""))
+
+
+def _lagrangian_forecast(model, meta, context, horizon, domain, precision) -> np.ndarray:
+    """``[S, horizon, C, y, x]`` mm/h: each window forecast by :func:`model.tiling.domain_rollout`
+    (which honours ``"frame": "lagrangian"``) over ``domain`` when given, then cut to the window."""
+    from model.tiling import domain_rollout
+
+    height, width = context.sizes["y"], context.sizes["x"]
+    out = []
+    for s in range(context.sizes["sample"]):
+        if domain is None:
+            frames, row, col = context.isel(sample=s), 0, 0
+        else:
+            frames = domain.isel(sample=s)
+            row, col = int(frames["crop_row"]), int(frames["crop_col"])
+        ds = domain_rollout(model, frames.transpose("time", "channel", "y", "x").values, horizon,
+                            meta=meta, precision=precision, data_pixel_km=checkpoint_pixel_km(meta))  # fmt: skip
+        out.append(ds["prediction"].values[..., row : row + height, col : col + width])
+    return np.stack(out).astype(np.float32)
 
 
 def evaluate(
@@ -152,8 +181,11 @@ def evaluate(
         methods[name] = fn()
         seconds[name] = round(time.perf_counter() - t0, 2)
 
+    whole_context = None
+    if is_lagrangian(meta):  # forecast over the whole domain, as the extrapolation is
+        whole_context = domain_frames(ctx, _location(data_cfg, split, options))
     run("convlstm", lambda: forecast(model, meta, ctx, horizon=horizon, batch_size=batch_size,
-                                     precision=precision))  # fmt: skip
+                                     precision=precision, domain=whole_context))  # fmt: skip
     if with_baselines:
         run("persistence", lambda: baselines.persistence(ctx, horizon=horizon))
         wanted = vocabulary.facts(domain).baselines

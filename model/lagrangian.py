@@ -1,0 +1,282 @@
+"""Forecasting in a Lagrangian frame (Ritvanen et al. 2023): the network forecasts growth and
+decay, optical flow moves the rain.
+
+A checkpoint whose metadata says ``"frame": "lagrangian"`` is run in three steps, over the whole
+domain, by :func:`model.tiling.domain_rollout` (and so by ``model.evaluate`` and the dashboard,
+which call it) without the caller knowing:
+
+1. **Motion.** The pysteps motion field (Lucas-Kanade by default, on the last ``n_frames`` context
+   frames, exactly as the extrapolation baseline :func:`model.baselines.extrapolation` estimates
+   it) over the whole domain, in pixels per time step (:func:`motion_field`).
+2. **Into the frame of the last context frame.** Each context frame ``j`` of ``T`` is advected
+   forward ``T - 1 - j`` steps with pysteps' semi-Lagrangian scheme (:func:`to_lagrangian`), so
+   that a rain cell that only moved sits at the same pixel in every frame. The ConvLSTM (a real
+   one: its gates are the gates of this frame) reads these frames and forecasts the next ones in
+   the same frame; its head is residual (``config.residual``): a forecast is the previous frame
+   plus a change in dB space, so a zero head forecasts "the last frame again".
+3. **Back.** The forecast for lead ``k`` is advected forward ``k`` steps by the same motion field
+   with the same scheme as the baseline (:func:`from_lagrangian`), and rain below
+   :data:`RAIN_FLOOR` (0.1 mm/h) is zeroed. With a zero head the whole pipeline is therefore
+   pysteps' extrapolation of the last frame (with rain under 0.1 mm/h removed first): the network
+   starts at the extrapolation baseline and training can only move it from there.
+
+Invalid pixels (NaN, outside the radar) are read as 0 mm/h when advecting, as the baseline does,
+rain from outside the domain is 0 mm/h, and the forecast is NaN where the last observed frame is.
+
+Training targets are the true future frames moved into the same frame: frame ``t + k`` advected
+``k`` steps backwards (:func:`targets_to_lagrangian`); pixels that come from outside the domain are
+NaN there and do not count in the loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+FRAME_KEY = "frame"
+"""Checkpoint metadata key naming the frame the network forecasts in."""
+LAGRANGIAN = "lagrangian"
+MOTION_KEY = "motion"
+"""Checkpoint metadata key with the motion settings, e.g. ``{"method": "LK", "n_frames": 3}``."""
+DEFAULT_MOTION = {"method": "LK", "n_frames": 3}
+RAIN_FLOOR = 0.1
+"""mm/h: forecast rain below this is zeroed (Lagrangian checkpoints)."""
+
+
+def is_lagrangian(meta: dict | None) -> bool:
+    """Does the checkpoint metadata ask for the Lagrangian pipeline?"""
+    return bool(meta) and meta.get(FRAME_KEY) == LAGRANGIAN
+
+
+def motion_settings(meta: dict | None) -> dict:
+    """``{"method", "n_frames"}`` of a checkpoint (defaults: :data:`DEFAULT_MOTION`)."""
+    stored = (meta or {}).get(MOTION_KEY) or {}
+    return {
+        "method": str(stored.get("method", DEFAULT_MOTION["method"])),
+        "n_frames": int(stored.get("n_frames", DEFAULT_MOTION["n_frames"])),
+    }
+
+
+def motion_field(frames: np.ndarray, *, method: str = "LK", n_frames: int = 3) -> np.ndarray:
+    """Motion of the last ``n_frames`` frames, as the extrapolation baseline estimates it.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``[T, Y, X]`` rain rate in mm/h, NaN where invalid; ``T >= n_frames >= 2``.
+    method : str
+        A pysteps motion method (``"LK"``, ``"DARTS"``, ...).
+    n_frames : int
+        Frames the motion is estimated from (the last ones).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[2, Y, X]`` float64 (x, y) displacement in pixels per time step; zeros where no motion
+        can be estimated (e.g. no rain).
+    """
+    from model.baselines import estimate_motion
+
+    if not 2 <= n_frames <= frames.shape[0]:
+        raise ValueError(
+            f"the motion needs 2 to {frames.shape[0]} frames (the context), got n_frames={n_frames}"
+        )
+    return estimate_motion(np.asarray(frames[-n_frames:], dtype=np.float64), method)
+
+
+def _filled(field: np.ndarray) -> np.ndarray:
+    """``field`` in float64 with NaN read as 0 mm/h (as the extrapolation baseline does)."""
+    field = np.asarray(field, dtype=np.float64)
+    return np.where(np.isfinite(field), field, 0.0)
+
+
+def advect(field: np.ndarray, velocity: np.ndarray, steps: int, *, outval: float = 0.0):
+    """``field`` ``[Y, X]`` moved ``steps`` time steps along ``velocity`` (semi-Lagrangian).
+
+    ``steps`` may be negative (backwards, along ``-velocity``); 0 returns the field (NaN as 0).
+    Returns ``[Y, X]`` float64; ``outval`` where the trajectory starts outside the domain.
+    """
+    from pysteps.extrapolation import semilagrangian
+
+    filled = _filled(field)
+    if steps == 0:
+        return filled
+    sign = 1.0 if steps > 0 else -1.0
+    out = semilagrangian.extrapolate(filled, sign * velocity, abs(int(steps)), outval=outval)
+    return out[-1]  # [Y, X]
+
+
+def to_lagrangian(frames: np.ndarray, velocity: np.ndarray) -> np.ndarray:
+    """Context frames moved into the frame of the last one.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``[T, Y, X]`` mm/h (NaN: invalid, read as 0).
+    velocity : numpy.ndarray
+        ``[2, Y, X]`` pixels per step (:func:`motion_field`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[T, Y, X]`` float32 mm/h: frame ``j`` advected ``T - 1 - j`` steps forward (the last
+        frame unchanged); 0 mm/h where rain would come from outside the domain.
+    """
+    t = frames.shape[0]
+    out = [advect(frames[j], velocity, t - 1 - j) for j in range(t)]
+    return np.stack(out).astype(np.float32)  # [T, Y, X]
+
+
+def targets_to_lagrangian(frames: np.ndarray, velocity: np.ndarray) -> np.ndarray:
+    """The true future frames moved back into the frame of the last context frame.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``[H, Y, X]`` mm/h, frame ``k`` valid ``k + 1`` steps after the last context frame.
+    velocity : numpy.ndarray
+        ``[2, Y, X]`` pixels per step.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[H, Y, X]`` float32 mm/h: frame ``k`` advected ``k + 1`` steps backwards; NaN where
+        the trajectory leaves the domain or meets an invalid pixel (not to be scored).
+    """
+    out = []
+    for k, frame in enumerate(frames):
+        moved = advect(frame, velocity, -(k + 1), outval=np.nan)
+        invalid = advect(~np.isfinite(frame), velocity, -(k + 1), outval=1.0) > 0.5
+        out.append(np.where(invalid, np.nan, moved))
+    return np.stack(out).astype(np.float32)  # [H, Y, X]
+
+
+def from_lagrangian(forecast: np.ndarray, velocity: np.ndarray, *, floor: float = RAIN_FLOOR):
+    """Lagrangian-frame forecasts moved to where the rain will be.
+
+    Lead ``k`` (1-based) is advected ``k`` steps forward with pysteps' semi-Lagrangian scheme,
+    continuing the displacement of lead ``k - 1`` exactly as one ``extrapolate(..., horizon)``
+    call does, so a forecast of the last frame at every lead is the extrapolation baseline.
+
+    Parameters
+    ----------
+    forecast : numpy.ndarray
+        ``[H, Y, X]`` mm/h in the frame of the last context frame.
+    velocity : numpy.ndarray
+        ``[2, Y, X]`` pixels per step.
+    floor : float
+        Rain rates below it (mm/h) become 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[H, Y, X]`` float32 mm/h; 0 where rain would come from outside the domain.
+    """
+    from pysteps.extrapolation import semilagrangian
+
+    out = []
+    displacement = None
+    for field in forecast:
+        moved, displacement = semilagrangian.extrapolate(
+            _filled(field), velocity, 1, outval=0.0, return_displacement=True,
+            displacement_prev=displacement,
+        )  # fmt: skip
+        out.append(moved[0])
+    out = np.stack(out)  # [H, Y, X]
+    return np.where(out >= floor, out, 0.0).astype(np.float32)
+
+
+# --- whole-domain rollouts -----------------------------------------------------------------------
+
+
+class LagrangianContext:
+    """A context moved into the Lagrangian frame, and how to move the forecast back.
+
+    Parameters
+    ----------
+    context : xarray.DataArray or array-like
+        ``(time, channel, y, x)`` mm/h (a ``sample`` dim of size 1 is dropped).
+    meta : dict
+        Checkpoint metadata (:func:`motion_settings`).
+
+    Attributes
+    ----------
+    observed : numpy.ndarray
+        ``[T, C, Y, X]`` float32: the context as given.
+    velocity : numpy.ndarray
+        ``[C, 2, Y, X]``: each channel's motion field, pixels per step.
+    frames : xarray.DataArray or numpy.ndarray
+        The context in the Lagrangian frame, the same type, dims and coordinates as given.
+    """
+
+    def __init__(self, context, meta: dict):
+        from model.rollout import _as_frames
+
+        self.settings = motion_settings(meta)
+        self.observed = _as_frames(context, "context")  # [T, C, Y, X]
+        self.velocity = np.stack([
+            motion_field(self.observed[:, c], **self.settings)
+            for c in range(self.observed.shape[1])
+        ])  # fmt: skip  # [C, 2, Y, X]
+        moved = np.stack([
+            to_lagrangian(self.observed[:, c], self.velocity[c])
+            for c in range(self.observed.shape[1])
+        ], axis=1)  # fmt: skip  # [T, C, Y, X]
+        if isinstance(context, xr.DataArray):
+            if "sample" in context.dims:
+                context = context.isel(sample=0)
+            self.frames = context.transpose("time", "channel", "y", "x").copy(data=moved)
+        else:
+            self.frames = moved
+
+    def to_observed(self, forecast: np.ndarray) -> np.ndarray:
+        """Forecast ``[H, C, Y, X]`` (Lagrangian frame, mm/h) -> where the rain will be, NaN
+        where the last observed frame is invalid."""
+        out = np.stack([
+            from_lagrangian(forecast[:, c], self.velocity[c]) for c in range(forecast.shape[1])
+        ], axis=1)  # fmt: skip  # [H, C, Y, X]
+        out[:, ~np.isfinite(self.observed[-1])] = np.nan
+        return out
+
+    def attrs(self) -> dict:
+        """Attrs a rollout result gets: the route, in words and settings."""
+        return {
+            "frame": LAGRANGIAN,
+            "motion_method": self.settings["method"],
+            "motion_frames": self.settings["n_frames"],
+            "route": (
+                f"Lagrangian frame: pysteps {self.settings['method']} motion from the last "
+                f"{self.settings['n_frames']} context frames; the ConvLSTM (gates in the frame "
+                "of the last context frame) forecasts growth and decay; each lead advected by "
+                f"the motion (semi-Lagrangian), rain below {RAIN_FLOOR:g} mm/h zeroed"
+            ),
+        }
+
+
+def finish_rollout(ds: xr.Dataset, moved: LagrangianContext) -> xr.Dataset:
+    """A rollout of the Lagrangian context, made whole: the forecast moved to where the rain will
+    be, the context shown as observed, the route in attrs. ``ds``: the
+    :func:`model.tiling.domain_rollout` layout; changed in place and returned."""
+    prediction = ds["prediction"].transpose("time", "channel", "y", "x")
+    ds["prediction"] = prediction.copy(data=moved.to_observed(prediction.values))
+    ds["context"] = ds["context"].copy(data=moved.observed)
+    ds.attrs.update(moved.attrs())
+    return ds
+
+
+__all__ = [
+    "DEFAULT_MOTION",
+    "FRAME_KEY",
+    "LAGRANGIAN",
+    "LagrangianContext",
+    "MOTION_KEY",
+    "RAIN_FLOOR",
+    "advect",
+    "finish_rollout",
+    "from_lagrangian",
+    "is_lagrangian",
+    "motion_field",
+    "motion_settings",
+    "targets_to_lagrangian",
+    "to_lagrangian",
+]
