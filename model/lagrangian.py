@@ -90,20 +90,51 @@ def _filled(field: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(field), field, 0.0)
 
 
+def displacements(velocity: np.ndarray, steps: int) -> list[np.ndarray]:
+    """Cumulative semi-Lagrangian displacements after 1, 2, ..., ``steps`` steps.
+
+    pysteps' scheme (``semilagrangian.extrapolate`` with ``precip=None``), continued step by step
+    exactly as one ``extrapolate(field, velocity, steps)`` call integrates the trajectories.
+    Negative ``velocity`` gives the trajectories backwards in time.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``steps`` arrays ``[2, Y, X]`` (x, y) in pixels: where each pixel's value comes from.
+    """
+    from pysteps.extrapolation import semilagrangian
+
+    out, displacement = [], None
+    for _ in range(int(steps)):
+        _, displacement = semilagrangian.extrapolate(
+            None, velocity, 1, return_displacement=True, displacement_prev=displacement
+        )
+        out.append(displacement)
+    return out
+
+
+def warp(field: np.ndarray, displacement: np.ndarray, *, outval: float = 0.0) -> np.ndarray:
+    """``field`` ``[Y, X]`` (NaN read as 0) moved by ``displacement`` ``[2, Y, X]`` (x, y pixels),
+    bilinear, ``outval`` from outside the domain: pysteps' interpolation step (order 1)."""
+    from scipy.ndimage import map_coordinates
+
+    h, w = field.shape
+    x, y = np.meshgrid(np.arange(w), np.arange(h))
+    coords = [y + displacement[1], x + displacement[0]]
+    return map_coordinates(_filled(field), coords, mode="constant", cval=outval, order=1,
+                           prefilter=False)  # fmt: skip
+
+
 def advect(field: np.ndarray, velocity: np.ndarray, steps: int, *, outval: float = 0.0):
     """``field`` ``[Y, X]`` moved ``steps`` time steps along ``velocity`` (semi-Lagrangian).
 
     ``steps`` may be negative (backwards, along ``-velocity``); 0 returns the field (NaN as 0).
     Returns ``[Y, X]`` float64; ``outval`` where the trajectory starts outside the domain.
     """
-    from pysteps.extrapolation import semilagrangian
-
-    filled = _filled(field)
     if steps == 0:
-        return filled
+        return _filled(field)
     sign = 1.0 if steps > 0 else -1.0
-    out = semilagrangian.extrapolate(filled, sign * velocity, abs(int(steps)), outval=outval)
-    return out[-1]  # [Y, X]
+    return warp(field, displacements(sign * velocity, abs(int(steps)))[-1], outval=outval)
 
 
 def to_lagrangian(frames: np.ndarray, velocity: np.ndarray) -> np.ndarray:
@@ -123,7 +154,8 @@ def to_lagrangian(frames: np.ndarray, velocity: np.ndarray) -> np.ndarray:
         frame unchanged); 0 mm/h where rain would come from outside the domain.
     """
     t = frames.shape[0]
-    out = [advect(frames[j], velocity, t - 1 - j) for j in range(t)]
+    moves = displacements(velocity, t - 1)
+    out = [warp(frames[j], moves[t - 2 - j]) for j in range(t - 1)] + [_filled(frames[-1])]
     return np.stack(out).astype(np.float32)  # [T, Y, X]
 
 
@@ -144,19 +176,18 @@ def targets_to_lagrangian(frames: np.ndarray, velocity: np.ndarray) -> np.ndarra
         the trajectory leaves the domain or meets an invalid pixel (not to be scored).
     """
     out = []
-    for k, frame in enumerate(frames):
-        moved = advect(frame, velocity, -(k + 1), outval=np.nan)
-        invalid = advect(~np.isfinite(frame), velocity, -(k + 1), outval=1.0) > 0.5
-        out.append(np.where(invalid, np.nan, moved))
+    for frame, move in zip(frames, displacements(-velocity, frames.shape[0]), strict=True):
+        invalid = warp((~np.isfinite(frame)).astype(np.float64), move, outval=1.0) > 0.5
+        out.append(np.where(invalid, np.nan, warp(frame, move)))
     return np.stack(out).astype(np.float32)  # [H, Y, X]
 
 
 def from_lagrangian(forecast: np.ndarray, velocity: np.ndarray, *, floor: float = RAIN_FLOOR):
     """Lagrangian-frame forecasts moved to where the rain will be.
 
-    Lead ``k`` (1-based) is advected ``k`` steps forward with pysteps' semi-Lagrangian scheme,
-    continuing the displacement of lead ``k - 1`` exactly as one ``extrapolate(..., horizon)``
-    call does, so a forecast of the last frame at every lead is the extrapolation baseline.
+    Lead ``k`` (1-based) is advected ``k`` steps forward with pysteps' semi-Lagrangian scheme
+    (:func:`displacements`), so a forecast of the last frame at every lead is the extrapolation
+    baseline's forecast.
 
     Parameters
     ----------
@@ -172,17 +203,8 @@ def from_lagrangian(forecast: np.ndarray, velocity: np.ndarray, *, floor: float 
     numpy.ndarray
         ``[H, Y, X]`` float32 mm/h; 0 where rain would come from outside the domain.
     """
-    from pysteps.extrapolation import semilagrangian
-
-    out = []
-    displacement = None
-    for field in forecast:
-        moved, displacement = semilagrangian.extrapolate(
-            _filled(field), velocity, 1, outval=0.0, return_displacement=True,
-            displacement_prev=displacement,
-        )  # fmt: skip
-        out.append(moved[0])
-    out = np.stack(out)  # [H, Y, X]
+    moves = displacements(velocity, forecast.shape[0])
+    out = np.stack([warp(f, d) for f, d in zip(forecast, moves, strict=True)])  # [H, Y, X]
     return np.where(out >= floor, out, 0.0).astype(np.float32)
 
 
@@ -272,6 +294,7 @@ __all__ = [
     "MOTION_KEY",
     "RAIN_FLOOR",
     "advect",
+    "displacements",
     "finish_rollout",
     "from_lagrangian",
     "is_lagrangian",
@@ -279,4 +302,5 @@ __all__ = [
     "motion_settings",
     "targets_to_lagrangian",
     "to_lagrangian",
+    "warp",
 ]
