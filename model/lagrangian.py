@@ -41,6 +41,9 @@ MOTION_KEY = "motion"
 DEFAULT_MOTION = {"method": "LK", "n_frames": 3}
 RAIN_FLOOR = 0.1
 """mm/h: forecast rain below this is zeroed (Lagrangian checkpoints)."""
+POSTPROCESS_KEY = "postprocess"
+"""Checkpoint metadata key: ``"cdf_match"`` gives every Lagrangian-frame forecast the rain-rate
+distribution of the last context frame (:func:`match_distribution`), or absent/``"none"``."""
 
 
 def is_lagrangian(meta: dict | None) -> bool:
@@ -208,6 +211,31 @@ def from_lagrangian(forecast: np.ndarray, velocity: np.ndarray, *, floor: float 
     return np.where(out >= floor, out, 0.0).astype(np.float32)
 
 
+def match_distribution(field: np.ndarray, reference: np.ndarray, valid: np.ndarray):
+    """``field`` with the values of ``reference``, assigned by rank over the ``valid`` pixels
+    (empirical CDF matching, as pysteps' ``probmatching`` does for STEPS): the network decides
+    where rain grows or decays, the last observation how much rain and how intense.
+
+    Parameters
+    ----------
+    field, reference : numpy.ndarray
+        ``[Y, X]`` mm/h (NaN read as 0).
+    valid : numpy.ndarray
+        ``[Y, X]`` bool: the pixels matched; others are left as they are.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[Y, X]`` float64; a field ranked like ``reference`` comes out as ``reference``.
+    """
+    out = _filled(field)
+    order = np.argsort(out[valid], kind="stable")
+    values = np.empty(order.size)
+    values[order] = np.sort(_filled(reference)[valid])
+    out[valid] = values
+    return out
+
+
 # --- whole-domain rollouts -----------------------------------------------------------------------
 
 
@@ -235,6 +263,9 @@ class LagrangianContext:
         from model.rollout import _as_frames
 
         self.settings = motion_settings(meta)
+        self.postprocess = str(meta.get(POSTPROCESS_KEY) or "none")
+        if self.postprocess not in ("none", "cdf_match"):
+            raise ValueError(f"{POSTPROCESS_KEY}={self.postprocess!r}: use 'none' or 'cdf_match'")
         self.observed = _as_frames(context, "context")  # [T, C, Y, X]
         self.velocity = np.stack([
             motion_field(self.observed[:, c], **self.settings)
@@ -253,7 +284,14 @@ class LagrangianContext:
 
     def to_observed(self, forecast: np.ndarray) -> np.ndarray:
         """Forecast ``[H, C, Y, X]`` (Lagrangian frame, mm/h) -> where the rain will be, NaN
-        where the last observed frame is invalid."""
+        where the last observed frame is invalid (:func:`match_distribution` first, when the
+        checkpoint asks for it)."""
+        if self.postprocess == "cdf_match":
+            valid = np.isfinite(self.observed[-1])  # [C, Y, X]
+            forecast = np.stack([
+                [match_distribution(f[c], self.observed[-1, c], valid[c]) for c in range(f.shape[0])]
+                for f in forecast
+            ])  # fmt: skip  # [H, C, Y, X]
         out = np.stack([
             from_lagrangian(forecast[:, c], self.velocity[c]) for c in range(forecast.shape[1])
         ], axis=1)  # fmt: skip  # [H, C, Y, X]
@@ -266,11 +304,17 @@ class LagrangianContext:
             "frame": LAGRANGIAN,
             "motion_method": self.settings["method"],
             "motion_frames": self.settings["n_frames"],
+            "postprocess": self.postprocess,
             "route": (
                 f"Lagrangian frame: pysteps {self.settings['method']} motion from the last "
                 f"{self.settings['n_frames']} context frames; the ConvLSTM (gates in the frame "
                 "of the last context frame) forecasts growth and decay; each lead advected by "
                 f"the motion (semi-Lagrangian), rain below {RAIN_FLOOR:g} mm/h zeroed"
+                + (
+                    "; each lead given the last frame's rain distribution (CDF matching)"
+                    if self.postprocess == "cdf_match"
+                    else ""
+                )
             ),
         }
 
@@ -292,12 +336,14 @@ __all__ = [
     "LAGRANGIAN",
     "LagrangianContext",
     "MOTION_KEY",
+    "POSTPROCESS_KEY",
     "RAIN_FLOOR",
     "advect",
     "displacements",
     "finish_rollout",
     "from_lagrangian",
     "is_lagrangian",
+    "match_distribution",
     "motion_field",
     "motion_settings",
     "targets_to_lagrangian",

@@ -113,3 +113,47 @@ def test_motion_settings_come_from_the_meta():
 
 def test_normalizer_floor_matches_the_rain_floor():
     assert Normalizer(**DB).threshold == lagrangian.RAIN_FLOOR
+
+
+def test_distribution_matching_keeps_ranks_and_takes_the_reference_values():
+    reference = np.array([[0.0, 1.0], [4.0, np.nan]])
+    field = np.array([[3.0, 2.0], [1.0, 9.0]])  # ranked opposite to the reference
+    valid = np.isfinite(reference)
+    out = lagrangian.match_distribution(field, reference, valid)
+    np.testing.assert_array_equal(out, [[4.0, 1.0], [0.0, 9.0]])  # invalid pixel left alone
+    same = lagrangian.match_distribution(reference, reference, valid)
+    np.testing.assert_array_equal(same[valid], reference[valid])
+
+
+def test_zero_residual_with_distribution_matching_is_still_extrapolation():
+    seq = moving_blobs(10, size=(40, 48))
+    context = np.where(seq[:6] >= 0.1, seq[:6], 0.0)[:, None]  # [T, C, Y, X]
+    meta = {"frame": "lagrangian", "normalization": DB, "postprocess": "cdf_match"}
+    ds = domain_rollout(residual_model(), context, 4, meta=meta, precision="fp32")
+    expected = extrapolation(context, horizon=4, n_frames=3)
+    expected = np.where(expected >= 0.1, expected, 0.0)
+    np.testing.assert_allclose(ds["prediction"].values, expected, rtol=1e-4, atol=1e-4)
+    assert ds.attrs["postprocess"] == "cdf_match"
+    with pytest.raises(ValueError, match="postprocess"):
+        domain_rollout(residual_model(), context, 2, meta={**meta, "postprocess": "magic"})
+
+
+def test_evaluate_forecasts_a_crop_on_its_whole_domain():
+    """model.evaluate.forecast of a Lagrangian checkpoint on a crop runs over the whole domain and
+    is then cut, like the extrapolation baseline (rain enters the crop from around it)."""
+    import xarray as xr
+
+    from model.evaluate import forecast
+
+    seq = moving_blobs(9, size=(40, 48))
+    seq = np.where(seq >= 0.1, seq, 0.0)[None, :6, None]  # [S, T, C, Y, X]
+    whole = xr.DataArray(seq, dims=("sample", "time", "channel", "y", "x"),
+                         coords={"crop_row": ("sample", [8]), "crop_col": ("sample", [16])})  # fmt: skip
+    crop = whole.isel(y=slice(8, 24), x=slice(16, 32)).drop_vars(["crop_row", "crop_col"])
+    meta = {"frame": "lagrangian", "normalization": DB, "resolution_km": 1.0}
+    got = forecast(residual_model(), meta, crop, horizon=3, precision="fp32", domain=whole)
+    expected = extrapolation(crop, horizon=3, n_frames=3, domain=whole).values
+    expected = np.where(expected >= 0.1, expected, 0.0)
+    np.testing.assert_allclose(got.values, expected, rtol=1e-4, atol=1e-4)
+    alone = forecast(residual_model(), meta, crop, horizon=3, precision="fp32")
+    assert not np.allclose(alone.values, got.values, atol=1e-3)  # the crop alone lacks inflow
