@@ -594,6 +594,7 @@ def update_checkpoint(checkpoint: str | Path, table: pd.DataFrame, facts: dict) 
 LOSO_HEADLINE = ("CSI@1", "CSI@5", "POD@1", "FAR@1", "FBI@1", "FSS@1", "MSE")
 LOSO_LEADS = ("30 min", "60 min")
 FBI_RANGE = (0.8, 1.25)
+LOSO_METHODS_ORDER = ("convlstm", "extrapolation", "persistence")
 
 
 def loso_evaluate(folds: str | Path, root: str | Path, *, thresholds=(1.0, 5.0), log=print):
@@ -741,6 +742,21 @@ def loso_card(meta: dict, table: pd.DataFrame, facts: dict, folds: dict) -> str:
     for _, row in head.iterrows():
         cells = [row.source, row.lead_time, row.method] + [f"{row[c]:.3f}" for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "### Per event (30 and 60 min, CSI@1 / FSS@1 / FBI@1)", ""]
+    lines += ["| source | event | windows | lead | convlstm | extrapolation | persistence |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for source, fact in facts.items():
+        part = pd.DataFrame(fact.get("per_event") or [])
+        if part.empty:
+            continue
+        for (event, lead), rows in part[part.lead_time.isin(LOSO_LEADS)].groupby(
+            ["event", "lead_time"], sort=False
+        ):
+            by = rows.set_index("method")
+            cells = [f"{by.loc[m, 'CSI@1']:.3f} / {by.loc[m, 'FSS@1']:.3f} / "
+                     f"{by.loc[m, 'FBI@1']:.2f}" for m in LOSO_METHODS_ORDER]  # fmt: skip
+            n = (fact.get("windows") or {}).get(event, "?")
+            lines.append(f"| {source} | {event} | {n} | {lead} | " + " | ".join(cells) + " |")
     lines += ["", "### Targets (issue 11)", ""]
     lines += [f"- {k}: {'yes' if v else 'NO'}" for k, v in checks.items()]
     lines += ["", "### Where it loses", ""]
@@ -792,8 +808,10 @@ def run_loso(args) -> pd.DataFrame:
             meta.pop(key, None)
         meta.setdefault("metrics", {})["loso"] = {
             "per_lead": json.loads(table.to_json(orient="records")),
-            "facts": facts,
-            "checks": loso_checks(table),
+            "facts": {
+                k: {n: v for n, v in f.items() if n != "per_event"} for k, f in facts.items()
+            },
+            "checks": loso_checks(table),  # per-event tables: the card and runs/NAME/eval/loso.json
         }
         save_checkpoint(args.checkpoint, model, metadata=meta)
         card = loso_card(meta, table, facts, _fold_facts(args.loso))

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from datasets.radar import EVENTS
@@ -226,8 +227,6 @@ def score_source(checkpoint, root, source: str, *, thresholds=(1.0, 5.0), log=pr
     """
     from model.baselines import extrapolation, persistence
     from model.checkpoint import load_checkpoint
-    from model.evaluate import _long
-    from model.metrics import compare
     from model.tiling import domain_rollout
 
     model, meta = load_checkpoint(checkpoint, device="cpu")
@@ -256,10 +255,13 @@ def score_source(checkpoint, root, source: str, *, thresholds=(1.0, 5.0), log=pr
         raise ValueError(f"no rainy test windows in {source}'s events")
     truth = np.stack(truths)  # [S, H, 1, Y, X] (one grid per source)
     stacked = {name: np.stack(v) for name, v in methods.items()}
-    table = _long(compare(stacked, truth, domain="radar", thresholds=thresholds,
-                          pixel_km=PIXEL_KM))  # fmt: skip
-    table["lead_time"] = [f"{int(k) * TIME_STEP_S // 60} min" for k in table["lead_step"]]
-    table.insert(0, "source", source)
+    table = _scored(stacked, truth, thresholds, source=source)
+    events = np.repeat(list(windows), [len(v) for v in windows.values()])
+    per_event = [
+        _scored({k: v[events == e] for k, v in stacked.items()}, truth[events == e], thresholds,
+                source=source, event=e)
+        for e in windows if windows[e]
+    ]  # fmt: skip
     facts = {
         "windows": {e: len(v) for e, v in windows.items()},
         "window_starts": windows,
@@ -267,8 +269,23 @@ def score_source(checkpoint, root, source: str, *, thresholds=(1.0, 5.0), log=pr
         "seconds": round(time.perf_counter() - t0, 1),
         "checkpoint": str(checkpoint),
         "trained_on": (meta.get("training") or {}).get("events"),
+        "per_event": json.loads(pd.concat(per_event, ignore_index=True).to_json(orient="records")),
     }
     return table, facts
+
+
+def _scored(methods: dict, truth: np.ndarray, thresholds, **labels):
+    """Long table of :func:`model.metrics.compare` (common mask) with 5-minute lead times and
+    leading label columns (``source``, ``event``)."""
+    from model.evaluate import _long
+    from model.metrics import compare
+
+    table = _long(compare(methods, truth, domain="radar", thresholds=thresholds,
+                          pixel_km=PIXEL_KM))  # fmt: skip
+    table["lead_time"] = [f"{int(k) * TIME_STEP_S // 60} min" for k in table["lead_step"]]
+    for i, (name, value) in enumerate(labels.items()):
+        table.insert(i, name, value)
+    return table
 
 
 # --- training ------------------------------------------------------------------------------------

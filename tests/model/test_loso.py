@@ -65,3 +65,14 @@ def test_windows_need_rain_in_the_last_context_frame():
 def test_loso_mode_needs_the_fold_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="no fold checkpoint"):
         evaluate.loso_evaluate(tmp_path, tmp_path)
+
+
+def test_scores_carry_their_labels_and_five_minute_leads():
+    rng = np.random.default_rng(0)
+    truth = rng.gamma(0.5, 2.0, size=(2, 3, 1, 24, 24)).astype(np.float32)
+    methods = {"convlstm": truth * 0.9, "extrapolation": np.roll(truth, 5, axis=-1)}
+    table = loso._scored(methods, truth, (1.0, 5.0), source="mch", event="mch/20160711")
+    assert list(table.columns[:3]) == ["source", "event", "method"]
+    assert list(table.lead_time[:3]) == ["5 min", "10 min", "15 min"]
+    ours = table[table.method == "convlstm"]
+    assert (ours["CSI@1"] > table[table.method == "extrapolation"]["CSI@1"].values).all()
