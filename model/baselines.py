@@ -228,6 +228,14 @@ def _whole_domain(values: np.ndarray, domain, origin) -> tuple[np.ndarray, np.nd
     return source, rows, cols
 
 
+def estimate_motion(frames: np.ndarray, method: str = "LK") -> np.ndarray:
+    """Motion field ``[2, Y, X]`` (pixels per step) of ``frames [n, Y, X]`` (mm/h, NaN masked)
+    with pysteps' ``method``, as :func:`extrapolation` estimates it; zeros when it cannot be."""
+    from pysteps import motion
+
+    return _motion(motion.get_method(method), frames)
+
+
 def _motion(oflow: Callable, frames: np.ndarray) -> np.ndarray:
     """Motion field ``[2, Y, X]`` (pixels per step), zeros when it cannot be estimated."""
     rain = np.nan_to_num(frames, nan=0.0)
@@ -478,6 +486,7 @@ def _wrap(out: np.ndarray, context, single: bool, *, baseline: str):
 __all__ = [
     "BASELINES",
     "all_black",
+    "estimate_motion",
     "HOURS_PER_WEEK",
     "HourOfWeekMean",
     "extrapolation",

@@ -94,6 +94,7 @@ _DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
 _CONFIG_KEYS = {
     "in_channels", "out_channels", "hidden_channels", "kernel_size", "patch_size", "frame_size",
     "peephole", "forget_bias", "output_activation", "layer_norm", "readout", "readout_bias",
+    "residual",
 }  # fmt: skip
 _TEXT_KEYS = ("dataset", "domain", "name", "description", "units", "time_step", "source",
               "licence", "command", "git_revision")  # fmt: skip
@@ -934,7 +935,7 @@ def _check_config_fields(cfg: dict, where: str, path: Path) -> None:
         raise _bad_config(cfg, "forget_bias", "a finite number", where, path)
     if "output_activation" in cfg and not isinstance(cfg["output_activation"], str):
         raise _bad_config(cfg, "output_activation", "'none' or 'sigmoid'", where, path)
-    for key in ("layer_norm", "readout_bias"):
+    for key in ("layer_norm", "readout_bias", "residual"):
         if key in cfg and not isinstance(cfg[key], bool):
             raise _bad_config(cfg, key, "true or false", where, path)
     if "readout" in cfg and cfg["readout"] not in READOUTS:

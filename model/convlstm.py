@@ -21,7 +21,10 @@ the default network and its checkpoints are unchanged:
 - ``readout``: the 1x1 head reads every layer's ``H_t`` (``"all_layers"``, Shi et al.), the top
   layer's only (``"top_layer"``: OpenSTL, Keras), or there is no head (``"none"``: a network that
   is only inspected, its gates captured over frames given to :meth:`ConvLSTM.encode`);
-- ``readout_bias``: the head's bias (OpenSTL's ``conv_last`` has none).
+- ``readout_bias``: the head's bias (OpenSTL's ``conv_last`` has none);
+- ``residual``: the head forecasts a change, ``frame_{t+1} = X_t + head(H_t)`` (model space), so
+  a zero head forecasts the last input frame again (:mod:`model.lagrangian`: in a Lagrangian frame
+  that is exactly optical-flow extrapolation, and training learns growth and decay from there).
 """
 
 from __future__ import annotations
@@ -46,8 +49,14 @@ from model.kernels import StepWeights, autocast_dtype, conv_step, memory_format_
 
 READOUTS = ("all_layers", "top_layer", "none")
 """What the 1x1 head reads: every layer's ``H_t`` (Shi et al.), the top layer's, or no head."""
-IMPORT_FIELDS = {"layer_norm": False, "readout": "all_layers", "readout_bias": True}
-"""Config fields added for imported networks, with the defaults that leave the network as before."""
+IMPORT_FIELDS = {
+    "layer_norm": False,
+    "readout": "all_layers",
+    "readout_bias": True,
+    "residual": False,
+}
+"""Config fields added after the first checkpoints (imported networks, the residual head), with
+the defaults that leave the network as before; written to checkpoints only when not default."""
 NO_HEAD = (
     "this network has no forecasting head (readout='none', e.g. an imported ConvLSTM without "
     "one): it cannot forecast; capture its gates over frames with encode(frames, gate_hook=...) "
@@ -116,6 +125,7 @@ class ConvLSTMConfig:
     layer_norm: bool = False  # OpenSTL: LayerNorm([4*hid, h, w]) after each gate convolution
     readout: str = "all_layers"  # head reads all layers' H_t, "top_layer" only, or "none" (no head)
     readout_bias: bool = True  # bias of the 1x1 head (OpenSTL's conv_last has none)
+    residual: bool = False  # head forecasts the change from the last input frame (model space)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_channels", tuple(int(h) for h in self.hidden_channels))
@@ -140,7 +150,7 @@ class ConvLSTMConfig:
             )
         if self.readout not in READOUTS:
             raise ValueError(f"readout={self.readout!r}; use one of {READOUTS}")
-        for name in ("layer_norm", "readout_bias"):
+        for name in ("layer_norm", "readout_bias", "residual"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be True or False")
 
@@ -462,10 +472,16 @@ class ConvLSTM(nn.Module):
         """Head over the concatenated hidden states ``[N, sum(hid), h, w]`` (or the top layer's
         ``[N, hid, h, w]``, ``readout="top_layer"``) -> frame ``[N, C*p*p, h, w]``."""
         if self.config.readout == "top_layer":
-            y = self.head(hidden[-1])
+            y = self.head(hidden[-1])  # [N, C*p*p, h, w]
         else:
             y = self.head(torch.cat(list(hidden), dim=1))
         return torch.sigmoid(y) if self.config.output_activation == "sigmoid" else y
+
+    def _forecast(self, hidden: Sequence[Tensor], previous: Tensor) -> Tensor:
+        """The next latent frame ``[N, C*p*p, h, w]``: the head's output, plus ``previous`` (the
+        last input frame on the latent grid) when the head is residual."""
+        y = self._readout(hidden)
+        return y + previous.to(y.dtype) if self.config.residual else y
 
     def _require_head(self) -> None:
         if self.head is None:
@@ -584,11 +600,12 @@ class ConvLSTM(nn.Module):
         intervene = resolve_edits(intervene, self.config, steps=t + horizon - 1)
         edits = intervene.start() if intervene is not None else None
         _, state, weights = self._encode(frames, state, gate_hook, edits=edits)
-        latents = [self._readout(state.hidden)]  # [B, C*p*p, h, w]
+        last = self.patch(frames[:, -1:])[:, 0]  # [B, C*p*p, h, w]: the base of a residual head
+        latents = [self._forecast(state.hidden, last)]  # [B, C*p*p, h, w]
         for k in range(horizon - 1):
             # the prediction is fed back on the latent grid: patch(unpatch(y)) == y
             state = self._step(latents[-1], state, weights, gate_hook, t + k, edits=edits)
-            latents.append(self._readout(state.hidden))
+            latents.append(self._forecast(state.hidden, latents[-1]))
         forecast = self.unpatch(torch.stack(latents, dim=1))  # [B, horizon, C, H, W]
         return forecast.contiguous(), state
 
@@ -625,8 +642,10 @@ class ConvLSTM(nn.Module):
         kept, state, _ = self._encode(frames, state, gate_hook, keep_hidden=True, edits=edits)
         per_layer = zip(*kept, strict=True)  # layer -> its T states [B, hid, h, w]
         hidden = [torch.stack(seq, dim=1).flatten(0, 1) for seq in per_layer]  # [B*T, hid, h, w]
-        y = self._readout(hidden)  # [B*T, C*p*p, h, w]
-        return self.unpatch(y.unflatten(0, (b, t))).contiguous(), state  # [B, T, C, H, W]
+        y = self._readout(hidden).unflatten(0, (b, t))  # [B, T, C*p*p, h, w]
+        if self.config.residual:
+            y = y + self.patch(frames).to(y.dtype)  # change from each input frame
+        return self.unpatch(y).contiguous(), state  # [B, T, C, H, W]
 
     def encode(
         self,

@@ -55,6 +55,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from model import lagrangian
 from model.convlstm import GATES, ConvLSTM
 from model.normalize import Normalizer
 from model.regrid import GridResampler, PixelSize, checkpoint_pixel_km, data_pixel_size
@@ -370,7 +371,9 @@ def domain_rollout(
 
     The context is resampled to the checkpoint's pixel size (:mod:`model.regrid`), forecast there
     with :func:`tiled_rollout`'s tiles, and the prediction resampled back to the data grid;
-    ``context`` and ``truth`` in the result are the data as given. Gates stay on the model's
+    ``context`` and ``truth`` in the result are the data as given. A checkpoint whose ``meta``
+    says ``"frame": "lagrangian"`` forecasts in the frame of the last context frame and its
+    forecast is advected back (:mod:`model.lagrangian`; attrs ``frame``, ``route``). Gates stay on the model's
     latent grid, placed on the data's coordinates by ``gate_y``/``gate_x``.
 
     Parameters
@@ -405,6 +408,10 @@ def domain_rollout(
     meta = meta or {}
     if normalizer is None and meta.get("normalization"):
         normalizer = Normalizer.from_metadata(meta["normalization"])
+    moved = None
+    if lagrangian.is_lagrangian(meta):
+        moved = lagrangian.LagrangianContext(context, meta)  # module docstring of model.lagrangian
+        context = moved.frames  # [T, C, Y, X] in the frame of the last context frame
     resampler = _resampler(context, meta, model_pixel_km, data_pixel_km)
     ds = _domain_forecast(
         model, context, horizon, resampler, truth=truth, capture=capture,
@@ -413,6 +420,8 @@ def domain_rollout(
     )  # fmt: skip
     if resampler is None:
         ds.attrs["regrid"] = "none: the checkpoint states no pixel size; tiled on the data grid"
+    if moved is not None:
+        ds = lagrangian.finish_rollout(ds, moved)
     return ds
 
 

@@ -31,6 +31,12 @@ CASES = [
         "nothere.keras: no such file",
     ),
     ("model.evaluate", ["no_checkpoint", "--thresholds", "a,b"], "--thresholds 'a,b'"),
+    ("model.evaluate", ["no_checkpoint", "--loso", "runs/loso"], "--loso needs --data-root"),
+    (
+        "model.loso",
+        ["--data-root", "nowhere", "--out", "x"],
+        "--data-root nowhere: no such folder",
+    ),
     ("datasets.download", ["no_such_dataset"], "'no_such_dataset' is not downloadable"),
     ("bench.rollout", ["--rounds", "0"], "--rounds 0: give at least 1"),
     ("bench.rollout", ["--device", "toaster"], "--device 'toaster': use cpu, cuda"),

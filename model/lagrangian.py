@@ -1,0 +1,352 @@
+"""Forecasting in a Lagrangian frame (Ritvanen et al. 2023): the network forecasts growth and
+decay, optical flow moves the rain.
+
+A checkpoint whose metadata says ``"frame": "lagrangian"`` is run in three steps, over the whole
+domain, by :func:`model.tiling.domain_rollout` (and so by ``model.evaluate`` and the dashboard,
+which call it) without the caller knowing:
+
+1. **Motion.** The pysteps motion field (Lucas-Kanade by default, on the last ``n_frames`` context
+   frames, exactly as the extrapolation baseline :func:`model.baselines.extrapolation` estimates
+   it) over the whole domain, in pixels per time step (:func:`motion_field`).
+2. **Into the frame of the last context frame.** Each context frame ``j`` of ``T`` is advected
+   forward ``T - 1 - j`` steps with pysteps' semi-Lagrangian scheme (:func:`to_lagrangian`), so
+   that a rain cell that only moved sits at the same pixel in every frame. The ConvLSTM (a real
+   one: its gates are the gates of this frame) reads these frames and forecasts the next ones in
+   the same frame; its head is residual (``config.residual``): a forecast is the previous frame
+   plus a change in dB space, so a zero head forecasts "the last frame again".
+3. **Back.** The forecast for lead ``k`` is advected forward ``k`` steps by the same motion field
+   with the same scheme as the baseline (:func:`from_lagrangian`), and rain below
+   :data:`RAIN_FLOOR` (0.1 mm/h) is zeroed. With a zero head the whole pipeline is therefore
+   pysteps' extrapolation of the last frame (with rain under 0.1 mm/h removed first): the network
+   starts at the extrapolation baseline and training can only move it from there.
+
+Invalid pixels (NaN, outside the radar) are read as 0 mm/h when advecting, as the baseline does,
+rain from outside the domain is 0 mm/h, and the forecast is NaN where the last observed frame is.
+
+Training targets are the true future frames moved into the same frame: frame ``t + k`` advected
+``k`` steps backwards (:func:`targets_to_lagrangian`); pixels that come from outside the domain are
+NaN there and do not count in the loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+FRAME_KEY = "frame"
+"""Checkpoint metadata key naming the frame the network forecasts in."""
+LAGRANGIAN = "lagrangian"
+MOTION_KEY = "motion"
+"""Checkpoint metadata key with the motion settings, e.g. ``{"method": "LK", "n_frames": 3}``."""
+DEFAULT_MOTION = {"method": "LK", "n_frames": 3}
+RAIN_FLOOR = 0.1
+"""mm/h: forecast rain below this is zeroed (Lagrangian checkpoints)."""
+POSTPROCESS_KEY = "postprocess"
+"""Checkpoint metadata key: ``"cdf_match"`` gives every Lagrangian-frame forecast the rain-rate
+distribution of the last context frame (:func:`match_distribution`), or absent/``"none"``."""
+
+
+def is_lagrangian(meta: dict | None) -> bool:
+    """Does the checkpoint metadata ask for the Lagrangian pipeline?"""
+    return bool(meta) and meta.get(FRAME_KEY) == LAGRANGIAN
+
+
+def motion_settings(meta: dict | None) -> dict:
+    """``{"method", "n_frames"}`` of a checkpoint (defaults: :data:`DEFAULT_MOTION`)."""
+    stored = (meta or {}).get(MOTION_KEY) or {}
+    return {
+        "method": str(stored.get("method", DEFAULT_MOTION["method"])),
+        "n_frames": int(stored.get("n_frames", DEFAULT_MOTION["n_frames"])),
+    }
+
+
+def motion_field(frames: np.ndarray, *, method: str = "LK", n_frames: int = 3) -> np.ndarray:
+    """Motion of the last ``n_frames`` frames, as the extrapolation baseline estimates it.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``[T, Y, X]`` rain rate in mm/h, NaN where invalid; ``T >= n_frames >= 2``.
+    method : str
+        A pysteps motion method (``"LK"``, ``"DARTS"``, ...).
+    n_frames : int
+        Frames the motion is estimated from (the last ones).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[2, Y, X]`` float64 (x, y) displacement in pixels per time step; zeros where no motion
+        can be estimated (e.g. no rain).
+    """
+    from model.baselines import estimate_motion
+
+    if not 2 <= n_frames <= frames.shape[0]:
+        raise ValueError(
+            f"the motion needs 2 to {frames.shape[0]} frames (the context), got n_frames={n_frames}"
+        )
+    return estimate_motion(np.asarray(frames[-n_frames:], dtype=np.float64), method)
+
+
+def _filled(field: np.ndarray) -> np.ndarray:
+    """``field`` in float64 with NaN read as 0 mm/h (as the extrapolation baseline does)."""
+    field = np.asarray(field, dtype=np.float64)
+    return np.where(np.isfinite(field), field, 0.0)
+
+
+def displacements(velocity: np.ndarray, steps: int) -> list[np.ndarray]:
+    """Cumulative semi-Lagrangian displacements after 1, 2, ..., ``steps`` steps.
+
+    pysteps' scheme (``semilagrangian.extrapolate`` with ``precip=None``), continued step by step
+    exactly as one ``extrapolate(field, velocity, steps)`` call integrates the trajectories.
+    Negative ``velocity`` gives the trajectories backwards in time.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``steps`` arrays ``[2, Y, X]`` (x, y) in pixels: where each pixel's value comes from.
+    """
+    from pysteps.extrapolation import semilagrangian
+
+    out, displacement = [], None
+    for _ in range(int(steps)):
+        _, displacement = semilagrangian.extrapolate(
+            None, velocity, 1, return_displacement=True, displacement_prev=displacement
+        )
+        out.append(displacement)
+    return out
+
+
+def warp(field: np.ndarray, displacement: np.ndarray, *, outval: float = 0.0) -> np.ndarray:
+    """``field`` ``[Y, X]`` (NaN read as 0) moved by ``displacement`` ``[2, Y, X]`` (x, y pixels),
+    bilinear, ``outval`` from outside the domain: pysteps' interpolation step (order 1)."""
+    from scipy.ndimage import map_coordinates
+
+    h, w = field.shape
+    x, y = np.meshgrid(np.arange(w), np.arange(h))
+    coords = [y + displacement[1], x + displacement[0]]
+    return map_coordinates(_filled(field), coords, mode="constant", cval=outval, order=1,
+                           prefilter=False)  # fmt: skip
+
+
+def advect(field: np.ndarray, velocity: np.ndarray, steps: int, *, outval: float = 0.0):
+    """``field`` ``[Y, X]`` moved ``steps`` time steps along ``velocity`` (semi-Lagrangian).
+
+    ``steps`` may be negative (backwards, along ``-velocity``); 0 returns the field (NaN as 0).
+    Returns ``[Y, X]`` float64; ``outval`` where the trajectory starts outside the domain.
+    """
+    if steps == 0:
+        return _filled(field)
+    sign = 1.0 if steps > 0 else -1.0
+    return warp(field, displacements(sign * velocity, abs(int(steps)))[-1], outval=outval)
+
+
+def to_lagrangian(frames: np.ndarray, velocity: np.ndarray) -> np.ndarray:
+    """Context frames moved into the frame of the last one.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``[T, Y, X]`` mm/h (NaN: invalid, read as 0).
+    velocity : numpy.ndarray
+        ``[2, Y, X]`` pixels per step (:func:`motion_field`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[T, Y, X]`` float32 mm/h: frame ``j`` advected ``T - 1 - j`` steps forward (the last
+        frame unchanged); 0 mm/h where rain would come from outside the domain.
+    """
+    t = frames.shape[0]
+    moves = displacements(velocity, t - 1)
+    out = [warp(frames[j], moves[t - 2 - j]) for j in range(t - 1)] + [_filled(frames[-1])]
+    return np.stack(out).astype(np.float32)  # [T, Y, X]
+
+
+def targets_to_lagrangian(frames: np.ndarray, velocity: np.ndarray) -> np.ndarray:
+    """The true future frames moved back into the frame of the last context frame.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``[H, Y, X]`` mm/h, frame ``k`` valid ``k + 1`` steps after the last context frame.
+    velocity : numpy.ndarray
+        ``[2, Y, X]`` pixels per step.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[H, Y, X]`` float32 mm/h: frame ``k`` advected ``k + 1`` steps backwards; NaN where
+        the trajectory leaves the domain or meets an invalid pixel (not to be scored).
+    """
+    out = []
+    for frame, move in zip(frames, displacements(-velocity, frames.shape[0]), strict=True):
+        invalid = warp((~np.isfinite(frame)).astype(np.float64), move, outval=1.0) > 0.5
+        out.append(np.where(invalid, np.nan, warp(frame, move)))
+    return np.stack(out).astype(np.float32)  # [H, Y, X]
+
+
+def from_lagrangian(forecast: np.ndarray, velocity: np.ndarray, *, floor: float = RAIN_FLOOR):
+    """Lagrangian-frame forecasts moved to where the rain will be.
+
+    Lead ``k`` (1-based) is advected ``k`` steps forward with pysteps' semi-Lagrangian scheme
+    (:func:`displacements`), so a forecast of the last frame at every lead is the extrapolation
+    baseline's forecast.
+
+    Parameters
+    ----------
+    forecast : numpy.ndarray
+        ``[H, Y, X]`` mm/h in the frame of the last context frame.
+    velocity : numpy.ndarray
+        ``[2, Y, X]`` pixels per step.
+    floor : float
+        Rain rates below it (mm/h) become 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[H, Y, X]`` float32 mm/h; 0 where rain would come from outside the domain.
+    """
+    moves = displacements(velocity, forecast.shape[0])
+    out = np.stack([warp(f, d) for f, d in zip(forecast, moves, strict=True)])  # [H, Y, X]
+    return np.where(out >= floor, out, 0.0).astype(np.float32)
+
+
+def match_distribution(field: np.ndarray, reference: np.ndarray, valid: np.ndarray):
+    """``field`` with the values of ``reference``, assigned by rank over the ``valid`` pixels
+    (empirical CDF matching, as pysteps' ``probmatching`` does for STEPS): the network decides
+    where rain grows or decays, the last observation how much rain and how intense.
+
+    Parameters
+    ----------
+    field, reference : numpy.ndarray
+        ``[Y, X]`` mm/h (NaN read as 0).
+    valid : numpy.ndarray
+        ``[Y, X]`` bool: the pixels matched; others are left as they are.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[Y, X]`` float64; a field ranked like ``reference`` comes out as ``reference``.
+    """
+    out = _filled(field)
+    order = np.argsort(out[valid], kind="stable")
+    values = np.empty(order.size)
+    values[order] = np.sort(_filled(reference)[valid])
+    out[valid] = values
+    return out
+
+
+# --- whole-domain rollouts -----------------------------------------------------------------------
+
+
+class LagrangianContext:
+    """A context moved into the Lagrangian frame, and how to move the forecast back.
+
+    Parameters
+    ----------
+    context : xarray.DataArray or array-like
+        ``(time, channel, y, x)`` mm/h (a ``sample`` dim of size 1 is dropped).
+    meta : dict
+        Checkpoint metadata (:func:`motion_settings`).
+
+    Attributes
+    ----------
+    observed : numpy.ndarray
+        ``[T, C, Y, X]`` float32: the context as given.
+    velocity : numpy.ndarray
+        ``[C, 2, Y, X]``: each channel's motion field, pixels per step.
+    frames : xarray.DataArray or numpy.ndarray
+        The context in the Lagrangian frame, the same type, dims and coordinates as given.
+    """
+
+    def __init__(self, context, meta: dict):
+        from model.rollout import _as_frames
+
+        self.settings = motion_settings(meta)
+        self.postprocess = str(meta.get(POSTPROCESS_KEY) or "none")
+        if self.postprocess not in ("none", "cdf_match"):
+            raise ValueError(f"{POSTPROCESS_KEY}={self.postprocess!r}: use 'none' or 'cdf_match'")
+        self.observed = _as_frames(context, "context")  # [T, C, Y, X]
+        self.velocity = np.stack([
+            motion_field(self.observed[:, c], **self.settings)
+            for c in range(self.observed.shape[1])
+        ])  # fmt: skip  # [C, 2, Y, X]
+        moved = np.stack([
+            to_lagrangian(self.observed[:, c], self.velocity[c])
+            for c in range(self.observed.shape[1])
+        ], axis=1)  # fmt: skip  # [T, C, Y, X]
+        if isinstance(context, xr.DataArray):
+            if "sample" in context.dims:
+                context = context.isel(sample=0)
+            self.frames = context.transpose("time", "channel", "y", "x").copy(data=moved)
+        else:
+            self.frames = moved
+
+    def to_observed(self, forecast: np.ndarray) -> np.ndarray:
+        """Forecast ``[H, C, Y, X]`` (Lagrangian frame, mm/h) -> where the rain will be, NaN
+        where the last observed frame is invalid (:func:`match_distribution` first, when the
+        checkpoint asks for it)."""
+        if self.postprocess == "cdf_match":
+            valid = np.isfinite(self.observed[-1])  # [C, Y, X]
+            forecast = np.stack([
+                [match_distribution(f[c], self.observed[-1, c], valid[c]) for c in range(f.shape[0])]
+                for f in forecast
+            ])  # fmt: skip  # [H, C, Y, X]
+        out = np.stack([
+            from_lagrangian(forecast[:, c], self.velocity[c]) for c in range(forecast.shape[1])
+        ], axis=1)  # fmt: skip  # [H, C, Y, X]
+        out[:, ~np.isfinite(self.observed[-1])] = np.nan
+        return out
+
+    def attrs(self) -> dict:
+        """Attrs a rollout result gets: the route, in words and settings."""
+        return {
+            "frame": LAGRANGIAN,
+            "motion_method": self.settings["method"],
+            "motion_frames": self.settings["n_frames"],
+            "postprocess": self.postprocess,
+            "route": (
+                f"Lagrangian frame: pysteps {self.settings['method']} motion from the last "
+                f"{self.settings['n_frames']} context frames; the ConvLSTM (gates in the frame "
+                "of the last context frame) forecasts growth and decay; each lead advected by "
+                f"the motion (semi-Lagrangian), rain below {RAIN_FLOOR:g} mm/h zeroed"
+                + (
+                    "; each lead given the last frame's rain distribution (CDF matching)"
+                    if self.postprocess == "cdf_match"
+                    else ""
+                )
+            ),
+        }
+
+
+def finish_rollout(ds: xr.Dataset, moved: LagrangianContext) -> xr.Dataset:
+    """A rollout of the Lagrangian context, made whole: the forecast moved to where the rain will
+    be, the context shown as observed, the route in attrs. ``ds``: the
+    :func:`model.tiling.domain_rollout` layout; changed in place and returned."""
+    prediction = ds["prediction"].transpose("time", "channel", "y", "x")
+    ds["prediction"] = prediction.copy(data=moved.to_observed(prediction.values))
+    ds["context"] = ds["context"].copy(data=moved.observed)
+    ds.attrs.update(moved.attrs())
+    return ds
+
+
+__all__ = [
+    "DEFAULT_MOTION",
+    "FRAME_KEY",
+    "LAGRANGIAN",
+    "LagrangianContext",
+    "MOTION_KEY",
+    "POSTPROCESS_KEY",
+    "RAIN_FLOOR",
+    "advect",
+    "displacements",
+    "finish_rollout",
+    "from_lagrangian",
+    "is_lagrangian",
+    "match_distribution",
+    "motion_field",
+    "motion_settings",
+    "targets_to_lagrangian",
+    "to_lagrangian",
+    "warp",
+]

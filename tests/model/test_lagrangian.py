@@ -1,0 +1,159 @@
+"""The Lagrangian route (model.lagrangian): transform in and out, the zero-residual identity, and
+the checkpoint metadata honoured by model.tiling.domain_rollout."""
+
+import numpy as np
+import pytest
+import torch
+
+from model import lagrangian
+from model.baselines import extrapolation
+from model.convlstm import ConvLSTM
+from model.normalize import Normalizer
+from model.tiling import domain_rollout
+
+DB = {"kind": "db", "units": "mm/h", "threshold": 0.1, "zerovalue": -15.0, "scale": 10.0}
+
+
+def moving_blobs(frames: int, *, shift=(1, 2), size=(48, 56), seed=0) -> np.ndarray:
+    """``[T, Y, X]`` mm/h: smooth rain moving ``shift`` (dy, dx) pixels per frame."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    centres = rng.uniform([12, 10], [h - 20, w - 30], size=(4, 2))
+    out = []
+    for t in range(frames):
+        field = np.zeros((h, w))
+        for cy, cx in centres:
+            y, x = cy + shift[0] * t, cx + shift[1] * t
+            field += 8.0 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 18.0)
+        out.append(np.where(field >= 0.05, field, 0.0))
+    return np.stack(out).astype(np.float32)
+
+
+def residual_model(frame=(16, 16)) -> ConvLSTM:
+    torch.manual_seed(0)
+    net = ConvLSTM(hidden_channels=(4,), frame_size=frame, patch_size=4, residual=True)
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+    return net.eval()
+
+
+def test_a_uniform_shift_round_trips():
+    """Frames moving uniformly are one frame in the Lagrangian frame, and moving that frame back
+    out gives the frames that follow (away from the borders rain enters through)."""
+    velocity = np.zeros((2, 48, 56))
+    velocity[0], velocity[1] = 2.0, 1.0  # x, y pixels per step
+    seq = moving_blobs(9)
+    moved = lagrangian.to_lagrangian(seq[:5], velocity)
+    inner = (slice(8, None), slice(12, None))  # rain from outside the domain enters at y, x < 8, 12
+    for frame in moved:
+        np.testing.assert_allclose(frame[inner], seq[4][inner], atol=1e-4)
+    back = lagrangian.from_lagrangian(np.repeat(moved[-1:], 4, axis=0), velocity, floor=0.0)
+    np.testing.assert_allclose(back[:, 10:, 16:], seq[5:, 10:, 16:], atol=1e-4)
+    targets = lagrangian.targets_to_lagrangian(seq[5:], velocity)
+    np.testing.assert_allclose(targets[:, :38, :40], np.repeat(seq[4:5, :38, :40], 4, 0), atol=1e-4)
+    assert np.isnan(targets[-1, -1, -1])  # its trajectory starts outside the domain
+
+
+def test_zero_residual_is_lk_extrapolation_of_the_last_frame():
+    """An untrained (zero-head) residual network in the Lagrangian frame forecasts exactly what
+    pysteps LK extrapolation of the last frame does (rain under 0.1 mm/h removed first)."""
+    seq = moving_blobs(10, size=(40, 48))
+    seq[:, :3, :5] = np.nan  # outside the radar
+    context = seq[:6, None]  # [T, C, Y, X]
+    meta = {"frame": "lagrangian", "normalization": DB}
+    ds = domain_rollout(residual_model(), context, 4, meta=meta, precision="fp32")
+    floored = np.where(np.isnan(context) | (context >= 0.1), context, 0.0)
+    expected = extrapolation(floored, horizon=4, n_frames=3)  # [H, C, Y, X]
+    expected = np.where(np.isnan(expected) | (expected >= 0.1), expected, 0.0)
+    got = ds["prediction"].values
+    assert np.isnan(got[:, 0, :3, :5]).all() and np.isfinite(got[:, 0, 3:]).all()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, equal_nan=True)
+    assert np.nanmax(np.abs(got[-1] - got[0])) > 1.0  # it moved: not persistence
+    assert ds.attrs["frame"] == "lagrangian"
+    np.testing.assert_array_equal(ds["context"].values, context)  # shown as observed
+
+
+def test_meta_without_the_frame_runs_the_plain_network():
+    seq = moving_blobs(8, size=(40, 48))[:6, None]
+    net = residual_model()
+    plain = domain_rollout(net, seq, 3, meta={"normalization": DB}, precision="fp32")
+    lag = domain_rollout(net, seq, 3, meta={"frame": "lagrangian", "normalization": DB},
+                         precision="fp32")  # fmt: skip
+    assert "frame" not in plain.attrs
+    # plain residual network with a zero head: persistence of the last frame (floored)
+    last = np.where(seq[-1] >= 0.1, seq[-1], 0.0)
+    np.testing.assert_allclose(plain["prediction"].values[-1], last, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(lag["prediction"].values[-1], last, atol=1e-2)
+
+
+def test_residual_head_adds_the_last_input_frame():
+    net = residual_model()
+    with torch.no_grad():
+        net.head.bias.fill_(0.25)
+    frames = torch.rand(2, 3, 1, 16, 16)
+    with torch.no_grad():
+        out, _ = net(frames, horizon=3)
+        teacher, _ = net.one_step(frames)
+    np.testing.assert_allclose(out[:, 0].numpy(), (frames[:, -1] + 0.25).numpy(), atol=1e-6)
+    np.testing.assert_allclose(out[:, 2].numpy(), (frames[:, -1] + 0.75).numpy(), atol=1e-5)
+    np.testing.assert_allclose(teacher.numpy(), (frames + 0.25).numpy(), atol=1e-6)
+    assert net.config.to_dict()["residual"] is True
+    assert "residual" not in ConvLSTM(frame_size=(16, 16)).config.to_dict()
+
+
+def test_motion_settings_come_from_the_meta():
+    assert lagrangian.motion_settings({}) == {"method": "LK", "n_frames": 3}
+    assert lagrangian.motion_settings({"motion": {"n_frames": 4}})["n_frames"] == 4
+    assert not lagrangian.is_lagrangian({"frame": "eulerian"})
+    with pytest.raises(ValueError, match="n_frames"):
+        lagrangian.motion_field(np.zeros((2, 8, 8)), n_frames=3)
+
+
+def test_normalizer_floor_matches_the_rain_floor():
+    assert Normalizer(**DB).threshold == lagrangian.RAIN_FLOOR
+
+
+def test_distribution_matching_keeps_ranks_and_takes_the_reference_values():
+    reference = np.array([[0.0, 1.0], [4.0, np.nan]])
+    field = np.array([[3.0, 2.0], [1.0, 9.0]])  # ranked opposite to the reference
+    valid = np.isfinite(reference)
+    out = lagrangian.match_distribution(field, reference, valid)
+    np.testing.assert_array_equal(out, [[4.0, 1.0], [0.0, 9.0]])  # invalid pixel left alone
+    same = lagrangian.match_distribution(reference, reference, valid)
+    np.testing.assert_array_equal(same[valid], reference[valid])
+
+
+def test_zero_residual_with_distribution_matching_is_still_extrapolation():
+    seq = moving_blobs(10, size=(40, 48))
+    context = np.where(seq[:6] >= 0.1, seq[:6], 0.0)[:, None]  # [T, C, Y, X]
+    meta = {"frame": "lagrangian", "normalization": DB, "postprocess": "cdf_match"}
+    ds = domain_rollout(residual_model(), context, 4, meta=meta, precision="fp32")
+    expected = extrapolation(context, horizon=4, n_frames=3)
+    expected = np.where(expected >= 0.1, expected, 0.0)
+    np.testing.assert_allclose(ds["prediction"].values, expected, rtol=1e-4, atol=1e-4)
+    assert ds.attrs["postprocess"] == "cdf_match"
+    with pytest.raises(ValueError, match="postprocess"):
+        domain_rollout(residual_model(), context, 2, meta={**meta, "postprocess": "magic"})
+
+
+def test_evaluate_forecasts_a_crop_on_its_whole_domain():
+    """model.evaluate.forecast of a Lagrangian checkpoint on a crop runs over the whole domain and
+    is then cut, like the extrapolation baseline (rain enters the crop from around it)."""
+    import xarray as xr
+
+    from model.evaluate import forecast
+
+    seq = moving_blobs(9, size=(40, 48))
+    seq = np.where(seq >= 0.1, seq, 0.0)[None, :6, None]  # [S, T, C, Y, X]
+    whole = xr.DataArray(seq, dims=("sample", "time", "channel", "y", "x"),
+                         coords={"crop_row": ("sample", [8]), "crop_col": ("sample", [16])})  # fmt: skip
+    crop = whole.isel(y=slice(8, 24), x=slice(16, 32)).drop_vars(["crop_row", "crop_col"])
+    meta = {"frame": "lagrangian", "normalization": DB, "resolution_km": 1.0}
+    got = forecast(residual_model(), meta, crop, horizon=3, precision="fp32", domain=whole)
+    expected = extrapolation(crop, horizon=3, n_frames=3, domain=whole).values
+    expected = np.where(expected >= 0.1, expected, 0.0)
+    np.testing.assert_allclose(got.values, expected, rtol=1e-4, atol=1e-4)
+    alone = forecast(residual_model(), meta, crop, horizon=3, precision="fp32")
+    assert not np.allclose(alone.values, got.values, atol=1e-3)  # the crop alone lacks inflow
