@@ -207,4 +207,7 @@ def test_whole_network_tools_on_the_opening_domain_say_they_need_the_checkpoint_
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     infos = " ".join(i.value for i in at.info).replace("\\", "")
-    assert "own 128x128 grid" in infos and "256x256 px" in infos
+    shipped = [p.name for p in Path(DEFAULT_ROOT).iterdir() if (p / "meta.json").is_file()]
+    opening = next(name for name in state.RADAR_CHECKPOINTS if name in shipped)
+    grid = json.loads((Path(DEFAULT_ROOT) / opening / "meta.json").read_text())["frame_size"]
+    assert f"own {grid[0]}x{grid[1]} grid" in infos and "256x256 px" in infos
