@@ -353,7 +353,7 @@ def _choose_start(sel: Selection) -> int:
     if st.session_state.get("start", 0) > last_start:
         st.session_state["start"] = 0
     start = int(st.sidebar.slider("Start frame", 0, last_start, value=0, key="start"))
-    st.sidebar.caption(_start_caption(sel.data, start))
+    st.sidebar.caption(_start_caption(sel.data, sel.sample, start))
     return start
 
 
@@ -516,17 +516,23 @@ def _needs_download(name: str) -> bool:
     return True
 
 
-def _start_caption(data, start: int) -> str:
-    times = data["time"].values if "time" in data.coords else None
+def _start_caption(data, sample: int, start: int) -> str:
+    """When the chosen window's context starts: a date where the data has one, else a frame."""
+    times = None
+    if "timestamp" in data.coords and "sample" in data["timestamp"].dims:
+        times = data["timestamp"].isel(sample=sample).values  # windows: (sample, time)
+    elif "time" in data.coords:
+        times = data["time"].values
     if times is not None and str(times.dtype).startswith("datetime64"):
-        return f"Context starts {str(times[start])[:16].replace('T', ' ')}"
+        return f"Context starts {figures.format_valid_time(times[start])}"
     return f"Context starts at frame {start}"
 
 
 def _upload_data(side):
     side.caption(
-        "NetCDF / Zarr (zip), TaxiBJ-style HDF5, radar HDF5 (ODIM/KNMI) or a .zip of radar "
-        "files (ODIM/KNMI .h5, MeteoSwiss .gif, FMI .pgm), .npy, .npz, mp4 or gif; at most "
+        "NetCDF / Zarr (zip), TaxiBJ-style HDF5, radar files (ODIM/OPERA/DWD/KNMI/MeteoSwiss "
+        "HDF5, GRIB2 (MRMS, WMO precipitation rate), FMI .pgm(.gz) or GeoTIFF, BoM Rainfields "
+        ".nc, NWC SAF CRR .nc) or a .zip of them, .npy, .npz, mp4 or gif; at most "
         f"{services.UPLOAD_MAX_MB} MB."
     )
     cache.upload_reader()
@@ -583,7 +589,8 @@ def _summary(ds, data, label, ckpt, meta, context, horizon, train_h) -> None:
         f"**{plain(label)}** ({figures.domain_of(ds)}, {plain(units)}, step {plain(step)})",
         f"checkpoint **{ckpt}**"
         + (
-            f" trained on {plain(meta.get('dataset'))} for {meta.get('context')}→{train_h} frames"
+            f" trained on {plain(services.trained_on(meta))} for {meta.get('context')}→{train_h}"
+            " frames"
             if train_h
             else ""
         ),
@@ -610,6 +617,8 @@ def _gates_view(page: lab.LabPage) -> None:
     query.update(layer=layer, gate=gate, channel=shown)
     if ds.attrs.get("capture_note"):  # some layers' gates left out (a large domain)
         st.caption(safe(ds.attrs["capture_note"]))
+    if services.gates_frame_note(page.meta):
+        st.caption(services.gates_frame_note(page.meta))
     lab.gates_with_equations(page, layer=layer, reduction=shown, gate=gate)
     st.caption(
         "Input, forget and output gates are sigmoids in 0–1; candidate and hidden state are tanh "

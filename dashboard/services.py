@@ -274,6 +274,42 @@ def family_note(meta: dict, data: xr.DataArray) -> str | None:
     )
 
 
+def trained_on(meta: dict) -> str:
+    """What a checkpoint was trained on, for the page's summary line.
+
+    ``"6 radar events (MeteoSwiss, FMI, BoM)"`` for a checkpoint whose ``training.events`` lists
+    pysteps-data event folders (``"mch/20150515"``, ...), else the dataset name it records.
+    """
+    from datasets.radar_io import RADAR_SOURCES
+
+    events = (meta.get("training") or {}).get("events")
+    if isinstance(events, list) and events and all(isinstance(e, str) for e in events):
+        sources = [RADAR_SOURCES.get(e.split("/", 1)[0]) for e in events]
+        if all(sources):
+            institutions = list(dict.fromkeys(source.institution for source in sources))
+            return f"{len(events)} radar events ({', '.join(institutions)})"
+    return str(meta.get("dataset"))
+
+
+def gates_frame_note(meta: dict) -> str | None:
+    """What the gates of a checkpoint that does not work on the frames as given are computed on.
+
+    Parameters
+    ----------
+    meta : dict
+        The checkpoint's metadata; ``"frame": "lagrangian"`` (see :mod:`model.lagrangian`) gives a
+        note, any other checkpoint ``None``.
+    """
+    if meta.get("frame") != "lagrangian":
+        return None
+    return (
+        "This checkpoint works in a Lagrangian frame: the context is first moved with the rain "
+        "(pysteps Lucas-Kanade motion) to where it stands in the last context frame, so these "
+        "gates see rain that stays in place and only grows or decays; the forecast beside them "
+        "is moved on along the motion."
+    )
+
+
 def fit_problem(meta: dict, data: xr.DataArray) -> str:
     """Why checkpoint ``meta`` does not fit ``data`` (a phrase), or ``"fits"``."""
     from model.checkpoint import compatibility_problem

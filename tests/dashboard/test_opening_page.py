@@ -67,6 +67,11 @@ def test_default_page_opens_on_the_bundled_fmi_event_over_its_whole_domain(monke
     lo, hi = layout["yaxis"]["range"]
     assert lo < hi and layout["yaxis"].get("autorange") != "reversed"
     assert hi - lo == pytest.approx(height * abs(float(y[1] - y[0])), rel=0.01)
+    # a Lagrangian checkpoint's gates are said to be in the frame that moves with the rain
+    meta = json.loads((Path(DEFAULT_ROOT) / want / "meta.json").read_text())
+    captions = " ".join(c.value for c in at.caption)
+    assert ("Lagrangian frame" in captions) == (meta.get("frame") == "lagrangian")
+    assert (services.gates_frame_note(meta) is None) == (meta.get("frame") != "lagrangian")
 
 
 # -- services: whole-domain radar rollouts --------------------------------------------------------
@@ -211,3 +216,14 @@ def test_whole_network_tools_on_the_opening_domain_say_they_need_the_checkpoint_
     opening = next(name for name in state.RADAR_CHECKPOINTS if name in shipped)
     grid = json.loads((Path(DEFAULT_ROOT) / opening / "meta.json").read_text())["frame_size"]
     assert f"own {grid[0]}x{grid[1]} grid" in infos and "256x256 px" in infos
+
+
+def test_the_summary_names_the_radar_events_a_checkpoint_was_trained_on():
+    meta = {"dataset": "radar_fmi", "training": {"events": ["mch/20150515", "fmi/pgm/20160928",
+                                                            "mch/20170131"]}}  # fmt: skip
+    assert (
+        services.trained_on(meta) == "3 radar events (MeteoSwiss, Finnish Meteorological Institute)"
+    )
+    assert services.trained_on({"dataset": "radar_mch"}) == "radar_mch"
+    unknown = {"dataset": "radar_x", "training": {"events": ["xyz/2020"]}}
+    assert services.trained_on(unknown) == "radar_x"  # not a source the readers know
