@@ -665,6 +665,26 @@ def loso_losses(table: pd.DataFrame) -> list[str]:
     return out
 
 
+POSTPROCESS_CARD = {
+    "cdf_match": (
+        " Before that, each lead's Lagrangian-frame forecast gets the rain-rate distribution "
+        "of the last context frame (`postprocess: cdf_match`, empirical CDF matching by "
+        "rank, `model.lagrangian.match_distribution`): the network places growth and decay, "
+        "the observation fixes how much rain; on a zero head it changes nothing (tested)."
+    ),
+    "cdf_match_after": (
+        " Then each advected lead gets the rain-rate distribution of the last context frame "
+        "over its valid pixels (`postprocess: cdf_match_after`, empirical CDF matching by rank "
+        "after the advection, `model.lagrangian.match_after_advection`; dry pixels nearest the "
+        "forecast rain get the restored rain first): the network places growth and decay, the "
+        "observation fixes how much rain, and rain advected out through the domain's edge is "
+        "restored. With it a zero head is no longer exactly extrapolation (same motion, the last "
+        "frame's rain fraction at every lead; tested)."
+    ),
+}
+"""Route sentence of the model card per ``postprocess`` (:data:`model.lagrangian.POSTPROCESS_KEY`)."""
+
+
 def loso_card(meta: dict, table: pd.DataFrame, facts: dict, folds: dict) -> str:
     """Model card of a Lagrangian checkpoint: route, commands, machine, wall time, the LOSO
     table, frequency bias at 60 min and where it loses."""
@@ -684,14 +704,7 @@ def loso_card(meta: dict, table: pd.DataFrame, facts: dict, folds: dict) -> str:
         "frame with a residual head (`config.residual`: next frame = previous + change in dB "
         "space; a zero head is exactly LK extrapolation, tested); each lead advected forward by "
         "the motion (pysteps semi-Lagrangian, as the baseline), rain below 0.1 mm/h zeroed."
-        + (
-            " Before that, each lead's Lagrangian-frame forecast gets the rain-rate distribution "
-            "of the last context frame (`postprocess: cdf_match`, empirical CDF matching by "
-            "rank, `model.lagrangian.match_distribution`): the network places growth and decay, "
-            "the observation fixes how much rain; on a zero head it changes nothing (tested)."
-            if meta.get("postprocess") == "cdf_match"
-            else ""
-        ),
+        + POSTPROCESS_CARD.get(meta.get("postprocess"), ""),
         "- The gates are those of a real ConvLSTM **in the Lagrangian frame** (the frame of the "
         "last context frame): a gate map shows where the network keeps or changes rain that "
         "moves with the flow, not where the rain is at the forecast time.",

@@ -20,6 +20,13 @@ which call it) without the caller knowing:
    pysteps' extrapolation of the last frame (with rain under 0.1 mm/h removed first): the network
    starts at the extrapolation baseline and training can only move it from there.
 
+   Postprocess (``"postprocess"`` in the metadata): ``"cdf_match"`` matches each lead's
+   distribution to the last frame's in the Lagrangian frame, before step 3 (a zero head is still
+   exactly extrapolation); ``"cdf_match_after"`` matches each advected lead instead, over the
+   valid pixels of the last frame, restoring the rain that left through the domain's edge: with
+   it a zero head is **no longer** extrapolation (same motion, but the rain fraction of the last
+   frame at every lead, the restored rain next to the advected rain).
+
 Invalid pixels (NaN, outside the radar) are read as 0 mm/h when advecting, as the baseline does,
 rain from outside the domain is 0 mm/h, and the forecast is NaN where the last observed frame is.
 
@@ -43,7 +50,10 @@ RAIN_FLOOR = 0.1
 """mm/h: forecast rain below this is zeroed (Lagrangian checkpoints)."""
 POSTPROCESS_KEY = "postprocess"
 """Checkpoint metadata key: ``"cdf_match"`` gives every Lagrangian-frame forecast the rain-rate
-distribution of the last context frame (:func:`match_distribution`), or absent/``"none"``."""
+distribution of the last context frame (:func:`match_distribution`) before it is advected back;
+``"cdf_match_after"`` gives it to every advected lead instead (:func:`match_after_advection`), so
+rain that left through the domain's edge is restored; absent/``"none"``: neither."""
+POSTPROCESS_OPTIONS = ("none", "cdf_match", "cdf_match_after")
 
 
 def is_lagrangian(meta: dict | None) -> bool:
@@ -211,7 +221,8 @@ def from_lagrangian(forecast: np.ndarray, velocity: np.ndarray, *, floor: float 
     return np.where(out >= floor, out, 0.0).astype(np.float32)
 
 
-def match_distribution(field: np.ndarray, reference: np.ndarray, valid: np.ndarray):
+def match_distribution(field: np.ndarray, reference: np.ndarray, valid: np.ndarray, *,
+                       tiebreak: np.ndarray | None = None):  # fmt: skip
     """``field`` with the values of ``reference``, assigned by rank over the ``valid`` pixels
     (empirical CDF matching, as pysteps' ``probmatching`` does for STEPS): the network decides
     where rain grows or decays, the last observation how much rain and how intense.
@@ -222,6 +233,9 @@ def match_distribution(field: np.ndarray, reference: np.ndarray, valid: np.ndarr
         ``[Y, X]`` mm/h (NaN read as 0).
     valid : numpy.ndarray
         ``[Y, X]`` bool: the pixels matched; others are left as they are.
+    tiebreak : numpy.ndarray, optional
+        ``[Y, X]``: ranks pixels of equal ``field`` value (higher ranks higher); without it ties
+        keep raster order.
 
     Returns
     -------
@@ -229,11 +243,57 @@ def match_distribution(field: np.ndarray, reference: np.ndarray, valid: np.ndarr
         ``[Y, X]`` float64; a field ranked like ``reference`` comes out as ``reference``.
     """
     out = _filled(field)
-    order = np.argsort(out[valid], kind="stable")
+    if tiebreak is None:
+        order = np.argsort(out[valid], kind="stable")
+    else:
+        order = np.lexsort((np.asarray(tiebreak)[valid], out[valid]))  # last key sorts first
     values = np.empty(order.size)
     values[order] = np.sort(_filled(reference)[valid])
     out[valid] = values
     return out
+
+
+def match_after_advection(
+    advected: np.ndarray, reference: np.ndarray, *, floor: float = RAIN_FLOOR
+) -> np.ndarray:
+    """Advected leads given the rain-rate distribution of ``reference`` over its valid pixels
+    (postprocess ``"cdf_match_after"``).
+
+    Rain advected out through the domain's edge is not replaced by rain from outside (the
+    advection brings 0 mm/h in), so each lead's rain fraction shrinks with the lead; matching
+    after the advection restores the fraction of the last observation. Dry pixels are ranked by
+    their distance to the nearest forecast rain (closest first), so the restored rain grows
+    around the forecast rain rather than in raster order.
+
+    Parameters
+    ----------
+    advected : numpy.ndarray
+        ``[H, Y, X]`` mm/h: each lead advected to where the rain will be, not floored.
+    reference : numpy.ndarray
+        ``[Y, X]`` mm/h: the last observed frame; NaN = invalid (left NaN in the result).
+    floor : float
+        Rain rates below it (mm/h) become 0 after the matching.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[H, Y, X]`` float32 mm/h: per lead, the values of ``reference`` on its valid pixels
+        (rates below ``floor`` zeroed), NaN where ``reference`` is.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    valid = np.isfinite(reference)  # [Y, X]
+    out = []
+    for lead in advected:  # [Y, X]
+        dry = ~(_filled(lead) >= floor)
+        closeness = (
+            -distance_transform_edt(dry) if dry.any() and not dry.all() else np.zeros(lead.shape)
+        )  # [Y, X] px, 0 on rain
+        out.append(match_distribution(lead, reference, valid, tiebreak=closeness))
+    out = np.stack(out)  # [H, Y, X]
+    out = np.where(out >= floor, out, 0.0)
+    out[:, ~valid] = np.nan
+    return out.astype(np.float32)
 
 
 # --- whole-domain rollouts -----------------------------------------------------------------------
@@ -264,8 +324,9 @@ class LagrangianContext:
 
         self.settings = motion_settings(meta)
         self.postprocess = str(meta.get(POSTPROCESS_KEY) or "none")
-        if self.postprocess not in ("none", "cdf_match"):
-            raise ValueError(f"{POSTPROCESS_KEY}={self.postprocess!r}: use 'none' or 'cdf_match'")
+        if self.postprocess not in POSTPROCESS_OPTIONS:
+            raise ValueError(f"{POSTPROCESS_KEY}={self.postprocess!r}: use one of "
+                             + ", ".join(repr(o) for o in POSTPROCESS_OPTIONS))  # fmt: skip
         self.observed = _as_frames(context, "context")  # [T, C, Y, X]
         self.velocity = np.stack([
             motion_field(self.observed[:, c], **self.settings)
@@ -284,8 +345,16 @@ class LagrangianContext:
 
     def to_observed(self, forecast: np.ndarray) -> np.ndarray:
         """Forecast ``[H, C, Y, X]`` (Lagrangian frame, mm/h) -> where the rain will be, NaN
-        where the last observed frame is invalid (:func:`match_distribution` first, when the
-        checkpoint asks for it)."""
+        where the last observed frame is invalid (:func:`match_distribution` first, or
+        :func:`match_after_advection` after, when the checkpoint asks for it)."""
+        if self.postprocess == "cdf_match_after":
+            out = np.stack([
+                match_after_advection(from_lagrangian(forecast[:, c], self.velocity[c], floor=0.0),
+                                      self.observed[-1, c])
+                for c in range(forecast.shape[1])
+            ], axis=1)  # fmt: skip  # [H, C, Y, X]
+            out[:, ~np.isfinite(self.observed[-1])] = np.nan
+            return out
         if self.postprocess == "cdf_match":
             valid = np.isfinite(self.observed[-1])  # [C, Y, X]
             forecast = np.stack([
@@ -310,11 +379,13 @@ class LagrangianContext:
                 f"{self.settings['n_frames']} context frames; the ConvLSTM (gates in the frame "
                 "of the last context frame) forecasts growth and decay; each lead advected by "
                 f"the motion (semi-Lagrangian), rain below {RAIN_FLOOR:g} mm/h zeroed"
-                + (
-                    "; each lead given the last frame's rain distribution (CDF matching)"
-                    if self.postprocess == "cdf_match"
-                    else ""
-                )
+                + {
+                    "cdf_match": "; each lead given the last frame's rain distribution (CDF "
+                    "matching) before the advection",
+                    "cdf_match_after": "; each advected lead given the last frame's rain "
+                    "distribution over the whole domain (CDF matching after the advection: rain "
+                    "that left through the edge is restored)",
+                }.get(self.postprocess, "")
             ),
         }
 
@@ -337,12 +408,14 @@ __all__ = [
     "LagrangianContext",
     "MOTION_KEY",
     "POSTPROCESS_KEY",
+    "POSTPROCESS_OPTIONS",
     "RAIN_FLOOR",
     "advect",
     "displacements",
     "finish_rollout",
     "from_lagrangian",
     "is_lagrangian",
+    "match_after_advection",
     "match_distribution",
     "motion_field",
     "motion_settings",

@@ -157,3 +157,51 @@ def test_evaluate_forecasts_a_crop_on_its_whole_domain():
     np.testing.assert_allclose(got.values, expected, rtol=1e-4, atol=1e-4)
     alone = forecast(residual_model(), meta, crop, horizon=3, precision="fp32")
     assert not np.allclose(alone.values, got.values, atol=1e-3)  # the crop alone lacks inflow
+
+
+def test_matching_after_advection_restores_the_rain_that_left_through_the_edge():
+    """``cdf_match_after``: each advected lead gets the last frame's values over its valid pixels,
+    so its rain fraction is the last frame's, although rain leaves the domain; the default
+    (``cdf_match``, before the advection) loses it, as extrapolation does."""
+    seq = moving_blobs(10, size=(40, 48), shift=(2, 3))
+    seq[:, :3, :5] = np.nan  # outside the radar
+    context = np.where(np.isnan(seq[:6]) | (seq[:6] >= 0.1), seq[:6], 0.0)[:, None]  # [T, C, Y, X]
+    last = context[-1, 0]  # [Y, X]
+    valid = np.isfinite(last)
+    meta = {"frame": "lagrangian", "normalization": DB}
+    before = domain_rollout(residual_model(), context, 4, precision="fp32",
+                            meta={**meta, "postprocess": "cdf_match"})  # fmt: skip
+    after = domain_rollout(residual_model(), context, 4, precision="fp32",
+                           meta={**meta, "postprocess": "cdf_match_after"})  # fmt: skip
+    wet = (last[valid] >= 0.1).mean()
+    got = after["prediction"].values[:, 0]  # [H, Y, X]
+    assert np.isnan(got[:, ~valid]).all() and np.isfinite(got[:, valid]).all()
+    for lead in got:
+        assert (lead[valid] >= 0.1).mean() == pytest.approx(wet, abs=1e-12)
+        np.testing.assert_allclose(np.sort(lead[valid]), np.sort(last[valid]), rtol=1e-6)
+    lost = (before["prediction"].values[-1, 0][valid] >= 0.1).mean()
+    assert lost < wet - 0.02  # the default loses rain through the edge at the last lead
+    assert after.attrs["postprocess"] == "cdf_match_after"
+    assert "after the advection" in after.attrs["route"]
+
+
+def test_restored_rain_grows_next_to_the_forecast_rain():
+    """The dry pixels that receive restored rain are those nearest the advected rain."""
+    reference = np.zeros((20, 20))
+    reference[5:9, 5:9] = 2.0  # 16 wet pixels
+    advected = np.zeros((1, 20, 20))
+    advected[0, 6:8, 6:8] = 3.0  # 4 wet pixels left after the advection
+    out = lagrangian.match_after_advection(advected, reference)[0]
+    # the 12 dry pixels at distance 1 and sqrt(2) of the 2 x 2 rain: the reference's square
+    np.testing.assert_array_equal(out >= 0.1, reference >= 0.1)
+    dry_reference = np.zeros((6, 6))
+    np.testing.assert_array_equal(
+        lagrangian.match_after_advection(advected[:, :6, :6], dry_reference), np.zeros((1, 6, 6))
+    )
+
+
+def test_unknown_postprocess_names_the_options():
+    context = moving_blobs(8, size=(40, 48))[:6, None]
+    meta = {"frame": "lagrangian", "normalization": DB, "postprocess": "magic"}
+    with pytest.raises(ValueError, match="cdf_match_after"):
+        domain_rollout(residual_model(), context, 2, meta=meta)

@@ -76,3 +76,13 @@ def test_scores_carry_their_labels_and_five_minute_leads():
     assert list(table.lead_time[:3]) == ["5 min", "10 min", "15 min"]
     ours = table[table.method == "convlstm"]
     assert (ours["CSI@1"] > table[table.method == "extrapolation"]["CSI@1"].values).all()
+
+
+def test_the_card_describes_every_postprocess_option():
+    """Each postprocess a checkpoint may name has its route sentence; the after-advection one
+    says that a zero head is then no longer extrapolation."""
+    from model.lagrangian import POSTPROCESS_OPTIONS
+
+    assert set(evaluate.POSTPROCESS_CARD) == set(POSTPROCESS_OPTIONS) - {"none"}
+    assert "no longer exactly extrapolation" in evaluate.POSTPROCESS_CARD["cdf_match_after"]
+    assert "changes nothing" in evaluate.POSTPROCESS_CARD["cdf_match"]
