@@ -277,8 +277,9 @@ def family_note(meta: dict, data: xr.DataArray) -> str | None:
 def trained_on(meta: dict) -> str:
     """What a checkpoint was trained on, for the page's summary line.
 
-    ``"6 radar events (MeteoSwiss, FMI, BoM)"`` for a checkpoint whose ``training.events`` lists
-    pysteps-data event folders (``"mch/20150515"``, ...), else the dataset name it records.
+    ``"6 radar events from 3 weather services"`` for a checkpoint whose ``training.events`` lists
+    pysteps-data event folders (``"mch/20150515"``, ...; the card names them), else the dataset
+    name it records.
     """
     from datasets.radar_io import RADAR_SOURCES
 
@@ -286,8 +287,11 @@ def trained_on(meta: dict) -> str:
     if isinstance(events, list) and events and all(isinstance(e, str) for e in events):
         sources = [RADAR_SOURCES.get(e.split("/", 1)[0]) for e in events]
         if all(sources):
-            institutions = list(dict.fromkeys(source.institution for source in sources))
-            return f"{len(events)} radar events ({', '.join(institutions)})"
+            n_services = len({source.institution for source in sources})
+            return (
+                f"{len(events)} radar event{'s' * (len(events) > 1)} from {n_services} weather "
+                f"service{'s' * (n_services > 1)}"
+            )
     return str(meta.get("dataset"))
 
 

@@ -221,9 +221,9 @@ def test_whole_network_tools_on_the_opening_domain_say_they_need_the_checkpoint_
 def test_the_summary_names_the_radar_events_a_checkpoint_was_trained_on():
     meta = {"dataset": "radar_fmi", "training": {"events": ["mch/20150515", "fmi/pgm/20160928",
                                                             "mch/20170131"]}}  # fmt: skip
-    assert (
-        services.trained_on(meta) == "3 radar events (MeteoSwiss, Finnish Meteorological Institute)"
-    )
+    assert services.trained_on(meta) == "3 radar events from 2 weather services"
+    one = {"dataset": "radar_mch", "training": {"events": ["mch/20150515"]}}
+    assert services.trained_on(one) == "1 radar event from 1 weather service"
     assert services.trained_on({"dataset": "radar_mch"}) == "radar_mch"
     unknown = {"dataset": "radar_x", "training": {"events": ["xyz/2020"]}}
     assert services.trained_on(unknown) == "radar_x"  # not a source the readers know
