@@ -22,7 +22,13 @@ import xarray as xr
 
 from dashboard import figures, services
 from dashboard.budget import BUDGETS, MAX_MODELS, MISSING, ByteLRU
-from dashboard.state import OPENING_GATE, OPENING_REDUCTION, OPENING_SAMPLE, preferred_checkpoint
+from dashboard.state import (
+    OPENING_GATE,
+    OPENING_REDUCTION,
+    OPENING_SAMPLE,
+    default_window,
+    preferred_checkpoint,
+)
 
 DEFAULT_THRESHOLD = 1.0
 """The metrics view's rain-rate threshold (mm/h) until the user changes it."""
@@ -155,7 +161,8 @@ def warm_up_defaults(
 
     Picks what the page picks for a domain with no other choice made: the first bundled dataset
     (the default one first), the preferred compatible checkpoint
-    (:func:`dashboard.state.preferred_checkpoint`), its training context and horizon,
+    (:func:`dashboard.state.preferred_checkpoint`), the window the page opens with
+    (:func:`dashboard.state.default_window`),
     :data:`dashboard.state.OPENING_SAMPLE` from frame 0, and draws its forecast and gates figures
     (:func:`draw_page`). After the first domain's page it waits up to ``first_page_wait_s`` for
     the first page to be sent (:func:`first_page_served`), so that the other domains do not slow
@@ -180,9 +187,7 @@ def warm_up_defaults(
             if ckpt is None:
                 continue
             net, meta = model(ckpt, root)
-            n_time = int(data.sizes["time"])
-            context = min(int(meta.get("context") or min(10, n_time - 1)), max(1, n_time - 1))
-            horizon = int(meta.get("horizon") or max(1, min(12, n_time - context)))
+            context, horizon = default_window(meta, int(data.sizes["time"]))
             sample = min(OPENING_SAMPLE, int(data.sizes["sample"]) - 1)
             draw_page((ckpt, names[0], sample, 0, context, horizon), root, _data=data)
             warmed.append((names[0], ckpt))

@@ -304,7 +304,9 @@ def gates_frame_note(meta: dict) -> str | None:
         The checkpoint's metadata; ``"frame": "lagrangian"`` (see :mod:`model.lagrangian`) gives a
         note, any other checkpoint ``None``.
     """
-    if meta.get("frame") != "lagrangian":
+    from model.lagrangian import is_lagrangian
+
+    if not is_lagrangian(meta):
         return None
     return (
         "This checkpoint works in a Lagrangian frame: the context is first moved with the rain "
@@ -485,12 +487,9 @@ def _forecast_within_budget(forecast, model, capture):
 def _forecaster(meta: dict, context, truth, horizon: int, capture, intervene):
     """``forecast(net, capture)``: the whole-domain rollout for radar (:func:`_tiles_domain`),
     else the single-grid rollout, with the checkpoint's normalisation and the page's budget."""
-    from model.normalize import Normalizer
     from model.rollout import rollout
 
-    normalizer = (
-        Normalizer.from_metadata(meta["normalization"]) if meta.get("normalization") else None
-    )
+    normalizer = checkpoint_normalizer(meta)
     if _tiles_domain(meta, context, intervene):
         from model.tiling import domain_rollout
 
@@ -559,6 +558,13 @@ def _stated_pixel_km(meta: dict, context: xr.DataArray) -> float | None:
     return checkpoint_pixel_km(meta)
 
 
+def checkpoint_normalizer(meta: dict):
+    """The checkpoint's :class:`model.normalize.Normalizer`, or None when its metadata has none."""
+    from model.normalize import Normalizer
+
+    return Normalizer.from_metadata(meta["normalization"]) if meta.get("normalization") else None
+
+
 def has_forecast_head(meta: dict) -> bool:
     """False for an inspect-mode checkpoint (an imported ConvLSTM without a forecasting head):
     it is only run over frames to show its gates (:func:`run_inspection`)."""
@@ -581,11 +587,10 @@ def run_inspection(model, meta: dict, data: xr.DataArray, window: Window) -> xr.
         :data:`CAPTURE_MAX_BYTES`.
     """
     from model.devices import run_with_cpu_fallback
-    from model.normalize import Normalizer
     from model.rollout import CaptureBudgetError, inspect_gates
 
     context, _ = select_window(data, window)
-    norm = Normalizer.from_metadata(meta["normalization"]) if meta.get("normalization") else None
+    norm = checkpoint_normalizer(meta)
     try:
         ds, fallback = run_with_cpu_fallback(
             lambda net: inspect_gates(net, context, normalizer=norm, byte_budget=CAPTURE_MAX_BYTES),
@@ -725,13 +730,10 @@ def attribution(
     """Integrated gradients of the forecast over ``region`` at ``lead`` per context frame
     (:func:`model.gate_lab.integrated_gradients`; seconds)."""
     from model.gate_lab import integrated_gradients
-    from model.normalize import Normalizer
 
     context, _ = select_window(data, window)
     _needs_own_grid(meta, context, "The attribution runs")
-    normalizer = (
-        Normalizer.from_metadata(meta["normalization"]) if meta.get("normalization") else None
-    )
+    normalizer = checkpoint_normalizer(meta)
     try:
         return integrated_gradients(
             model, context, lead=int(lead), region=tuple(region), normalizer=normalizer

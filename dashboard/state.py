@@ -42,6 +42,19 @@ OPENING_REDUCTION = "mean"
 """How the gates view shows a layer's hidden channels until the user picks another."""
 
 
+def default_window(meta: Mapping, n_time: int, context: int | None = None) -> tuple[int, int]:
+    """``(context, horizon)`` in frames a page opens with for a checkpoint on data of ``n_time``
+    frames: the checkpoint's training values, else 10 context frames (at most ``n_time - 1``)
+    and up to 12 forecast frames that the data still holds after them.
+
+    ``context``: the context already chosen; the default horizon then follows it.
+    """
+    if context is None:
+        context = min(int(meta.get("context") or min(10, n_time - 1)), max(1, n_time - 1))
+    horizon = int(meta.get("horizon") or max(1, min(12, n_time - context)))
+    return context, horizon
+
+
 def preferred_checkpoint(names: Sequence[str]) -> str | None:
     """The default among the checkpoints ``names`` that fit some data: the first of
     :data:`RADAR_CHECKPOINTS` there, else the first name (None when there is none)."""

@@ -51,3 +51,13 @@ def test_drop_and_to_query():
     link.drop("gate", "no gates")
     assert "no gates" in link.messages[0]
     assert to_query({"dataset": "x", "sample": 2, "layer": None}) == {"dataset": "x", "sample": "2"}
+
+
+def test_default_window_is_the_checkpoints_training_window_else_fits_the_data():
+    from dashboard.state import default_window
+
+    assert default_window({"context": 6, "horizon": 12}, 40) == (6, 12)
+    assert default_window({"context": 30, "horizon": 12}, 20) == (19, 12)  # context within data
+    assert default_window({}, 40) == (10, 12)
+    assert default_window({}, 15) == (10, 5)  # the horizon the data still holds
+    assert default_window({}, 15, context=3) == (3, 12)  # the horizon follows a chosen context
