@@ -29,6 +29,7 @@ from dashboard.state import DeepLink, to_query
 from dashboard.text import plain, safe
 from dashboard.widgets import CHART_CONFIG, keep_values
 from dashboard.widgets import choose as _choose
+from datasets.layout import time_zone_of
 
 VIEWS = ("Gates", *lab.VIEWS, "Pixel probe", "Metrics", "Export")
 UPLOAD = "upload"
@@ -522,7 +523,8 @@ def _start_caption(data, sample: int, start: int) -> str:
     elif "time" in data.coords:
         times = data["time"].values
     if times is not None and str(times.dtype).startswith("datetime64"):
-        return f"Context starts {figures.format_valid_time(times[start])}"
+        zone = time_zone_of(data.attrs)
+        return f"Context starts {figures.format_valid_time(times[start], zone)}"
     return f"Context starts at frame {start}"
 
 

@@ -30,6 +30,7 @@ from dashboard.figures import (
     value_label,
 )
 from dashboard.scales import NO_DATA, Scale, error_scale, value_scale
+from datasets.layout import time_zone_of
 
 PANEL_GAP = 40
 BACKGROUND = (255, 255, 255)
@@ -186,7 +187,7 @@ def render_animation(
     grids are drawn north up.
     """
     axis = time_axis(ds)
-    times = valid_times(ds)
+    times, zone = valid_times(ds), time_zone_of(ds.attrs)
     n_ctx = axis.n_context
     units = units_of(ds)
     pred = ds["prediction"].isel(channel=channel).values
@@ -274,7 +275,7 @@ def render_animation(
             canvas[y0:y1, x0:x1] = _panel(c, lut, (ph, pw), flip)
         img = Image.fromarray(canvas)
         draw = ImageDraw.Draw(img)
-        text = f"{step_time_label(axis, times, s)} · {what}"
+        text = f"{step_time_label(axis, times, s, zone)} · {what}"
         draw.text((MARGIN, 10), text, fill=(0, 0, 0), font=title_font)
         titles.append(text)
         frames.append(np.asarray(img))

@@ -35,6 +35,7 @@ import xarray as xr
 from plotly.subplots import make_subplots
 
 from dashboard.scales import Scale, error_scale, gate_scale, value_scale
+from datasets.layout import LOCAL_TIME, UTC, time_zone_of
 from datasets.timesteps import parse_time_step
 
 GATE_NAMES = ("input", "forget", "output", "candidate", "cell", "hidden")
@@ -148,12 +149,13 @@ def _datetimes(ds: xr.Dataset, dim: str) -> np.ndarray | None:
 
 
 def valid_times(ds: xr.Dataset) -> np.ndarray | None:
-    """Valid time (``datetime64[s]``, UTC) of every animation step ``0 .. Tc + H - 1``, or None.
+    """Valid time (``datetime64[s]``) of every animation step ``0 .. Tc + H - 1``, or None.
 
     Read from datetime coordinates of ``time``/``context_time`` (or ``valid_time``/``timestamp``
     coordinates along them; ``context_valid_time`` along ``context_time``); missing context times
     are filled back from the first forecast time and the time step. Synthetic data
-    (``attrs["synthetic"]``) carries nominal timestamps only: None.
+    (``attrs["synthetic"]``) carries nominal timestamps only: None. The times are wall-clock times
+    in the data's zone, ``time_zone_of(ds.attrs)`` (:func:`datasets.layout.time_zone_of`).
     """
     if ds.attrs.get("synthetic"):
         return None
@@ -174,17 +176,54 @@ def valid_times(ds: xr.Dataset) -> np.ndarray | None:
     return np.concatenate([ctx, fc])
 
 
-def format_valid_time(value) -> str:
-    """``"2016-07-11 14:35 UTC"`` (seconds shown only when not zero)."""
+def format_valid_time(value, zone: str) -> str:
+    """A wall-clock time with its zone: ``"2016-07-11 14:35 UTC"``.
+
+    Parameters
+    ----------
+    value : datetime64 or timestamp-like
+        Naive wall-clock time in ``zone`` (seconds shown only when not zero).
+    zone : str
+        The dataset's ``attrs["time_zone"]`` (:func:`datasets.layout.time_zone_of`): ``"UTC"``; an
+        IANA name, shown as its city and the UTC offset of that moment
+        (``"2014-07-10 08:00 New York time (UTC-4)"``); ``"local"``: ``"local time"``.
+    """
     t = pd.Timestamp(value)
-    return t.strftime("%Y-%m-%d %H:%M:%S UTC" if t.second else "%Y-%m-%d %H:%M UTC")
+    clock = t.strftime("%Y-%m-%d %H:%M:%S" if t.second else "%Y-%m-%d %H:%M")
+    return f"{clock} {zone_label(zone, t)}"
 
 
-def step_time_label(axis: TimeAxis, times: np.ndarray | None, step: int) -> str:
-    """``"Lead time +20 min · valid 2016-07-11 14:35 UTC"``, or the lead alone without times."""
+def zone_label(zone: str, when=None) -> str:
+    """How a title names the clock of ``zone`` (see :func:`format_valid_time`) at ``when``."""
+    zone = str(zone or UTC).strip()
+    if zone.upper() in (UTC, "Z", "ETC/UTC", "GMT"):
+        return UTC
+    if zone == LOCAL_TIME:
+        return "local time"
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"time zone {zone}"
+    city = zone.rsplit("/", 1)[-1].replace("_", " ")
+    if when is None:
+        return f"{city} time"
+    offset = pd.Timestamp(when).to_pydatetime().replace(tzinfo=tz).utcoffset()
+    minutes = int(offset.total_seconds() // 60)
+    sign, minutes = ("+" if minutes >= 0 else "-"), abs(minutes)
+    hours = f"{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
+    return f"{city} time (UTC{sign}{hours})"
+
+
+def step_time_label(axis: TimeAxis, times: np.ndarray | None, step: int, zone: str) -> str:
+    """``"Lead time +20 min · valid 2016-07-11 14:35 UTC"``, or the lead alone without times.
+
+    ``zone``: the clock of ``times`` (:func:`format_valid_time`).
+    """
     label = f"Lead time {axis.label(step)}"
     if times is not None and 0 <= step < len(times):
-        label += f" · valid {format_valid_time(times[step])}"
+        label += f" · valid {format_valid_time(times[step], zone)}"
     return label
 
 
@@ -641,8 +680,9 @@ def _forecast_title(
     horizon: int,
     beyond_training: int | None,
     ch_name: str,
+    zone: str,
 ) -> str:
-    """The figure title of animation step ``s``: its time, then what the frame is."""
+    """The figure title of animation step ``s``: its time (clock ``zone``), then what the frame is."""
     n_ctx = axis.n_context
     k = s - n_ctx + 1
     if s < n_ctx:
@@ -652,7 +692,7 @@ def _forecast_title(
         if beyond_training is not None and k > beyond_training:
             what += " — beyond training horizon"
     extra = f" · {ch_name}" if ch_name else ""
-    return f"{step_time_label(axis, times, s)}<br><span style='font-size:12px'>{what}{extra}</span>"
+    return f"{step_time_label(axis, times, s, zone)}<br><span style='font-size:12px'>{what}{extra}</span>"
 
 
 def _forecast_colorbars(
@@ -740,10 +780,10 @@ def forecast_figure(
 
     ch_name = _channel_name(ds, channel)
 
-    times = valid_times(ds)
+    times, zone = valid_times(ds), time_zone_of(ds.attrs)
 
     def title(s: int) -> str:
-        return _forecast_title(s, axis, times, pred.shape[0], beyond_training, ch_name)
+        return _forecast_title(s, axis, times, pred.shape[0], beyond_training, ch_name, zone)
 
     names = [str(s) for s in steps]
     fig.frames = [
@@ -775,7 +815,9 @@ def forecast_figure(
             "error_scale": _scale_meta(escale),
             "steps": steps,
             "labels": [axis.label(s) for s in steps],
-            "valid_times": [format_valid_time(t) for t in times] if times is not None else None,
+            "valid_times": [format_valid_time(t, zone) for t in times]
+            if times is not None
+            else None,
             "n_context": n_ctx,
             "dataset": str(ds.attrs.get("dataset", "")),
             "sample": int(ds.attrs.get("sample", 0)),
@@ -931,7 +973,11 @@ def gates_figure(
     times = valid_times(ds)
     phase = "context" if step < axis.n_context else "forecast"
     lead = axis.label(step) if step < len(axis.values) else f"step {step}"
-    when = f"valid {format_valid_time(times[step])} · " if times is not None else ""
+    when = (
+        f"valid {format_valid_time(times[step], time_zone_of(ds.attrs))} · "
+        if times is not None
+        else ""
+    )
     shown = desc[names[0]]  # one reduction for all six panels
     fig.update_layout(
         **layout,

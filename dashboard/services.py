@@ -359,6 +359,11 @@ def device_note() -> str:
 
 
 # -- rollouts ----------------------------------------------------------------------------------
+DATA_ATTRS_KEPT = ("units", "domain", "time_step", "time_zone")
+"""Attrs of the data every rollout and inspection result carries for the views (``time_zone``: the
+clock of the valid times, :func:`datasets.layout.time_zone_of`)."""
+
+
 @dataclass(frozen=True)
 class Window:
     """Which frames of a dataset feed a rollout."""
@@ -449,7 +454,7 @@ def run_rollout(
         sample=window.sample,
         start=window.start,
     )
-    for key in ("units", "domain", "time_step"):
+    for key in DATA_ATTRS_KEPT:
         if key in data.attrs and key not in ds.attrs:
             ds.attrs[key] = data.attrs[key]
     return ds
@@ -603,7 +608,7 @@ def run_inspection(model, meta: dict, data: xr.DataArray, window: Window) -> xr.
     if fallback:
         ds.attrs["device_note"] = fallback
     ds.attrs.update(checkpoint=str(meta.get("name", "")), sample=window.sample, start=window.start)
-    for key in ("units", "domain", "time_step"):
+    for key in DATA_ATTRS_KEPT:
         if key in data.attrs and key not in ds.attrs:
             ds.attrs[key] = data.attrs[key]
     return ds

@@ -2,7 +2,8 @@
 
 A dataset array is float32 with dims :data:`DIMS` ``(sample, time, channel, y, x)`` and the attrs
 ``units``, ``time_step``, ``domain``, ``source``, ``licence``, ``description``, ``synthetic`` (see
-:mod:`datasets.registry`). This module depends on nothing else in :mod:`datasets` but the error type,
+:mod:`datasets.registry`), and ``time_zone`` where the timestamps are not UTC (:func:`time_zone_of`).
+This module depends on nothing else in :mod:`datasets` but the error type,
 so readers, domain modules and the registry all build on it.
 """
 
@@ -21,6 +22,20 @@ FRAME_STEP = "1 frame"  # time_step of frame sequences without timestamps (not a
 MOVING_MNIST_FAMILY = "Moving MNIST digits"  # attrs["family"]: what the frames show
 NATURAL_VIDEO_FAMILY = "natural video"
 USER_LICENCE = "user file: licence as set by its owner"
+UTC = "UTC"
+LOCAL_TIME = "local"  # attrs["time_zone"] of local clock times whose zone the file does not state
+
+
+def time_zone_of(attrs: dict) -> str:
+    """The clock a dataset's timestamps read: ``attrs["time_zone"]``, an IANA name.
+
+    Timestamps are naive ``datetime64`` wall-clock times in that zone, e.g. ``"America/New_York"``
+    for TaxiNYC (the trips' local time; its daylight-saving days show the skipped and doubled
+    hour); :data:`LOCAL_TIME` when a file holds local times without saying where. Absent means
+    :data:`UTC`, as in CF-NetCDF, which every radar source uses.
+    """
+    zone = str(attrs.get("time_zone") or UTC).strip()
+    return zone or UTC
 
 
 def as_dataset_array(

@@ -73,6 +73,7 @@ import xarray as xr
 
 from datasets.errors import DatasetError
 from datasets.guards import check_file
+from datasets.layout import UTC
 from datasets.magic import (
     GRIB_MAGIC,
     GZIP_MAGIC,
@@ -968,6 +969,7 @@ def read_radar_sequence(
             "domain."
         ),
         "synthetic": 0,
+        "time_zone": UTC,  # every radar source stamps its frames in UTC
         "radar_source": spec.name,
         "projection": geometry["projection"],
         # x/y in km: their spacing; lat/lon grids: the local scale at the centre (approximate)

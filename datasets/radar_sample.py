@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from datasets.errors import DatasetError
+from datasets.layout import UTC
 from datasets.radar_io import CHANNEL
 from datasets.windows import sliding_windows, take_evenly
 
@@ -111,6 +112,7 @@ def read_fmi_sample(path=None) -> xr.DataArray:
             ),
             "history": str(attrs.get("history", "")),
             "synthetic": 0,
+            "time_zone": UTC,
             "radar_source": "fmi",
             "projection": str(attrs.get("projection", "")),
             "resolution_km": float(attrs.get("resolution_km", 1.0)),

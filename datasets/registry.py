@@ -10,7 +10,9 @@ of samples (windows) returned, so callers such as the dashboard can ask for a fe
   ``channel`` (names), ``y``, ``x``;
 - attrs: ``units``, ``time_step`` (ISO 8601 duration, e.g. ``"PT5M"``), ``domain`` (``"radar"``,
   ``"traffic"`` or ``"video"``), ``source``, ``licence``, ``description``, ``synthetic`` (bool, stored
-  as int 0/1 so NetCDF can hold it);
+  as int 0/1 so NetCDF can hold it); ``time_zone`` (IANA name of the clock the timestamps read,
+  e.g. ``"America/New_York"`` for TaxiNYC; absent means UTC, as for radar:
+  :func:`datasets.layout.time_zone_of`);
 - invalid pixels (e.g. outside the radar domain) are NaN in the array; :func:`valid_mask` turns them
   into the boolean mask that travels beside the data (NaN never reaches the network).
 

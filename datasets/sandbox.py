@@ -145,28 +145,56 @@ def _child(
         conn.close()
 
 
-def _pack(data: xr.DataArray) -> tuple[dict, bytes]:
-    """A dataset array as plain parts: JSON-able header and ``.npz`` bytes (no pickle)."""
-    arrays = {"values": np.ascontiguousarray(data.values)}
-    for dim in data.dims:
-        if dim in data.coords:
-            arrays[f"coord_{dim}"] = np.asarray(data[dim].values)
-    attrs = {
+def _plain_attrs(attrs: dict) -> dict:
+    """The attrs JSON can carry (str, int, float, bool), numpy scalars as Python ones."""
+    return {
         str(k): v.item() if isinstance(v, np.generic) else v
-        for k, v in data.attrs.items()
+        for k, v in attrs.items()
         if isinstance(v, str | int | float | bool | np.generic)
     }
+
+
+def _pack(data: xr.DataArray) -> tuple[dict, bytes]:
+    """A dataset array as plain parts: JSON-able header and ``.npz`` bytes (no pickle).
+
+    Every coordinate along the array's dims travels with its attrs: the dimension coordinates and
+    the others, such as ``timestamp (sample, time)`` (a window's real times) or the ``units`` of
+    ``y``/``x`` (a map in metres or km); object-typed ones are left out.
+    """
+    arrays = {"values": np.ascontiguousarray(data.values)}
+    coords = {}
+    for index, (name, coord) in enumerate(data.coords.items()):
+        values = np.asarray(coord.values)
+        if values.dtype.kind not in "biufcmMU" or not set(coord.dims) <= set(data.dims):
+            continue
+        arrays[f"coord_{index}"] = values
+        coords[str(name)] = {
+            "key": f"coord_{index}",
+            "dims": list(coord.dims),
+            "attrs": _plain_attrs(coord.attrs),
+        }
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    return {"dims": list(data.dims), "attrs": attrs, "name": data.name}, buffer.getvalue()
+    header = {
+        "dims": list(data.dims),
+        "attrs": _plain_attrs(data.attrs),
+        "name": data.name,
+        "coords": coords,
+    }
+    return header, buffer.getvalue()
 
 
 def _unpack(header: dict, payload: bytes) -> xr.DataArray:
     """Inverse of :func:`_pack`; never unpickles (``allow_pickle=False``)."""
+    dims = [str(d) for d in header["dims"]]
+    coords = {}
     with np.load(io.BytesIO(payload), allow_pickle=False) as parts:
-        dims = [str(d) for d in header["dims"]]
-        coords = {d: parts[f"coord_{d}"] for d in dims if f"coord_{d}" in parts.files}
         values = parts["values"]
+        for name, spec in dict(header.get("coords") or {}).items():
+            coord_dims = tuple(str(d) for d in spec.get("dims", ()))
+            key = str(spec.get("key"))
+            if key in parts.files and set(coord_dims) <= set(dims):
+                coords[str(name)] = (coord_dims, parts[key], dict(spec.get("attrs") or {}))
     return xr.DataArray(
         values, dims=dims, coords=coords, attrs=dict(header["attrs"]), name=header.get("name")
     )

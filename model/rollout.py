@@ -550,10 +550,12 @@ def _as_frames(data, name: str) -> np.ndarray:
     return arr
 
 
-def _coord(data, dim: str, size: int):
+def _coord(data, dim: str, size: int) -> tuple:
+    """``(dim, values, attrs)`` of the input's coordinate (its ``units``, e.g. metres, kept), else
+    the index ``0 .. size - 1``."""
     if isinstance(data, xr.DataArray) and dim in data.coords:
-        return data.coords[dim].values
-    return np.arange(size)
+        return dim, data.coords[dim].values, dict(data.coords[dim].attrs)
+    return dim, np.arange(size), {}
 
 
 def _context_times(context, n_ctx: int):

@@ -184,7 +184,7 @@ def open_netcdf_or_zarr(
         channel_coord = None
         if channel_dim is not None and channel_dim in data.coords:
             channel_coord = [str(v) for v in data[channel_dim].values]
-        return as_dataset_array(
+        array = as_dataset_array(
             values,
             units=units,
             time_step=time_step,
@@ -199,6 +199,10 @@ def open_netcdf_or_zarr(
             x=_numeric_coord(data, x_dim),
             extra_attrs={"variable": str(var.name), "original_dims": " ".join(map(str, order))},
         )
+        for dim, role in ((y_dim, "y"), (x_dim, "x")):  # metres or km: the page draws km axes
+            if _numeric_coord(data, dim) is not None:
+                array[role].attrs.update(_coord_attrs(data[dim]))
+        return array
 
 
 def _dim_roles(var: xr.DataArray, path: Path) -> tuple:
@@ -232,6 +236,14 @@ def _time_and_step(data: xr.DataArray, time_dim) -> tuple:
     elif time is not None:
         time = None
     return time, time_step
+
+
+COORD_ATTRS = ("units", "standard_name", "long_name", "axis")
+"""Attrs of a map coordinate kept from the file (``units`` "m": a CF projected grid in metres)."""
+
+
+def _coord_attrs(coord: xr.DataArray) -> dict[str, str]:
+    return {k: str(coord.attrs[k]) for k in COORD_ATTRS if k in coord.attrs}
 
 
 def _numeric_coord(data: xr.DataArray, dim) -> np.ndarray | None:

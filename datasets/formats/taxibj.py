@@ -21,6 +21,9 @@ Defects are detected and reported, never hidden (:class:`SeriesReport`, also in 
   compared with the same hour one and two weeks before and after, the later copy fits better in
   2010-2012 and the first copy in 2013-2014; ``"drop"`` is the cautious choice for training;
 - **rows out of order** (time going backwards in the file): the series is sorted by time;
+- **time zone**: the slots count the city's local clock (TaxiBJ: Beijing, TaxiNYC and BikeNYC:
+  New York) and the file does not say which city, so ``attrs["time_zone"]`` is
+  :data:`datasets.layout.LOCAL_TIME`; a loader that knows the city sets its IANA zone;
 - **gaps**: missing intervals (count and ranges); frames with non-finite values are dropped and
   counted as missing too. Windows never span a gap.
 
@@ -41,7 +44,7 @@ import xarray as xr
 
 from datasets.errors import DatasetError
 from datasets.guards import check_file, reader_errors
-from datasets.layout import USER_LICENCE
+from datasets.layout import LOCAL_TIME, USER_LICENCE
 from datasets.magic import HDF5_MAGIC, head
 from datasets.timesteps import iso_duration
 from datasets.untrusted import DEFAULT_MAX_DECODED_BYTES, check_hdf5
@@ -440,6 +443,7 @@ def _read_taxibj(
                 f"{report.n_missing} missing intervals."
             ),
             "synthetic": 0,
+            "time_zone": LOCAL_TIME,  # the city's clock (DeepST slots); the file does not say which
             **report.to_attrs(),
         },
     )

@@ -293,13 +293,45 @@ def test_relative_lead_only_without_real_timestamps():
     ds = _with_times(synthetic_rollout(domain="radar", n_context=3, horizon=2))
     ds = ds.assign_coords(context_time=np.arange(3))
     times = F.valid_times(ds)
-    assert [F.format_valid_time(t) for t in times] == [
+    assert [F.format_valid_time(t, "UTC") for t in times] == [
         "2016-07-11 14:05 UTC",
         "2016-07-11 14:10 UTC",
         "2016-07-11 14:15 UTC",
         "2016-07-11 14:20 UTC",
         "2016-07-11 14:25 UTC",
     ]
+
+
+@pytest.mark.parametrize(
+    ("stamp", "zone", "label"),
+    [
+        ("2016-07-11 14:35", "UTC", "2016-07-11 14:35 UTC"),
+        ("2016-07-11 14:35:30", "UTC", "2016-07-11 14:35:30 UTC"),
+        ("2014-01-10 08:30", "America/New_York", "2014-01-10 08:30 New York time (UTC-5)"),
+        ("2014-07-10 08:00", "America/New_York", "2014-07-10 08:00 New York time (UTC-4)"),
+        ("2015-03-01 17:30", "Asia/Shanghai", "2015-03-01 17:30 Shanghai time (UTC+8)"),
+        ("2015-03-01 17:30", "Asia/Kolkata", "2015-03-01 17:30 Kolkata time (UTC+5:30)"),
+        ("2015-03-01 17:30", "local", "2015-03-01 17:30 local time"),
+        ("2015-03-01 17:30", "Mars/Olympus_Mons", "2015-03-01 17:30 time zone Mars/Olympus_Mons"),
+    ],
+)
+def test_valid_time_names_the_clock_of_the_data(stamp, zone, label):
+    assert F.format_valid_time(np.datetime64(stamp), zone) == label
+
+
+def test_titles_and_meta_use_the_time_zone_in_the_attrs():
+    ds = _with_times(
+        synthetic_rollout(domain="traffic", n_context=3, horizon=2), "2014-07-10 08:00"
+    )
+    ds.attrs["time_zone"] = "America/New_York"
+    fig = F.forecast_figure(ds)
+    assert "UTC" not in fig.layout.title.text.replace("(UTC-4)", "")
+    assert "New York time (UTC-4)" in fig.layout.title.text
+    assert all(t.endswith("New York time (UTC-4)") for t in fig.layout.meta["valid_times"])
+    assert all("New York time" in f.layout.title.text for f in fig.frames)
+    assert "New York time (UTC-4)" in F.gates_figure(ds, step=2).layout.title.text
+    del ds.attrs["time_zone"]  # absent: UTC, as CF-NetCDF and every radar source
+    assert F.forecast_figure(ds).layout.meta["valid_times"][0].endswith(" UTC")
 
 
 def test_cf_grid_stored_south_to_north_is_drawn_north_up_in_km():

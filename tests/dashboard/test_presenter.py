@@ -175,3 +175,59 @@ def test_start_up_warms_each_domain_opening_page(root, monkeypatch):
     assert entries("rollouts") == 5  # sample 1 found ready; sample 3 prefetched (2 was)
     assert entries("figures") == 15
     cache.clear()
+
+
+def _cf_netcdf_south_first(path: Path) -> Path:
+    """A CF radar file stored south to north (y increasing northward) in metres, 1 km pixels:
+    rain (8 mm/h) in the northern quarter only."""
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+
+    rain = np.zeros((10, 64, 64), np.float32)
+    rain[:, 48:, :] = 8.0  # the last rows stored are the northernmost
+    ds = xr.Dataset(
+        {"rain": (("time", "y", "x"), rain, {"units": "mm/h"})},
+        coords={
+            "time": pd.date_range("2021-07-14 12:00", periods=10, freq="5min"),
+            "y": ("y", 500.0 + 1000.0 * np.arange(64), {"units": "m", "axis": "Y",
+                                                         "standard_name": "projection_y_coordinate"}),
+            "x": ("x", 500.0 + 1000.0 * np.arange(64), {"units": "m", "axis": "X",
+                                                         "standard_name": "projection_x_coordinate"}),
+        },
+    )  # fmt: skip
+    ds.to_netcdf(path, engine="h5netcdf")
+    return path
+
+
+def test_uploaded_cf_grid_stored_south_first_is_drawn_north_up_in_km(tmp_path):
+    """Through the real upload path (sandboxed reader): metre coordinates and their units reach
+    the figure, which puts the northern rain at the top of km axes."""
+    import numpy as np
+
+    from tests.dashboard.test_app import decode
+
+    content = _cf_netcdf_south_first(tmp_path / "storm.nc").read_bytes()
+    at = run()
+    at.sidebar.radio(key="domain").set_value("upload").run()
+    at.sidebar.file_uploader[0].set_value(("storm.nc", content, "application/x-netcdf"))
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    spec = next(
+        json.loads(el.proto.spec)
+        for el in at.get("plotly_chart")
+        if json.loads(el.proto.spec)["layout"].get("meta", {}).get("kind") == "forecast"
+    )
+    layout = spec["layout"]
+    assert (layout["xaxis"]["title"]["text"], layout["yaxis"]["title"]["text"]) == (
+        "x (km)",
+        "y (km)",
+    )
+    lo, hi = layout["yaxis"]["range"]
+    assert lo < hi and layout["yaxis"].get("autorange") != "reversed"  # y grows upwards
+    observed = spec["frames"][0]["data"][1]  # the truth panel shows the first context frame
+    assert observed["y0"] == 0.5 and observed["dy"] == 1.0  # row k drawn at y = 0.5 + k km
+    rows = decode(spec, observed)
+    wet = np.flatnonzero(np.nanmax(rows, axis=1) > 1.0)
+    assert wet.min() == 48 and wet.max() == 63  # at y >= 48.5 km: the top of the chart
+    assert "valid 2021-07-14 12:" in layout["title"]["text"] and "UTC" in layout["title"]["text"]

@@ -59,6 +59,7 @@ def test_the_loader_gives_windows_in_mm_per_hour_with_km_coordinates():
     np.testing.assert_array_equal(windows["timestamp"].values[1], series["time"].values[4:28])
     assert FMI_SAMPLE_ATTRIBUTION in windows.attrs["description"]
     assert "same windows" in windows.attrs["split_policy"]
+    assert windows.attrs["time_zone"] == "UTC"  # FMI stamps its frames in UTC
     short = get_dataset("radar_fmi_sample", split="val", context=6, horizon=12, n_samples=2)
     assert short.sizes["time"] == 18 and short.sizes["sample"] == 2
 

@@ -120,6 +120,41 @@ def test_real_file_is_read_like_read_any(tmp_path):
     assert isolated.attrs == direct.attrs
 
 
+def test_every_coordinate_and_its_attrs_come_back(tmp_path):
+    """Windows keep their real times in ``timestamp (sample, time)``; maps their ``y``/``x`` units."""
+    import h5py
+    import pandas as pd
+    import xarray as xr
+
+    from datasets.files import read_any
+
+    times = pd.date_range("2015-01-10", periods=30, freq="h")
+    path = tmp_path / "flows.h5"
+    with h5py.File(path, "w") as f:  # TaxiBJ layout: windows with a timestamp coordinate
+        f["date"] = np.array([t.strftime("%Y%m%d%H").encode() for t in times])
+        f["data"] = np.ones((30, 2, 4, 3))
+    isolated = sandbox.read_isolated(path, max_bytes=10**6)
+    direct = read_any(path, max_bytes=10**6)
+    assert set(isolated.coords) == set(direct.coords) >= {"timestamp"}
+    xr.testing.assert_identical(isolated, direct)
+    rain = xr.Dataset(
+        {"rain": (("time", "y", "x"), np.ones((3, 4, 5), np.float32), {"units": "mm/h"})},
+        coords={
+            "time": pd.date_range("2020-01-01", periods=3, freq="5min"),
+            "y": (
+                "y",
+                np.arange(4) * 1000.0,
+                {"units": "m", "standard_name": "projection_y_coordinate"},
+            ),
+            "x": ("x", np.arange(5) * 1000.0, {"units": "m"}),
+        },
+    )
+    rain.to_netcdf(tmp_path / "rain.nc", engine="h5netcdf")
+    isolated = sandbox.read_isolated(tmp_path / "rain.nc", max_bytes=10**6)
+    assert isolated["y"].attrs == read_any(tmp_path / "rain.nc")["y"].attrs
+    assert isolated["y"].attrs["units"] == "m"
+
+
 def test_a_result_over_the_limit_is_refused(tmp_path):
     with pytest.raises(DatasetError, match=r"decodes to 0 MiB \(2 x 3 x 1 x 4 x 5 float32\)"):
         sandbox.read_isolated(

@@ -227,6 +227,8 @@ def test_read_any_dispatches_taxibj_layout_to_windows(tmp_path):
     assert out.dims == ("sample", "time", "channel", "y", "x") and out.dtype == np.float32
     assert out.attrs["report_n_missing"] == 4
     assert (np.diff(out["timestamp"].values, axis=1) == np.timedelta64(1, "h")).all()
+    # the slots are the city's clock, and the file does not say which city: never claimed UTC
+    assert out.attrs["time_zone"] == "local"
 
 
 # ----------------------------------------------------------------------------- errors
@@ -402,6 +404,24 @@ def test_taxinyc_split_windows_skip_september(shared_data):
     assert not september.any()
     assert arr.attrs["missing_hours"] == 696 and arr.attrs["dropped_duplicate_rows"] == 1728
     assert arr.attrs["units"] == "trips per hour" and arr.attrs["synthetic"] == 0
+
+    # New York local time (module doc of T.TAXINYC_TIME_ZONE): the windows keep the zone
+    assert arr.attrs["time_zone"] == "America/New_York"
+
+
+@pytest.mark.shared
+def test_taxinyc_timestamps_are_new_york_local_time(shared_data):
+    """The evidence behind ``time_zone``: the daylight-saving days in New York's clock."""
+    series, _ = T.read_taxinyc_year(2014, root=shared_data / "traffic")
+    assert series.attrs["time_zone"] == T.TAXINYC_TIME_ZONE == "America/New_York"
+    trips = series.sum(("channel", "y", "x")).to_series()
+    # 2014-03-09 02:00 does not exist in New York (clocks jump 02:00 -> 03:00): no trip
+    assert trips[pd.Timestamp("2014-03-09 02:00")] == 0
+    assert trips[pd.Timestamp("2014-03-09 01:00")] > 1000
+    # 2014-11-02 01:00 happens twice: more trips than the midnight before it
+    assert trips[pd.Timestamp("2014-11-02 01:00")] > 1.3 * trips[pd.Timestamp("2014-11-02 00:00")]
+    # the nightly minimum is at 05:00 local time (it would be 09:00 or 10:00 in UTC)
+    assert trips.groupby(trips.index.hour).mean().idxmin() == 5
 
 
 @pytest.mark.shared
