@@ -807,4 +807,5 @@ def _export_view(ds, sel: Selection, axis, channel: int) -> None:
         d.caption(safe(exc))
 
 
-main()
+if __name__ == "__main__":  # Streamlit runs the script as __main__; a child process that
+    main()  # multiprocessing starts imports it as __mp_main__ and must not draw the page again

@@ -55,3 +55,23 @@ def small_array(path, *, max_bytes=None):
         time=np.array(["2020-01-01T00:00", "2020-01-01T00:05", "2020-01-01T00:10"], "M8[ns]"),
         channel=["rain"],
     )
+
+
+def report_main_module(path, *, max_bytes=None):
+    """A tiny array whose attrs say what the child imported before reading: the parent's main
+    script (``__mp_main__``) and whether the model code (``model.rollout``, torch) was loaded."""
+    import sys
+
+    main = sys.modules.get("__mp_main__")
+    return as_dataset_array(
+        np.zeros((1, 2, 1, 2, 2), np.float32),
+        units="1",
+        time_step="PT5M",
+        domain="radar",
+        source=Path(path).name,
+        description="what the sandbox child imported",
+        extra_attrs={
+            "mp_main": str(getattr(main, "__file__", "")),
+            "model_loaded": int("model.rollout" in sys.modules or "torch" in sys.modules),
+        },
+    )

@@ -245,3 +245,30 @@ def test_a_rollout_too_large_to_record_keeps_its_forecast(monkeypatch, tmp_path)
     ds = services.run_rollout(net, meta, data, window, capture=True)
     assert "gates" not in ds and ds.sizes["time"] == 3
     assert "Gates were not recorded" in ds.attrs["capture_note"]
+
+
+def test_an_upload_child_does_not_draw_the_page_again(tmp_path):
+    """While Streamlit runs the page, ``sys.modules["__main__"]`` is ``dashboard/app.py``, and
+    every sandboxed reader child imports it as ``__mp_main__``. Importing it must not run the
+    page (dataset, checkpoint, rollout: seconds per upload, and pysteps left half imported)."""
+    import sys
+    import types
+
+    from datasets import sandbox
+
+    app = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+    main = types.ModuleType("__main__")
+    main.__file__ = str(app)  # as Streamlit's script runner sets it
+    real = sys.modules["__main__"]
+    (tmp_path / "upload.npy").write_bytes(b"x")
+    sys.modules["__main__"] = main
+    try:
+        data = sandbox.read_isolated(
+            tmp_path / "upload.npy",
+            max_bytes=10**6,
+            reader="tests.sandbox_readers:report_main_module",
+        )
+    finally:
+        sys.modules["__main__"] = real
+    assert data.attrs["mp_main"] == str(app)  # the child did import the page's script
+    assert data.attrs["model_loaded"] == 0  # but did not run it: no rollout, no torch
