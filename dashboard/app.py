@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 import xarray as xr
 
@@ -235,6 +236,10 @@ def _choose_data(sel: Selection, entries, default_ds: str | None) -> bool:
         sel.data, sel.data_key, sel.data_label = _upload_data(side)
         if sel.data is None:
             st.info("Upload a file in the sidebar to forecast your own data.")
+        elif int(sel.data.sizes["time"]) < 2:  # nothing to forecast from: say so, show the frame
+            st.info(safe(_one_frame_note(sel.data, sel.data_label)))
+            _preview(sel.data, sel.data_label)
+            return False
         return sel.data is not None
     names = [e.name for e in entries if e.domain == sel.domain]
     bundled_first = sorted(names, key=lambda n: (not by_name[n].bundled, n))
@@ -531,7 +536,7 @@ def _start_caption(data, sample: int, start: int) -> str:
 def _upload_data(side):
     side.caption(
         "NetCDF / Zarr (zip), TaxiBJ-style HDF5, radar files (ODIM/OPERA/DWD/KNMI/MeteoSwiss "
-        "HDF5, GRIB2 (MRMS, WMO precipitation rate), FMI .pgm(.gz) or GeoTIFF, BoM Rainfields "
+        "HDF5, MeteoSwiss AQC GIF, GRIB2 (MRMS, WMO precipitation rate), FMI .pgm(.gz) or GeoTIFF, BoM Rainfields "
         ".nc, NWC SAF CRR .nc) or a .zip of them, .npy, .npz, mp4 or gif; at most "
         f"{services.UPLOAD_MAX_MB} MB."
     )
@@ -561,6 +566,18 @@ def _upload_data(side):
     return data, cache.upload_key(content, up.name), shown
 
 
+def _one_frame_note(data, label: str) -> str:
+    """One sentence for an upload of a single frame: a forecast needs context frames before it."""
+    what = "radar frame" if data.attrs.get("domain") == "radar" else "frame"
+    when = ""
+    if str(data["time"].dtype).startswith("datetime64"):
+        when = f" (valid {figures.format_valid_time(data['time'].values[0], time_zone_of(data.attrs))})"
+    return (
+        f"{label} is one {what}{when}, and a forecast needs several consecutive frames as its "
+        "context: upload them together, as a .zip of the frames or one file with a time axis."
+    )
+
+
 def _reject_upload(message: str) -> None:
     """Show ``message`` and let go of the rejected file at once (a new uploader widget)."""
     st.session_state["_upload_rejected"] = message
@@ -576,7 +593,7 @@ def _preview(data, label: str) -> None:
         255 * (frame - min(0.0, float(finite.min()) if finite.size else 0.0)) / (top or 1.0)
     ).clip(0, 255)
     st.image(
-        img.astype("uint8"),
+        np.nan_to_num(img, nan=0.0).astype("uint8"),  # no data (NaN) drawn black
         caption=f"{plain(label)}: first frame of sample 0 (no forecast)",
         width=320,
     )

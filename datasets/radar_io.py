@@ -235,6 +235,44 @@ def _check_gif(path: Path, max_pixels: int) -> None:
     _check_size(path, canvas.height, canvas.width, max_pixels)
 
 
+MCH_GIF_SIZE = (710, 640)  # (width, height): the CCS4 grid of 1 km pixels (pysteps' geodata)
+MCH_GIF_PALETTE = bytes(
+    v for i in range(256) for v in ((255, 255 - i, 255 - i) if i < 255 else (0, 0, 0))
+)
+"""The MeteoSwiss AQC GIF colour table ("COLOR=reddish" in its comment): index i is RGB
+(255, 255 - i, 255 - i), index 255 (no data) is black. The importer reads the indices, so a GIF
+with this table and grid is a MeteoSwiss frame whatever its file is called."""
+_MCH_PRODUCT = re.compile(rb"PRDT=AQC(\d{9})(?!\d)")  # comment: product and its time, yydddHHMM
+
+
+def is_mch_gif(path: str | os.PathLike) -> bool:
+    """True when ``path`` is one MeteoSwiss AQC frame: a one-image GIF of the CCS4 grid's size
+    with :data:`MCH_GIF_PALETTE` (nothing decoded: :func:`datasets.untrusted.gif_info`)."""
+    try:
+        if not is_gif(_read_head(Path(path), 6)):
+            return False
+        info = gif_info(path, max_frames=2)
+    except (DatasetError, OSError, ValueError):
+        return False
+    return (
+        (info.width, info.height) == MCH_GIF_SIZE
+        and info.frames == 1
+        and info.palette == MCH_GIF_PALETTE
+    )
+
+
+def mch_gif_time(path: str | os.PathLike) -> np.datetime64 | None:
+    """Valid time a MeteoSwiss GIF states in its comment (``PRDT=AQC161932045``), else None."""
+    try:
+        found = _MCH_PRODUCT.search(gif_info(path, max_frames=1).comment)
+        if found is None:
+            return None
+        stamp = datetime.strptime(found.group(1).decode(), RADAR_SOURCES["mch"].time_format)
+    except (DatasetError, OSError, ValueError):
+        return None
+    return np.datetime64(stamp, "ns")
+
+
 def _check_pgm(path: Path, max_pixels: int) -> None:
     try:
         opener = gzip.open if _is_gzip(path) else open

@@ -57,6 +57,7 @@ MAX_METADATA_BYTES = 2**20  # one Zarr metadata document (.zarray, zarr.json, .z
 MAX_IMAGE_SIDE = 8192
 MAX_IMAGE_PIXELS = 4096 * 4096  # one frame; pillow composes GIF frames on an RGBA canvas (64 MiB)
 MAX_VIDEO_SIDE = 4096
+GIF_COMMENT_BYTES = 4096  # comment text kept by gif_info (MeteoSwiss states its product there)
 MAX_GIF_PIXELS_READ = 2**28  # frames read x canvas pixels: pillow decodes ~50 Mpixel/s
 MAX_VIDEO_PIXELS_READ = 2**30  # frames read x frame pixels (300 frames of 1080p is 0.62e9)
 NETCDF3_HEADER_MAX_BYTES = 16 * 2**20  # headers of real files are a few KiB
@@ -772,6 +773,8 @@ class GifInfo:
     width: int
     height: int
     frames: int  # counted up to the limit given to gif_info
+    palette: bytes = b""  # the global colour table, RGB triplets (empty when there is none)
+    comment: bytes = b""  # comment extensions before the first image, at most GIF_COMMENT_BYTES
 
 
 def gif_info(path: str | os.PathLike, *, max_frames: int) -> GifInfo:
@@ -791,22 +794,17 @@ def gif_info(path: str | os.PathLike, *, max_frames: int) -> GifInfo:
         width = int.from_bytes(data[6:8], "little")
         height = int.from_bytes(data[8:10], "little")
         pos = 13 + (3 * 2 ** ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
-        frames, end = 0, len(data)
-
-        def skip_blocks(at: int) -> int:
-            while at < end:
-                n = data[at]
-                at += 1 + n
-                if n == 0:
-                    break
-            return at
+        palette = bytes(data[13:pos])
+        frames, end, comment = 0, len(data), b""
 
         while pos < end and frames < max_frames:
             tag = data[pos]
             if tag == 0x3B:  # trailer
                 break
             if tag == 0x21 and pos + 2 <= end:  # extension: label, then sub-blocks
-                pos = skip_blocks(pos + 2)
+                start, pos = pos + 2, _skip_blocks(data, pos + 2)
+                if data[start - 1] == 0xFE and frames == 0:  # a comment: sub-block texts
+                    comment += _sub_blocks(data, start, pos, GIF_COMMENT_BYTES - len(comment))
             elif tag == 0x2C and pos + 10 <= end:  # image descriptor
                 left, top, w, h = (
                     int.from_bytes(data[pos + i : pos + i + 2], "little") for i in (1, 3, 5, 7)
@@ -814,13 +812,34 @@ def gif_info(path: str | os.PathLike, *, max_frames: int) -> GifInfo:
                 width, height = max(width, left + w), max(height, top + h)
                 flags = data[pos + 9]
                 pos += 10 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0)
-                pos = skip_blocks(pos + 1)  # LZW minimum code size, then data sub-blocks
+                pos = _skip_blocks(data, pos + 1)  # LZW minimum code size, then data sub-blocks
                 frames += 1
             else:
                 break  # unknown block or truncated: pillow stops reading here too
     if frames == 0:
         raise _refuse(path, "the GIF has no image in it.")
-    return GifInfo(width, height, frames)
+    return GifInfo(width, height, frames, palette, comment)
+
+
+def _skip_blocks(data, at: int) -> int:
+    """Position after the GIF data sub-blocks starting at ``at`` (their zero-length terminator)."""
+    end = len(data)
+    while at < end:
+        n = data[at]
+        at += 1 + n
+        if n == 0:
+            break
+    return at
+
+
+def _sub_blocks(data, start: int, stop: int, limit: int) -> bytes:
+    """The bytes of the GIF data sub-blocks in ``data[start:stop]``, at most ``limit`` of them."""
+    out, at = bytearray(), start
+    while at < stop and len(out) < limit:
+        n = data[at]
+        out += data[at + 1 : min(at + 1 + n, stop)]
+        at += 1 + n
+    return bytes(out[: max(limit, 0)])
 
 
 def check_frames(

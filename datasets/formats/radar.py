@@ -5,6 +5,8 @@ Match rules (:func:`match_radar`)
 - GRIB (magic bytes ``GRIB``, any edition; edition 1 is then refused in one sentence), also
   gzipped (``.grib2.gz``, as NOAA serves MRMS; inflated after :func:`check_gzip` bounds it);
 - a binary PGM (magic ``P5``, plain or inside gzip) or a TIFF: an FMI composite (PGM, GeoTIFF);
+- a MeteoSwiss AQC frame: a one-image GIF of the CCS4 grid (710 x 640) with the product's colour
+  table (:func:`datasets.radar_io.is_mch_gif`, nothing decoded); other GIFs stay video;
 - a BoM Rainfields3 frame: NetCDF-4 with a 2-D ``precipitation`` and a scalar ``valid_time``;
 - HDF5 (magic bytes) whose top-level groups say KNMI (``image1`` + ``geographic``), ODIM
   (``where`` + ``datasetN``) or NWC SAF CRR (netCDF-4 with ``crr_intensity``), as
@@ -28,7 +30,8 @@ that the time stamp in it can be parsed), and the files must be of one source. T
 (``grid=None``, ``crop=None``, ``resolution_km=None``), in mm/h with real timestamps. When a name
 holds no time stamp, the HDF5 attributes give it (ODIM ``/what`` ``date`` + ``time``, KNMI
 ``image1`` ``image_datetime_valid``, NWC SAF ``nominal_product_time``, BoM ``valid_time``, FMI
-``# obstime`` header line, TIFF ``DateTime``); GRIB2 messages always
+``# obstime`` header line, TIFF ``DateTime``, the MeteoSwiss GIF comment's ``PRDT=AQC...``); an
+upload's own name is never used (it is saved under a fixed name). GRIB2 messages always
 give their own validity time. A single GRIB2 file of several messages is split into one file per
 message (after its header walk, :func:`datasets.grib.split_messages`), one frame each. The pixels of all frames together are
 bounded by :data:`MAX_TOTAL_PIXELS` (each file by :data:`datasets.radar_io.MAX_PIXELS`).
@@ -58,6 +61,7 @@ from datasets.magic import (
     TIFF_SUFFIXES,
     ZIP_MAGIC,
     head,
+    is_gif,
 )
 from datasets.untrusted import DEFAULT_MAX_DECODED_BYTES, check_gzip, check_zip
 
@@ -168,6 +172,10 @@ def match_radar(path: Path, head: bytes) -> bool:
         return _match_folder(path)
     if head.startswith(GRIB_MAGIC):
         return True  # any edition: the radar reader says why edition 1 is refused
+    if is_gif(head):
+        from datasets.radar_io import is_mch_gif
+
+        return is_mch_gif(path)  # a MeteoSwiss frame by its grid and colour table; else video
     if _is_pgm(path, head) or head[:4] in TIFF_MAGIC or _is_gzipped_grib(path):
         return True  # FMI PGM or GeoTIFF: the radar reader says why a foreign one is refused
     if head.startswith(HDF5_MAGIC):
@@ -235,6 +243,10 @@ def _file_header_time(path: Path, source: str) -> np.datetime64 | None:
         return _hdf5_time(path)
     if source == "fmi":
         return _pgm_time(path)
+    if source == "mch":
+        from datasets.radar_io import mch_gif_time
+
+        return mch_gif_time(path)
     if source == "fmi_geotiff":
         from datasets.geotiff import geotiff_time
 

@@ -516,8 +516,20 @@ def test_decoded_limit_names_shape_and_what_to_do(tmp_path):
 
 def test_gif_info_reads_blocks_only(tmp_path):
     path = _gif_frames(tmp_path, tmp_path)
-    assert U.gif_info(path, max_frames=1000) == U.GifInfo(2000, 2000, 300)
+    info = U.gif_info(path, max_frames=1000)
+    assert (info.width, info.height, info.frames) == (2000, 2000, 300)
+    assert len(info.palette) % 3 == 0 and info.comment == b""
     assert U.gif_info(path, max_frames=7).frames == 7
+
+
+def test_gif_info_keeps_a_bounded_comment(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "c.gif"
+    Image.new("P", (4, 3)).save(path, comment=b"PRDT=AQC161932045 " + b"x" * 9000)
+    info = U.gif_info(path, max_frames=1)
+    assert info.comment.startswith(b"PRDT=AQC161932045 ")
+    assert len(info.comment) == U.GIF_COMMENT_BYTES  # a long comment is cut, never read whole
 
 
 def test_public_message_removes_folders(tmp_path):
