@@ -71,7 +71,9 @@ def z_of(trace: dict) -> np.ndarray:
 
 
 def decode(spec: dict, trace: dict, key: str = "value_scale") -> np.ndarray:
-    return F.scale_from_meta(spec["layout"]["meta"][key]).decode(z_of(trace))
+    """Physical values of a forecast panel (a PNG image of codes) or a heatmap of codes."""
+    codes = F.panel_codes(trace) if "source" in trace else z_of(trace)
+    return F.scale_from_meta(spec["layout"]["meta"][key]).decode(codes)
 
 
 def data_frame(sample: int, t: int) -> np.ndarray:
@@ -86,7 +88,8 @@ def test_opens_on_an_animated_forecast_without_clicks():
     assert at.selectbox(key="checkpoint").value == "tiny_mnist"
     specs = charts(at)
     fc = specs["forecast"]
-    assert [t["type"] for t in fc["data"]] == ["heatmap"] * 3
+    # three image panels, two invisible heatmaps holding the colour bars
+    assert [t["type"] for t in fc["data"]] == ["image"] * 3 + ["heatmap"] * 2
     assert len(fc["frames"]) == 20  # 10 context + 10 forecast frames
     assert fc["layout"]["xaxis"]["title"]["text"] == "x (pixel)"
     assert fc["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "pixel intensity [0, 1]"
