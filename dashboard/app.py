@@ -19,16 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
-import xarray as xr
 
 if __package__ in (None, ""):  # `streamlit run dashboard/app.py` runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboard import cache, exports, figures, lab, services, state
-from dashboard.state import DeepLink, to_query
-from dashboard.text import plain, safe
-from dashboard.widgets import CHART_CONFIG, keep_values
-from dashboard.widgets import choose as _choose
+from dashboard.page_start import open_page
+
+open_page()  # before the heavy imports below: a new browser page starts loading plotly now
+
+import xarray as xr  # noqa: E402
+
+from dashboard import cache, exports, figures, lab, services, state  # noqa: E402
+from dashboard.state import DeepLink, to_query  # noqa: E402
+from dashboard.text import plain, safe  # noqa: E402
+from dashboard.widgets import CHART_CONFIG, keep_values  # noqa: E402
+from dashboard.widgets import choose as _choose  # noqa: E402
 
 VIEWS = ("Gates", *lab.VIEWS, "Pixel probe", "Metrics", "Export")
 UPLOAD = "upload"
@@ -48,12 +53,6 @@ REDUCTION_LABELS = {
 
 
 def main() -> None:
-    st.set_page_config(page_title="convlstm-lab", page_icon="🌧️", layout="wide")
-    st.markdown(
-        "<style>div.block-container{padding-top:2.2rem;} "
-        "h1{font-size:1.9rem !important; margin-bottom:0 !important;}</style>",
-        unsafe_allow_html=True,
-    )
     current = st.query_params.to_dict()
     written = st.session_state.get("_written_query")
     back_or_forward = written is not None and current != written and _history_navigation()
