@@ -18,12 +18,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
-import xarray as xr
 
 if __package__ in (None, ""):  # `streamlit run dashboard/app.py` runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dashboard.page_start import open_page
+
+if __name__ == "__main__":  # not in a child process that imports this file as __mp_main__
+    open_page()  # before the heavy imports below: a new browser page starts loading plotly now
+
+import numpy as np
+import xarray as xr
 
 from dashboard import cache, exports, figures, lab, services, state
 from dashboard.state import DeepLink, to_query
@@ -50,12 +56,6 @@ REDUCTION_LABELS = {
 
 
 def main() -> None:
-    st.set_page_config(page_title="convlstm-lab", page_icon="🌧️", layout="wide")
-    st.markdown(
-        "<style>div.block-container{padding-top:2.2rem;} "
-        "h1{font-size:1.9rem !important; margin-bottom:0 !important;}</style>",
-        unsafe_allow_html=True,
-    )
     current = st.query_params.to_dict()
     written = st.session_state.get("_written_query")
     back_or_forward = written is not None and current != written and _history_navigation()

@@ -140,11 +140,14 @@ def model(name: str, root: str, device: str = "auto"):
 
 @st.cache_resource(show_spinner=False)
 def server_ready(root: str, order: tuple[str, ...]) -> bool:
-    """Once per server: tune the CPU allocator and start :func:`warm_up_defaults` in a thread
-    (the first domain's page at once, the others once the first page is sent)."""
-    from model.runtime import tune_cpu_allocator
+    """Once per server: tune the CPU allocator, set the rollouts' torch threads
+    (:func:`model.runtime.set_server_torch_threads`: one on a 2-core machine) and start
+    :func:`warm_up_defaults` in a thread (the first domain's page at once, the others once the
+    first page is sent)."""
+    from model.runtime import set_server_torch_threads, tune_cpu_allocator
 
     tune_cpu_allocator()  # rollouts keep their scratch memory; pages trim after each run
+    set_server_torch_threads()
     if os.environ.get(WARM_UP_ENV, "1") == "0":
         return True
     threading.Thread(

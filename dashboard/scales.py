@@ -152,6 +152,22 @@ class Scale:
             stops.append([start + pos * (1.0 - start), colour])
         return stops
 
+    def palette(self) -> np.ndarray:
+        """The colour plotly draws for each code, as in a heatmap of :meth:`colorscale`.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(256, 4)`` ``uint8`` RGBA, row ``k`` the colour of code ``k`` (linear RGBA
+            interpolation between the colorscale's stops, as plotly.js does).
+        """
+        stops = self.colorscale()
+        positions = np.array([pos for pos, _ in stops])
+        rgba = np.array([_rgba(colour) for _, colour in stops])  # (stops, 4) 0..255
+        at = np.arange(N_CODES) / (N_CODES - 1)
+        channels = [np.interp(at, positions, rgba[:, c]) for c in range(4)]
+        return np.rint(np.stack(channels, axis=-1)).clip(0, 255).astype(np.uint8)
+
     def ticks(self, n: int = 6) -> tuple[list[int], list[str]]:
         """Colorbar tick positions (codes) and their labels in physical values."""
         if self.log:
@@ -198,6 +214,21 @@ class Scale:
             "cmax": N_CODES - 1,
             "colorbar": bar,
         }
+
+
+def _rgba(colour: str) -> tuple[float, float, float, float]:
+    """``"#rrggbb"``, ``"#rgb"`` or ``"rgb(a)(r, g, b[, a])"`` -> RGBA on 0..255 (alpha too)."""
+    colour = colour.strip()
+    if colour.startswith("#"):
+        digits = colour[1:]
+        if len(digits) == 3:
+            digits = "".join(d * 2 for d in digits)
+        r, g, b = (int(digits[i : i + 2], 16) for i in (0, 2, 4))
+        return float(r), float(g), float(b), 255.0
+    inside = colour[colour.index("(") + 1 : colour.rindex(")")]
+    parts = [float(v) for v in inside.split(",")]
+    alpha = parts[3] if len(parts) == 4 else 1.0
+    return parts[0], parts[1], parts[2], 255.0 * alpha
 
 
 def _nice_ticks(lo: float, hi: float, n: int) -> np.ndarray:

@@ -71,7 +71,9 @@ def z_of(trace: dict) -> np.ndarray:
 
 
 def decode(spec: dict, trace: dict, key: str = "value_scale") -> np.ndarray:
-    return F.scale_from_meta(spec["layout"]["meta"][key]).decode(z_of(trace))
+    """Physical values of a forecast panel (a PNG image of codes) or a heatmap of codes."""
+    codes = F.panel_codes(trace) if "source" in trace else z_of(trace)
+    return F.scale_from_meta(spec["layout"]["meta"][key]).decode(codes)
 
 
 def data_frame(sample: int, t: int) -> np.ndarray:
@@ -86,7 +88,8 @@ def test_opens_on_an_animated_forecast_without_clicks():
     assert at.selectbox(key="checkpoint").value == "tiny_mnist"
     specs = charts(at)
     fc = specs["forecast"]
-    assert [t["type"] for t in fc["data"]] == ["heatmap"] * 3
+    # three image panels, two invisible heatmaps holding the colour bars
+    assert [t["type"] for t in fc["data"]] == ["image"] * 3 + ["heatmap"] * 2
     assert len(fc["frames"]) == 20  # 10 context + 10 forecast frames
     assert fc["layout"]["xaxis"]["title"]["text"] == "x (pixel)"
     assert fc["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "pixel intensity [0, 1]"
@@ -430,12 +433,25 @@ def test_upload_over_the_size_limit_is_refused(monkeypatch):
     assert "over the 0.001 MB limit" in shown(at.error[0].value)
 
 
+def test_a_new_session_first_gets_the_hidden_plotly_preload_chart_once():
+    from dashboard.page_start import PLOTLY_PRELOAD_KEY
+
+    at = run_app()
+    first = at.get("plotly_chart")[0]  # before the heavy imports and the forecast
+    assert json.loads(first.proto.spec)["layout"]["meta"] == {"kind": "preload"}
+    assert list(charts(at))[:2] == ["preload", "forecast"]
+    style = " ".join(m.value for m in at.markdown)
+    assert f".st-key-{PLOTLY_PRELOAD_KEY}{{display:none;}}" in style
+    at.run()  # the session's next run: its browser has plotly already
+    assert "preload" not in charts(at) and "forecast" in charts(at)
+
+
 def test_no_checkpoints_at_all_is_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv(services.CHECKPOINT_ROOT_ENV, str(tmp_path))
     at = run_app()
     assert at.error and "No checkpoint fits" in shown(at.error[0].value)
     assert "none" in shown(at.error[0].value)  # lists what the folder holds
-    assert not at.get("plotly_chart")
+    assert list(charts(at)) == ["preload"]  # no chart but the hidden one that loads plotly early
     assert at.get("imgs") or at.get("image")  # a preview of the data instead
 
 

@@ -123,12 +123,12 @@ def test_dashboard_in_chromium(server):
         page.on("websocket", on_ws)
         t0 = time.perf_counter()
         page.goto(server["url"] + "/")
-        fc = _wait_chart(page, "forecast", lambda c: c["n"] == 3, timeout=120)
+        fc = _wait_chart(page, "forecast", lambda c: c["n"] == 5, timeout=120)
         _wait_chart(page, "gates", lambda c: c["n"] == 6, timeout=60)
         page.wait_for_timeout(500)
         metrics["first_page_s"] = round(time.perf_counter() - t0, 2)
         metrics["first_page_ws_bytes"] = received["bytes"]
-        assert fc["types"] == ["heatmap"] * 3
+        assert fc["types"] == ["image"] * 3 + ["heatmap"] * 2  # panels, colour-bar holders
         start = fc["active"]
         # opens on the first forecast step, labelled with a positive lead time
         assert fc["meta"]["steps"][start] == fc["meta"]["n_context"]
@@ -175,7 +175,7 @@ def test_dashboard_in_chromium(server):
         link = page.url
         other = browser.new_page(viewport={"width": 1500, "height": 2100})
         other.goto(link)
-        fc2 = _wait_chart(other, "forecast", lambda c: c["n"] == 3, 120)
+        fc2 = _wait_chart(other, "forecast", lambda c: c["n"] == 5, 120)
         g2 = _wait_chart(other, "gates", lambda c: c["n"] == 6, 60)
         assert fc2["meta"]["sample"] == 1
         assert g2["annotations"][4].startswith("<b>cell C")
@@ -239,7 +239,7 @@ def test_dashboard_in_chromium(server):
         except Exception:  # noqa: BLE001 - another default: pick it (the rerun has finished)
             _select(page, "Dataset", name)
         switched = _wait_chart(page, "forecast", lambda c: c["meta"].get("dataset") == name, 120)
-        assert switched["n"] == 3
+        assert switched["n"] == 5  # 3 image panels and 2 colour-bar holders
         _wait_url(page, f"dataset={name}")
         page.wait_for_timeout(1000)
         page.screenshot(path=str(ARTIFACTS / "browser_6_other_dataset.png"))
@@ -263,7 +263,7 @@ def test_hostile_link_values_render_as_text_in_chromium(server):
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         page.on("request", lambda r: requests.append(r.url))
         page.goto(server["url"] + "/?" + urlencode(values))
-        _wait_chart(page, "forecast", lambda c: c["n"] == 3, timeout=120)
+        _wait_chart(page, "forecast", lambda c: c["n"] == 5, timeout=120)
         alerts = page.locator('[data-testid="stAlert"]')
         alerts.first.wait_for(timeout=30000)
         text = " ".join(alerts.all_inner_texts()).replace("\u200b", "")
@@ -344,7 +344,7 @@ def test_intervention_on_the_shipped_radar_checkpoint_in_chromium(shipped_server
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 2300})
         page.goto(shipped_server + link)
-        _wait_chart(page, "forecast", lambda c: c["n"] == 3, timeout=180)
+        _wait_chart(page, "forecast", lambda c: c["n"] == 5, timeout=180)
         _wait_chart(page, "gates", lambda c: c["n"] == 6, timeout=60)
         page.wait_for_timeout(500)
         t0 = time.perf_counter()

@@ -11,7 +11,7 @@ from tests.dashboard_synthetic import synthetic_rollout
 
 def _decode(fig, trace, key="value_scale"):
     scale = F.scale_from_meta(fig.layout.meta[key])
-    return scale.decode(np.asarray(trace.z))
+    return scale.decode(F.panel_codes(trace))
 
 
 @pytest.mark.parametrize("domain", ["radar", "traffic", "video"])
@@ -19,8 +19,13 @@ def test_forecast_figure_frames_panels_and_axes(domain):
     ds = synthetic_rollout(domain=domain, n_context=4, horizon=5)
     fig = F.forecast_figure(ds)
     assert len(fig.frames) == 9  # 4 context + 5 forecast steps
-    assert [type(t) for t in fig.data] == [go.Heatmap] * 3
-    assert all(np.asarray(t.z).dtype == np.uint8 for t in fig.data)
+    # three image panels (indexed PNGs of 8-bit codes), then the invisible heatmaps that keep
+    # the two colour bars
+    assert [type(t) for t in fig.data] == [go.Image] * 3 + [go.Heatmap] * 2
+    assert all(t.source.startswith(F.PNG_URI) for t in fig.data[:3])
+    assert [t.coloraxis for t in fig.data[3:]] == ["coloraxis", "coloraxis2"]
+    assert all(t.opacity == 0 and t.hoverinfo == "skip" for t in fig.data[3:])
+    assert all(list(f.traces) == [0, 1, 2] for f in fig.frames)
     assert [a.text for a in fig.layout.annotations][:3] == [
         "Prediction",
         "Truth",
@@ -74,7 +79,7 @@ def test_forecast_known_pixel_values():
         assert abs(got_e - (expect_p - expect_t)) <= escale.resolution(0) * 1.01
     # context frames: observed frame in the truth panel, prediction and error blank
     ctx = fig.frames[1]
-    assert np.asarray(ctx.data[0].z).shape == (1, 1) and np.asarray(ctx.data[0].z)[0, 0] == 0
+    assert F.panel_codes(ctx.data[0]).shape == (1, 1) and F.panel_codes(ctx.data[0])[0, 0] == 0
     got = _decode(fig, ctx.data[1])[y, x]
     assert abs(got - float(ds.context.values[1, 0, y, x])) <= 0.05 * got + 0.01
 
@@ -82,7 +87,7 @@ def test_forecast_known_pixel_values():
 def test_forecast_nan_pixels_are_no_data():
     ds = synthetic_rollout(domain="radar", nan_corner=True)
     fig = F.forecast_figure(ds)
-    truth = np.asarray(fig.frames[-1].data[1].z)
+    truth = F.panel_codes(fig.frames[-1].data[1])
     assert truth[0, 0] == 0 and truth[5, 5] != 0
 
 
@@ -100,7 +105,7 @@ def test_forecast_initial_step_and_beyond_training_flag():
 def test_forecast_without_truth_has_two_panels():
     ds = synthetic_rollout(domain="video", truth=False)
     fig = F.forecast_figure(ds)
-    assert len(fig.data) == 2
+    assert [type(t) for t in fig.data] == [go.Image, go.Image, go.Heatmap]
     assert fig.layout.annotations[1].text == "Observed (context)"
 
 
@@ -422,3 +427,46 @@ def test_layout_parts_are_placed_apart_in_pixels():
     means = F.gate_means_figure(synthetic_rollout())
     assert means.layout.legend.yref == "container" and means.layout.legend.y == 0.0
     assert means.layout.margin.b >= F.LEGEND_PX
+
+
+@pytest.mark.parametrize("north_to_south", [False, True])
+def test_image_panels_hold_the_exact_codes_in_data_order(north_to_south):
+    """The PNG of a panel decodes to the codes of the data, whichever way the rows are stored;
+    plotly draws an image only with positive steps, so rows stored north to south are sent
+    flipped with ``y0`` at the southern row."""
+    ds = synthetic_rollout(domain="radar", n_context=2, horizon=3, size=16)
+    ds = ds.assign_coords(y=np.arange(16) * 2000.0 + 1000.0, x=np.arange(16) * 2000.0 + 1000.0)
+    ds["y"].attrs["units"] = ds["x"].attrs["units"] = "m"
+    if north_to_south:
+        ds = ds.isel(y=slice(None, None, -1))
+    fig = F.forecast_figure(ds)
+    scale = F.scale_from_meta(fig.layout.meta["value_scale"])
+    pred = fig.frames[2 + 1].data[0]
+    assert np.array_equal(F.panel_codes(pred), scale.encode(ds.prediction.values[1, 0]))
+    assert pred.dy == 2.0 and pred.dx == 2.0
+    assert pred.y0 == 1.0  # km: the southern row's centre comes first in the image
+    assert pred.meta["flip_y"] == north_to_south
+    lo, hi = fig.layout.yaxis.range
+    assert lo < hi  # north up either way
+
+
+def test_palette_is_the_colorscale_plotly_draws():
+    from dashboard.scales import NO_DATA, value_scale
+
+    rain = value_scale("radar", units="mm/h")
+    palette = rain.palette()
+    assert palette.shape == (256, 4) and palette.dtype == np.uint8
+    assert list(palette[NO_DATA]) == [200, 200, 200, 89]  # no data: translucent grey
+    assert list(palette[1]) == [255, 255, 255, 255]  # below 0.1 mm/h: white
+    assert list(palette[255]) == [0xC5, 0x1B, 0x8A, 255]  # the top stop's colour
+    # a PNG panel carries this palette and the codes as indices
+    import base64
+    import io
+
+    from PIL import Image
+
+    codes = np.array([[0, 1], [128, 255]], np.uint8)
+    uri = F.png_source(codes, palette)
+    with Image.open(io.BytesIO(base64.b64decode(uri[len(F.PNG_URI) :]))) as image:
+        rgba = np.asarray(image.convert("RGBA"))
+    assert np.array_equal(rgba, palette[codes])

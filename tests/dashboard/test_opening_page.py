@@ -21,12 +21,11 @@ TIMEOUT = 240
 RADAR_NORM = {"kind": "db", "units": "mm/h", "threshold": 0.1, "zerovalue": -15.0, "scale": 10.0}
 
 
-def _z(trace: dict) -> np.ndarray:
-    import base64
+def _codes(trace: dict) -> np.ndarray:
+    """The codes of a forecast panel (an indexed PNG image) in the data's row order."""
+    from dashboard.figures import panel_codes
 
-    z = trace["z"]
-    raw = np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"]))
-    return raw.reshape([int(s) for s in str(z["shape"]).split(",")])
+    return panel_codes(trace)
 
 
 def test_default_page_opens_on_the_bundled_fmi_event_over_its_whole_domain(monkeypatch):
@@ -52,8 +51,8 @@ def test_default_page_opens_on_the_bundled_fmi_event_over_its_whole_domain(monke
     assert layout["meta"]["dataset"] == "radar_fmi_sample"
     assert layout["meta"]["sample"] == state.OPENING_SAMPLE
     prediction = forecast["data"][0]
-    assert _z(prediction).shape == (height, width)  # the whole domain, not one 128 px tile
-    shapes = [_z(t).shape for f in forecast["frames"] for t in f["data"] if "z" in t]
+    assert _codes(prediction).shape == (height, width)  # the whole domain, not one 128 px tile
+    shapes = [_codes(t).shape for f in forecast["frames"] for t in f["data"]]
     assert shapes.count((height, width)) >= 2 * len(forecast["frames"])  # prediction and truth
     assert set(shapes) <= {(height, width), (1, 1)}  # (1, 1): an empty panel (no error yet)
     # valid times of the event, km axes spanning the domain, north up
@@ -63,7 +62,10 @@ def test_default_page_opens_on_the_bundled_fmi_event_over_its_whole_domain(monke
     assert layout["xaxis"]["title"]["text"] == "x (km)"
     assert layout["yaxis"]["title"]["text"] == "y (km)"
     y = data["y"].values
-    assert prediction["y0"] == pytest.approx(y[0]) and prediction["dy"] < 0  # row 0 = north
+    # row 0 of the data is north; plotly draws images with positive steps, so the image is sent
+    # south row first, starting at the southern row's centre
+    assert prediction["meta"]["flip_y"] and prediction["dy"] > 0
+    assert prediction["y0"] == pytest.approx(y[-1])
     lo, hi = layout["yaxis"]["range"]
     assert lo < hi and layout["yaxis"].get("autorange") != "reversed"
     assert hi - lo == pytest.approx(height * abs(float(y[1] - y[0])), rel=0.01)

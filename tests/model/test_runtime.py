@@ -1,4 +1,4 @@
-"""Host-memory tuning: glibc's malloc thresholds are set once, and can be left alone."""
+"""Host tuning: glibc's malloc thresholds are set once and can be left alone; a server's torch threads."""
 
 from __future__ import annotations
 
@@ -65,3 +65,29 @@ def test_entry_points_tune_the_allocator(monkeypatch):
     with pytest.raises(SystemExit):  # no such checkpoint: the allocator is tuned before that
         model.evaluate.main(["/nonexistent/checkpoint"])
     assert calls == ["bench", "evaluate"]
+
+
+def test_server_rollouts_use_one_torch_thread_on_two_cores_unless_told():
+    from model.runtime import TORCH_THREADS_ENV, server_torch_threads
+
+    assert server_torch_threads({}, cores=1) == 1
+    assert server_torch_threads({}, cores=2) == 1
+    assert server_torch_threads({}, cores=8) is None  # torch's own default
+    assert server_torch_threads({TORCH_THREADS_ENV: "3"}, cores=2) == 3
+    assert server_torch_threads({TORCH_THREADS_ENV: " "}, cores=2) == 1
+    for bad in ("0", "-1", "two", "1.5"):
+        with pytest.raises(ValueError, match=TORCH_THREADS_ENV):
+            server_torch_threads({TORCH_THREADS_ENV: bad}, cores=2)
+
+
+def test_set_server_torch_threads_applies_the_setting(monkeypatch):
+    import torch
+
+    from model.runtime import TORCH_THREADS_ENV, set_server_torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv(TORCH_THREADS_ENV, "1")
+        assert set_server_torch_threads() == 1 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
