@@ -877,6 +877,13 @@ def run_loso(args) -> pd.DataFrame:
     thresholds = tuple(float(t) for t in args.thresholds.split(","))
     table, facts = loso_evaluate(args.loso, args.data_root, thresholds=thresholds,
                                  log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
+    return report_loso(args, table, facts)
+
+
+def report_loso(args, table: pd.DataFrame, facts: dict) -> pd.DataFrame:
+    """Print the LOSO table of :func:`loso_evaluate` (``table``, ``facts``), its intervals and
+    checks, save it, and with ``args.update_checkpoint`` write it into the checkpoint's meta and
+    card."""
     name = Path(args.checkpoint).resolve().name
     out = Path(args.out) if args.out else REPO_ROOT / "runs" / name / "eval"
     out.mkdir(parents=True, exist_ok=True)

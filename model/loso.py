@@ -21,6 +21,23 @@ frame once over the whole domain (:func:`lagrangian_window`: motion field, advec
 targets moved back) and cut into 64 x 64 tiles, keeping tiles with at least
 :data:`MIN_RAIN_FRACTION` of rain in the last context frame and at most :data:`MAX_NAN_FRACTION`
 invalid pixels. Tiles are cached in model space (float16) under ``runs/loso_cache`` (not in git).
+
+Choices without the test source
+-------------------------------
+The postprocess of a checkpoint (:data:`POSTPROCESS_CANDIDATES`, the one list of candidates) is
+chosen by :func:`select_postprocess` on the rainy windows of the checkpoint's **own training
+events** (its meta's ``training.events``), never on the held-out source: each candidate finishes
+the same network forecast (:func:`candidate_forecasts`), is scored against LK extrapolation, and
+the largest mean margin on CSI@1 30/60 min and FSS@1 60 min among the candidates with a fair
+frequency bias wins (:func:`choose_postprocess`). The choice and the validation scores it was
+made on are written into the meta (``postprocess``, ``selection``) after training, or for an
+existing checkpoint with ``python -m model.loso --data-root DIR --select CHECKPOINT ...``. These
+windows were also in the network's training tiles: the validation is in-sample for the network.
+
+Confidence
+----------
+:func:`paired_intervals` gives 90 % bootstrap intervals of ours - LK (CSI@1, FSS@1 at 30 and
+60 min) per fold, resampling the test windows (:mod:`model.bootstrap`).
 """
 
 from __future__ import annotations
