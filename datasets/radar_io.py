@@ -889,9 +889,12 @@ def read_radar_sequence(
     grid : int or None
         Side of the square output window in pixels; None keeps the whole (resampled) domain.
     resolution_km : float or None
-        Output pixel size: an integer multiple (within 5 %) of the native pixel size, reached by
-        block-averaging (a block with less than half its pixels valid becomes NaN). None keeps
-        the native grid.
+        Output pixel size. An integer multiple (within 5 %) of the native pixel size is reached by
+        block-averaging (a block with less than half its pixels valid becomes NaN); any other
+        size (e.g. 1 km from MRMS's ~0.97 km lat/lon pixels) by resampling the whole domain
+        (:class:`model.regrid.GridResampler`: area-weighted means when coarser, bilinear when
+        finer, per axis, centred on the native grid; on lat/lon grids each axis's local scale at
+        the centre). None keeps the native grid.
     crop : "rain", "center", (row, col) or None
         Where to cut the ``grid`` window: where it rains most (module doc), the domain centre, or
         an explicit upper-left corner in output pixels; None (or ``grid=None``) keeps the domain.
@@ -922,7 +925,7 @@ def read_radar_sequence(
     DatasetError
         Any file unreadable (see :func:`read_radar_file`); no files; duplicated times; time steps
         that are not all equal (the message lists them); files on different grids; ``grid``
-        larger than the domain; a resolution that is not a multiple of the native one.
+        larger than the domain; a resolution that is not a positive number.
     """
     paths = [Path(f) for f in files]
     if not paths:
@@ -946,21 +949,10 @@ def read_radar_sequence(
     times_arr = np.array([times[i] for i in order], dtype="datetime64[ns]")
     step_min = _common_step(paths, times_arr)
 
-    frames, geometry, factor = [], None, 1
-    for path in paths:
-        rain, geo = read_radar_file(path, source=source, max_bytes=max_bytes, max_pixels=max_pixels)
-        if geometry is None:
-            geometry = geo
-            factor = _block_factor(path, geo["pixel_km"], resolution_km)
-        elif rain.shape != (len(geometry["y"]), len(geometry["x"])):
-            raise DatasetError(
-                f"{path.name}: grid {rain.shape} differs from {paths[0].name} "
-                f"({len(geometry['y'])}, {len(geometry['x'])}); read one grid at a time"
-            )
-        frames.append(_block_mean(rain, factor))  # (H', W')
-    stack = np.stack(frames)  # (T, H', W')
-    y_coord = _block_coord(geometry["y"], factor)
-    x_coord = _block_coord(geometry["x"], factor)
+    stack, geometry, y_coord, x_coord, pixel_km = _read_frames(
+        paths, source=source, resolution_km=resolution_km, max_bytes=max_bytes,
+        max_pixels=max_pixels,
+    )  # fmt: skip  # (T, H', W')
 
     row = col = -1
     if grid is not None and crop is not None:
@@ -988,7 +980,6 @@ def read_radar_sequence(
     latlon = geometry["latlon"]
     array.y.attrs["units"] = "degrees_north" if latlon else "km"
     array.x.attrs["units"] = "degrees_east" if latlon else "km"
-    pixel_km = geometry["pixel_km"] * factor
     spacing = (
         f"{abs(float(y_coord[1] - y_coord[0])) if len(y_coord) > 1 else 0:.3g} degree "
         f"latitude/longitude grid (~{pixel_km:.3g} km)"
@@ -1101,18 +1092,72 @@ def _common_step(paths: list[Path], times: np.ndarray) -> float | None:
     return float(steps[0]) / 60.0
 
 
-def _block_factor(path: Path, native_km: float, resolution_km: float | None) -> int:
+def _read_frames(paths: list[Path], *, source: str, resolution_km, max_bytes: int,
+                 max_pixels: int):  # fmt: skip
+    """Every file's frame at ``resolution_km`` (block means or resampling, as
+    :func:`read_radar_sequence` says): ``(stack (T, H', W'), geometry, y, x, pixel_km)``."""
+    frames, geometry, factor, resampler = [], None, 1, None
+    for path in paths:
+        rain, geo = read_radar_file(path, source=source, max_bytes=max_bytes, max_pixels=max_pixels)
+        if geometry is None:
+            geometry = geo
+            factor = _block_factor(geo["pixel_km"], resolution_km)
+            if factor is None:  # not an integer multiple: resampled (model.regrid)
+                resampler = _grid_resampler(geo, rain.shape, float(resolution_km))
+        elif rain.shape != (len(geometry["y"]), len(geometry["x"])):
+            raise DatasetError(
+                f"{path.name}: grid {rain.shape} differs from {paths[0].name} "
+                f"({len(geometry['y'])}, {len(geometry['x'])}); read one grid at a time"
+            )
+        if resampler is not None:
+            frames.append(resampler.to_model(rain))  # (H', W')
+        else:
+            frames.append(_block_mean(rain, factor))  # (H', W')
+    stack = np.stack(frames)  # (T, H', W')
+    if resampler is not None:
+        y_coord = _resampled_coord(geometry["y"], resampler.y)
+        x_coord = _resampled_coord(geometry["x"], resampler.x)
+    else:
+        y_coord = _block_coord(geometry["y"], factor)
+        x_coord = _block_coord(geometry["x"], factor)
+    pixel_km = float(resolution_km) if resampler is not None else geometry["pixel_km"] * factor
+    return stack, geometry, y_coord, x_coord, pixel_km
+
+
+def _block_factor(native_km: float, resolution_km: float | None) -> int | None:
+    """Block size reaching ``resolution_km`` from ``native_km`` pixels: 1 for None, the integer
+    multiple (within 5 %), or None when it is no such multiple (then resampled)."""
     if resolution_km is None:
         return 1
+    if not (float(resolution_km) > 0 and np.isfinite(float(resolution_km))):
+        raise DatasetError(f"resolution_km={resolution_km}: give a positive size in km or None")
     ratio = float(resolution_km) / native_km
     factor = int(round(ratio))
     if factor < 1 or abs(ratio - factor) > 0.05 * factor:
-        allowed = ", ".join(f"{native_km * k:.3g}" for k in (1, 2, 3, 4))
-        raise DatasetError(
-            f"{path.name}: resolution_km={resolution_km} is not an integer multiple of the native "
-            f"{native_km:.3g} km; use one of {allowed}, ... or None"
-        )
+        return None
     return factor
+
+
+def _grid_resampler(geometry: dict, shape: tuple[int, int], resolution_km: float):
+    """:class:`model.regrid.GridResampler` from a native grid (``geometry`` of
+    :func:`read_radar_file`, lat/lon included: the local scale at the centre) to
+    ``resolution_km`` pixels: area-weighted means when coarser, bilinear when finer."""
+    from model.regrid import GridResampler, PixelSize, latlon_pixel_size
+
+    if geometry["latlon"]:
+        size = latlon_pixel_size(np.asarray(geometry["y"]), np.asarray(geometry["x"]))
+    else:
+        km = float(geometry["pixel_km"])
+        size = PixelSize(km, km, "projected grid spacing")
+    return GridResampler.for_pixel_size(shape, size, resolution_km)
+
+
+def _resampled_coord(coord: np.ndarray, axis) -> np.ndarray:
+    """Coordinates of the resampled pixels of one axis (a :class:`model.regrid.AxisMap`): the
+    native coordinates continued linearly to the new pixel centres."""
+    coord = np.asarray(coord, dtype=np.float64)
+    step = (coord[-1] - coord[0]) / (len(coord) - 1) if len(coord) > 1 else 0.0
+    return coord[0] + axis.model_to_data_index(np.arange(axis.n_model)) * step
 
 
 def _block_mean(field: np.ndarray, factor: int) -> np.ndarray:

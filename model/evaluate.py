@@ -626,6 +626,20 @@ def loso_headline(table: pd.DataFrame) -> pd.DataFrame:
     return rows[keep].sort_values(["source", "lead_time"], kind="stable").reset_index(drop=True)
 
 
+def loso_intervals(facts: dict) -> pd.DataFrame:
+    """The bootstrap intervals of ours - extrapolation of every fold (``facts[source]
+    ["intervals"]``, :func:`model.loso.paired_intervals`): ``source, lead_time, score,
+    difference, low, high, windows``."""
+    rows = [row for fact in facts.values() for row in fact.get("intervals") or []]
+    cols = ["source", "lead_time", "score", "difference", "low", "high", "windows"]
+    return pd.DataFrame(rows, columns=[*cols, "resamples", "level", "seed"])[cols]
+
+
+def interval_text(row) -> str:
+    """``+0.021 [-0.004, +0.047]``: a difference and its interval."""
+    return f"{row['difference']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]"
+
+
 def loso_checks(table: pd.DataFrame) -> dict[str, bool]:
     """The issue's targets per source: beat extrapolation on CSI@1 at 30 and 60 min and on FSS@1
     at 60 min; frequency bias at 60 min within :data:`FBI_RANGE`."""
@@ -680,6 +694,15 @@ POSTPROCESS_CARD = {
         "observation fixes how much rain, and rain advected out through the domain's edge is "
         "restored. With it a zero head is no longer exactly extrapolation (same motion, the last "
         "frame's rain fraction at every lead; tested)."
+    ),
+    "cdf_match_after_inflow": (
+        " Then the inflow band of each advected lead (pixels whose trajectory starts outside the "
+        "valid domain, where the advection brings 0 mm/h) gets the last observation there, and "
+        "each lead gets the rain-rate distribution of the last context frame over its valid "
+        "pixels (`postprocess: cdf_match_after_inflow`, `model.lagrangian.fill_inflow` then "
+        "`match_after_advection`): rain that left through the edge is restored at the inflow "
+        "edge first, then next to the forecast rain. A zero head is no longer exactly "
+        "extrapolation."
     ),
 }
 """Route sentence of the model card per ``postprocess`` (:data:`model.lagrangian.POSTPROCESS_KEY`)."""
@@ -770,6 +793,7 @@ def loso_card(meta: dict, table: pd.DataFrame, facts: dict, folds: dict) -> str:
                      f"{by.loc[m, 'FBI@1']:.2f}" for m in LOSO_METHODS_ORDER]  # fmt: skip
             n = (fact.get("windows") or {}).get(event, "?")
             lines.append(f"| {source} | {event} | {n} | {lead} | " + " | ".join(cells) + " |")
+    lines += _interval_lines(facts) + _selection_lines(meta, facts)
     lines += ["", "### Targets (issue 11)", ""]
     lines += [f"- {k}: {'yes' if v else 'NO'}" for k, v in checks.items()]
     lines += ["", "### Where it loses", ""]
@@ -783,6 +807,53 @@ def loso_card(meta: dict, table: pd.DataFrame, facts: dict, folds: dict) -> str:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     lines += ["", f"- licence of the training data: {meta.get('licence')}", ""]
     return "\n".join(lines)
+
+
+def _interval_lines(facts: dict) -> list[str]:
+    """Card section: the paired bootstrap intervals of ours - extrapolation."""
+    from model.bootstrap import LEVEL, RESAMPLES, SEED
+
+    intervals = loso_intervals(facts)
+    if intervals.empty:
+        return []
+    lines = ["", f"### {LEVEL:.0%} bootstrap intervals of ours - extrapolation", "",
+             f"Paired percentile bootstrap over the test windows ({RESAMPLES} resamples, seed "
+             f"{SEED}, `model.bootstrap`): each resample draws the fold's windows with replacement, "
+             "the same for both forecasts, and recomputes both pooled scores. Windows of one event "
+             "are correlated, so these intervals are if anything too narrow.", "",
+             "| source | lead | score | ours - LK [interval] | windows |", "|---|---|---|---|---|"]  # fmt: skip
+    for _, row in intervals.iterrows():
+        lines.append(f"| {row.source} | {row.lead_time} | {row.score} | {interval_text(row)} | "
+                     f"{row.windows} |")  # fmt: skip
+    unsure = [f"{r.source} {r.score} {r.lead_time}" for _, r in intervals.iterrows() if r.low <= 0]
+    lines += ["", "- intervals that include 0 (no clear win): " + (", ".join(unsure) or "none")]
+    return lines
+
+
+def _selection_lines(meta: dict, facts: dict) -> list[str]:
+    """Card section: each fold's postprocess, chosen on its own training events only."""
+    from model.loso import POSTPROCESS_CANDIDATES
+
+    lines = ["", "### Post-processing chosen without the test source", "",
+             "Each checkpoint's postprocess is chosen by `model.loso.select_postprocess` from "
+             f"`{', '.join(POSTPROCESS_CANDIDATES)}` on the rainy windows of **its own training "
+             "events** (the fold never sees its test source while choosing); criterion: "
+             f"{(meta.get('selection') or {}).get('criterion', 'n/a')}. The training events' "
+             "windows were also in the network's training tiles, so these validation scores are "
+             "in-sample for the network (not for the choice's test).", "",
+             "| checkpoint | validated on | chosen | margin over LK per candidate | FBI@1 60 min "
+             "in range |", "|---|---|---|---|---|"]  # fmt: skip
+    rows = [(source, fact.get("selection")) for source, fact in facts.items()]
+    rows.append(("shipped", meta.get("selection")))
+    for name, record in rows:
+        if not record:
+            lines.append(f"| {name} | - | not chosen on training data | - | - |")
+            continue
+        margins = ", ".join(f"{c} {v:+.4f}" for c, v in record["margin"].items())
+        ok = ", ".join(f"{c} {'yes' if v else 'no'}" for c, v in record["bias_ok"].items())
+        lines.append(f"| {name} | {', '.join(record['validation_sources'])} | "
+                     f"{record['chosen']} | {margins} | {ok} |")  # fmt: skip
+    return lines
 
 
 def _fold_facts(folds: str | Path) -> dict:
@@ -806,6 +877,13 @@ def run_loso(args) -> pd.DataFrame:
     thresholds = tuple(float(t) for t in args.thresholds.split(","))
     table, facts = loso_evaluate(args.loso, args.data_root, thresholds=thresholds,
                                  log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
+    return report_loso(args, table, facts)
+
+
+def report_loso(args, table: pd.DataFrame, facts: dict) -> pd.DataFrame:
+    """Print the LOSO table of :func:`loso_evaluate` (``table``, ``facts``), its intervals and
+    checks, save it, and with ``args.update_checkpoint`` write it into the checkpoint's meta and
+    card."""
     name = Path(args.checkpoint).resolve().name
     out = Path(args.out) if args.out else REPO_ROOT / "runs" / name / "eval"
     out.mkdir(parents=True, exist_ok=True)
@@ -813,6 +891,14 @@ def run_loso(args) -> pd.DataFrame:
     (out / "loso.json").write_text(json.dumps(facts, indent=2) + "\n")
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(loso_headline(table).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    intervals = loso_intervals(facts)
+    print("90% bootstrap intervals of ours - extrapolation (test windows resampled, paired):")
+    for _, row in intervals.iterrows():
+        print(f"  {row.source} {row.lead_time} {row.score}: {interval_text(row)} "
+              f"({row.windows} windows)")  # fmt: skip
+    for source, fact in facts.items():
+        print(f"{source}: postprocess {fact.get('postprocess')} "
+              f"({'chosen on the training events' if fact.get('selection') else 'NOT chosen on training data'})")  # fmt: skip
     for check, ok in loso_checks(table).items():
         print(f"{check}: {'yes' if ok else 'NO'}")
     if args.update_checkpoint:

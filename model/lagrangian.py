@@ -53,7 +53,19 @@ POSTPROCESS_KEY = "postprocess"
 distribution of the last context frame (:func:`match_distribution`) before it is advected back;
 ``"cdf_match_after"`` gives it to every advected lead instead (:func:`match_after_advection`), so
 rain that left through the domain's edge is restored; absent/``"none"``: neither."""
-POSTPROCESS_OPTIONS = ("none", "cdf_match", "cdf_match_after")
+POSTPROCESS_OPTIONS = ("none", "cdf_match", "cdf_match_after", "cdf_match_after_inflow")
+"""Every postprocess a checkpoint may name; ``"cdf_match_after_inflow"`` is ``"cdf_match_after"``
+with the inflow band (pixels whose trajectory starts outside the valid domain, where the
+advection brings 0 mm/h) first given the last observation there (:func:`fill_inflow`), so the
+restored rain is placed at the inflow edge rather than only next to the forecast rain."""
+
+
+def check_postprocess(name: str) -> str:
+    """``name`` if it is one of :data:`POSTPROCESS_OPTIONS`; else ValueError naming them."""
+    if name not in POSTPROCESS_OPTIONS:
+        raise ValueError(f"{POSTPROCESS_KEY}={name!r}: use one of "
+                         + ", ".join(repr(o) for o in POSTPROCESS_OPTIONS))  # fmt: skip
+    return name
 
 
 def is_lagrangian(meta: dict | None) -> bool:
@@ -195,7 +207,8 @@ def targets_to_lagrangian(frames: np.ndarray, velocity: np.ndarray) -> np.ndarra
     return np.stack(out).astype(np.float32)  # [H, Y, X]
 
 
-def from_lagrangian(forecast: np.ndarray, velocity: np.ndarray, *, floor: float = RAIN_FLOOR):
+def from_lagrangian(forecast: np.ndarray, velocity: np.ndarray, *, floor: float = RAIN_FLOOR,
+                    moves: list | None = None):  # fmt: skip
     """Lagrangian-frame forecasts moved to where the rain will be.
 
     Lead ``k`` (1-based) is advected ``k`` steps forward with pysteps' semi-Lagrangian scheme
@@ -210,13 +223,15 @@ def from_lagrangian(forecast: np.ndarray, velocity: np.ndarray, *, floor: float 
         ``[2, Y, X]`` pixels per step.
     floor : float
         Rain rates below it (mm/h) become 0.
+    moves : list of numpy.ndarray, optional
+        ``displacements(velocity, H)`` when already computed.
 
     Returns
     -------
     numpy.ndarray
         ``[H, Y, X]`` float32 mm/h; 0 where rain would come from outside the domain.
     """
-    moves = displacements(velocity, forecast.shape[0])
+    moves = displacements(velocity, forecast.shape[0]) if moves is None else moves
     out = np.stack([warp(f, d) for f, d in zip(forecast, moves, strict=True)])  # [H, Y, X]
     return np.where(out >= floor, out, 0.0).astype(np.float32)
 
@@ -296,6 +311,39 @@ def match_after_advection(
     return out.astype(np.float32)
 
 
+def inflow_band(velocity: np.ndarray, valid: np.ndarray, steps: int, *,
+                moves: list | None = None) -> np.ndarray:  # fmt: skip
+    """Pixels whose semi-Lagrangian trajectory over each lead starts outside the valid domain.
+
+    Parameters
+    ----------
+    velocity : numpy.ndarray
+        ``[2, Y, X]`` pixels per step.
+    valid : numpy.ndarray
+        ``[Y, X]`` bool: the valid pixels of the last observed frame.
+    steps : int
+        Leads.
+    moves : list of numpy.ndarray, optional
+        ``displacements(velocity, steps)`` when already computed.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[steps, Y, X]`` bool: True where lead ``k``'s advected value came (mostly) from outside
+        the domain or from invalid pixels (0 mm/h brought in).
+    """
+    outside = (~valid).astype(np.float64)  # [Y, X]
+    moves = displacements(velocity, steps) if moves is None else moves
+    return np.stack([warp(outside, d, outval=1.0) > 0.5 for d in moves])
+
+
+def fill_inflow(advected: np.ndarray, reference: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """``advected`` ``[H, Y, X]`` with the last observation ``reference`` ``[Y, X]`` (NaN as 0) on
+    the inflow ``band`` ``[H, Y, X]``: rain at the upstream edge is assumed to stay, not to vanish.
+    Returns ``[H, Y, X]`` float64."""
+    return np.where(band, _filled(reference)[None], _filled(advected))
+
+
 # --- whole-domain rollouts -----------------------------------------------------------------------
 
 
@@ -323,11 +371,9 @@ class LagrangianContext:
         from model.rollout import _as_frames
 
         self.settings = motion_settings(meta)
-        self.postprocess = str(meta.get(POSTPROCESS_KEY) or "none")
-        if self.postprocess not in POSTPROCESS_OPTIONS:
-            raise ValueError(f"{POSTPROCESS_KEY}={self.postprocess!r}: use one of "
-                             + ", ".join(repr(o) for o in POSTPROCESS_OPTIONS))  # fmt: skip
+        self.postprocess = check_postprocess(str(meta.get(POSTPROCESS_KEY) or "none"))
         self.observed = _as_frames(context, "context")  # [T, C, Y, X]
+        self._displacements: dict = {}
         self.velocity = np.stack([
             motion_field(self.observed[:, c], **self.settings)
             for c in range(self.observed.shape[1])
@@ -343,29 +389,49 @@ class LagrangianContext:
         else:
             self.frames = moved
 
-    def to_observed(self, forecast: np.ndarray) -> np.ndarray:
+    def to_observed(self, forecast: np.ndarray, postprocess: str | None = None) -> np.ndarray:
         """Forecast ``[H, C, Y, X]`` (Lagrangian frame, mm/h) -> where the rain will be, NaN
         where the last observed frame is invalid (:func:`match_distribution` first, or
-        :func:`match_after_advection` after, when the checkpoint asks for it)."""
-        if self.postprocess == "cdf_match_after":
-            out = np.stack([
-                match_after_advection(from_lagrangian(forecast[:, c], self.velocity[c], floor=0.0),
-                                      self.observed[-1, c])
-                for c in range(forecast.shape[1])
-            ], axis=1)  # fmt: skip  # [H, C, Y, X]
+        :func:`match_after_advection` after, when the checkpoint, or ``postprocess`` (one of
+        :data:`POSTPROCESS_OPTIONS`, overriding it: candidates compared on one forecast), asks
+        for it)."""
+        postprocess = check_postprocess(postprocess or self.postprocess)
+        if postprocess in ("cdf_match_after", "cdf_match_after_inflow"):
+            out = np.stack([self._matched_after(forecast[:, c], c, postprocess)
+                            for c in range(forecast.shape[1])], axis=1)  # fmt: skip  # [H, C, Y, X]
             out[:, ~np.isfinite(self.observed[-1])] = np.nan
             return out
-        if self.postprocess == "cdf_match":
+        if postprocess == "cdf_match":
             valid = np.isfinite(self.observed[-1])  # [C, Y, X]
             forecast = np.stack([
                 [match_distribution(f[c], self.observed[-1, c], valid[c]) for c in range(f.shape[0])]
                 for f in forecast
             ])  # fmt: skip  # [H, C, Y, X]
         out = np.stack([
-            from_lagrangian(forecast[:, c], self.velocity[c]) for c in range(forecast.shape[1])
+            from_lagrangian(forecast[:, c], self.velocity[c], moves=self._moves(c, len(forecast)))
+            for c in range(forecast.shape[1])
         ], axis=1)  # fmt: skip  # [H, C, Y, X]
         out[:, ~np.isfinite(self.observed[-1])] = np.nan
         return out
+
+    def _moves(self, channel: int, steps: int) -> list[np.ndarray]:
+        """``displacements(velocity[channel], steps)``, computed once per context."""
+        key = (channel, steps)
+        if key not in self._displacements:
+            self._displacements[key] = displacements(self.velocity[channel], steps)
+        return self._displacements[key]
+
+    def _matched_after(self, forecast: np.ndarray, channel: int, postprocess: str) -> np.ndarray:
+        """One channel's forecast ``[H, Y, X]`` advected back and matched after the advection
+        (the inflow band filled first for ``"cdf_match_after_inflow"``)."""
+        last = self.observed[-1, channel]  # [Y, X]
+        moves = self._moves(channel, forecast.shape[0])
+        advected = from_lagrangian(forecast, self.velocity[channel], floor=0.0, moves=moves)
+        if postprocess == "cdf_match_after_inflow":
+            band = inflow_band(self.velocity[channel], np.isfinite(last), forecast.shape[0],
+                               moves=moves)  # fmt: skip  # [H, Y, X]
+            advected = fill_inflow(advected, last, band)
+        return match_after_advection(advected, last)
 
     def attrs(self) -> dict:
         """Attrs a rollout result gets: the route, in words and settings."""
@@ -385,6 +451,9 @@ class LagrangianContext:
                     "cdf_match_after": "; each advected lead given the last frame's rain "
                     "distribution over the whole domain (CDF matching after the advection: rain "
                     "that left through the edge is restored)",
+                    "cdf_match_after_inflow": "; the inflow band (trajectories from outside the "
+                    "domain) given the last observation there, then each advected lead given the "
+                    "last frame's rain distribution (CDF matching after the advection)",
                 }.get(self.postprocess, "")
             ),
         }
@@ -411,9 +480,12 @@ __all__ = [
     "POSTPROCESS_OPTIONS",
     "RAIN_FLOOR",
     "advect",
+    "check_postprocess",
     "displacements",
+    "fill_inflow",
     "finish_rollout",
     "from_lagrangian",
+    "inflow_band",
     "is_lagrangian",
     "match_after_advection",
     "match_distribution",

@@ -21,6 +21,23 @@ frame once over the whole domain (:func:`lagrangian_window`: motion field, advec
 targets moved back) and cut into 64 x 64 tiles, keeping tiles with at least
 :data:`MIN_RAIN_FRACTION` of rain in the last context frame and at most :data:`MAX_NAN_FRACTION`
 invalid pixels. Tiles are cached in model space (float16) under ``runs/loso_cache`` (not in git).
+
+Choices without the test source
+-------------------------------
+The postprocess of a checkpoint (:data:`POSTPROCESS_CANDIDATES`, the one list of candidates) is
+chosen by :func:`select_postprocess` on the rainy windows of the checkpoint's **own training
+events** (its meta's ``training.events``), never on the held-out source: each candidate finishes
+the same network forecast (:func:`candidate_forecasts`), is scored against LK extrapolation, and
+the largest mean margin on CSI@1 30/60 min and FSS@1 60 min among the candidates with a fair
+frequency bias wins (:func:`choose_postprocess`). The choice and the validation scores it was
+made on are written into the meta (``postprocess``, ``selection``) after training, or for an
+existing checkpoint with ``python -m model.loso --data-root DIR --select CHECKPOINT ...``. These
+windows were also in the network's training tiles: the validation is in-sample for the network.
+
+Confidence
+----------
+:func:`paired_intervals` gives 90 % bootstrap intervals of ours - LK (CSI@1, FSS@1 at 30 and
+60 min) per fold, resampling the test windows (:mod:`model.bootstrap`).
 """
 
 from __future__ import annotations
@@ -270,6 +287,11 @@ def score_source(checkpoint, root, source: str, *, thresholds=(1.0, 5.0), log=pr
         "checkpoint": str(checkpoint),
         "trained_on": (meta.get("training") or {}).get("events"),
         "per_event": json.loads(pd.concat(per_event, ignore_index=True).to_json(orient="records")),
+        "intervals": paired_intervals(
+            stacked["convlstm"], stacked["extrapolation"], truth, source=source
+        ),  # fmt: skip
+        "postprocess": meta.get(lagrangian.POSTPROCESS_KEY),
+        "selection": meta.get("selection"),
     }
     return table, facts
 
@@ -286,6 +308,189 @@ def _scored(methods: dict, truth: np.ndarray, thresholds, **labels):
     for i, (name, value) in enumerate(labels.items()):
         table.insert(i, name, value)
     return table
+
+
+INTERVAL_SCORES = (("CSI", 1.0), ("FSS", 1.0))
+"""Scores (and thresholds, mm/h) given bootstrap intervals of ours - extrapolation."""
+INTERVAL_LEADS = (6, 12)  # lead steps: 30 and 60 min
+
+
+def paired_intervals(ours, lk, truth, *, source: str, pixel_km: float = PIXEL_KM) -> list[dict]:
+    """90% bootstrap intervals of ours - LK per lead of :data:`INTERVAL_LEADS` and score of
+    :data:`INTERVAL_SCORES`, resampling test windows (:mod:`model.bootstrap`), on the common mask
+    of truth and both forecasts (persistence is finite wherever the truth's context is).
+
+    Parameters
+    ----------
+    ours, lk, truth : numpy.ndarray
+        ``[S, H, 1, Y, X]`` mm/h (S windows of one grid).
+
+    Returns
+    -------
+    list of dict
+        Rows ``source, lead_time, score, difference, low, high, windows, resamples, level, seed``.
+    """
+    from model.bootstrap import SCORES, paired_interval, window_pieces
+    from model.metrics import common_valid, fss_scale_px
+
+    mask = common_valid(truth, ours, lk)  # [S, H, 1, Y, X]
+    rows = []
+    for lead in INTERVAL_LEADS:
+        for name, threshold in INTERVAL_SCORES:
+            pieces = window_pieces(ours, lk, truth, threshold=threshold, lead=lead, valid=mask,
+                                   scale=fss_scale_px(pixel_km))[name]  # fmt: skip
+            ci = paired_interval(pieces["ours"], pieces["theirs"], SCORES[name])
+            rows.append({"source": source, "lead_time": f"{lead * TIME_STEP_S // 60} min",
+                         "score": f"{name}@{threshold:g}", **ci})  # fmt: skip
+    return rows
+
+
+# --- choosing the postprocess from the training sources only -------------------------------------
+
+POSTPROCESS_CANDIDATES = ("none", "cdf_match", "cdf_match_after")
+"""The postprocess options a fold chooses from (:func:`choose_postprocess`), in one place.
+
+``"cdf_match_after_inflow"`` (:data:`model.lagrangian.POSTPROCESS_OPTIONS`) was tried as a
+candidate on 2026-11-30: the inner validation chose it for the MeteoSwiss and FMI folds and the
+shipped model, but the LOSO table was then worse on MeteoSwiss (CSI@1 60 min 0.307 vs 0.311, FSS@1
+60 min 0.610 vs 0.613, MSE 60 min 4.18 vs 4.07) and the same elsewhere (the BoM fold's validation
+did not choose it), so by the rule "ship an improvement only if it is not worse on the LOSO table"
+it is not a candidate; the model card states its numbers."""
+SELECTION_TARGETS = (("CSI@1", "30 min"), ("CSI@1", "60 min"), ("FSS@1", "60 min"))
+"""Scores (and leads) whose margin over extrapolation the selection maximises."""
+
+
+def candidate_forecasts(model, meta: dict, context: np.ndarray, candidates=POSTPROCESS_CANDIDATES):
+    """One whole-domain network forecast, finished by every postprocess candidate.
+
+    The same steps as :func:`model.tiling.domain_rollout` on a Lagrangian checkpoint (motion,
+    context moved, tiled forecast in that frame, moved back), with the network run once.
+
+    Parameters
+    ----------
+    context : numpy.ndarray
+        ``[Tc, 1, Y, X]`` mm/h at :data:`PIXEL_KM`.
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray
+        Candidate -> ``[HORIZON, 1, Y, X]`` float32 mm/h.
+    """
+    from model.tiling import domain_rollout
+
+    moved = lagrangian.LagrangianContext(context, meta)
+    plain = {k: v for k, v in meta.items() if k != lagrangian.FRAME_KEY}  # the network alone
+    ds = domain_rollout(model, moved.frames, HORIZON, meta=plain, data_pixel_km=PIXEL_KM)
+    raw = ds["prediction"].transpose("time", "channel", "y", "x").values  # [H, 1, Y, X]
+    return {c: moved.to_observed(raw, postprocess=c).astype(np.float32) for c in candidates}
+
+
+def validation_table(model, meta: dict, root, events, *, candidates=POSTPROCESS_CANDIDATES,
+                     baselines: dict | None = None, log=print) -> pd.DataFrame:  # fmt: skip
+    """Scores of every postprocess candidate and of LK extrapolation on the rainy windows
+    (:func:`test_windows`) of ``events``, the checkpoint's **training** events, per source.
+
+    ``baselines`` caches the LK forecasts by ``(event, start)`` across checkpoints.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long table ``source, method, lead_step, lead_time, <radar metrics>``.
+    """
+    from model.baselines import extrapolation
+
+    baselines = {} if baselines is None else baselines
+    tables = []
+    for source in dict.fromkeys(source_of(e) for e in events):
+        methods = {name: [] for name in (*candidates, "extrapolation")}
+        truths = []
+        for event in (e for e in events if source_of(e) == source):
+            frames = event_frames(root, event)
+            for start in test_windows(frames):
+                ctx = frames[start : start + CONTEXT, None]  # [Tc, 1, Y, X] mm/h
+                truths.append(frames[start + CONTEXT : start + CONTEXT + HORIZON, None])
+                for name, out in candidate_forecasts(model, meta, ctx, candidates).items():
+                    methods[name].append(out)
+                if (event, start) not in baselines:
+                    baselines[(event, start)] = extrapolation(ctx, horizon=HORIZON, n_frames=3)
+                methods["extrapolation"].append(baselines[(event, start)])
+                log(f"validation {source} {event} window at frame {start}")
+        if truths:
+            stacked = {k: np.stack(v) for k, v in methods.items()}  # [S, H, 1, Y, X]
+            tables.append(_scored(stacked, np.stack(truths), (1.0, 5.0), source=source))
+    if not tables:
+        raise ValueError(f"no rainy validation windows in {events}")
+    return pd.concat(tables, ignore_index=True)
+
+
+def choose_postprocess(table: pd.DataFrame, candidates=POSTPROCESS_CANDIDATES) -> dict:
+    """The candidate with the largest mean margin over extrapolation on :data:`SELECTION_TARGETS`
+    (mean over the validation sources, each source weighing the same), among those whose FBI@1 at
+    60 min is within :data:`model.evaluate.FBI_RANGE` on every validation source (all candidates
+    when none is).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`validation_table`.
+
+    Returns
+    -------
+    dict
+        ``chosen``, ``candidates``, ``criterion`` (in words), ``margin`` and ``bias_ok`` per
+        candidate, ``scores`` (candidate -> source -> target -> score, extrapolation included).
+    """
+    from model.evaluate import FBI_RANGE
+
+    low, high = FBI_RANGE
+    by = table.set_index(["source", "method", "lead_time"])
+    sources = list(dict.fromkeys(table.source))
+    keys = [*SELECTION_TARGETS, ("FBI@1", "60 min")]
+    scores = {m: {s: {f"{k} {lead}": round(float(by.loc[(s, m, lead), k]), 4) for k, lead in keys}
+                  for s in sources} for m in (*candidates, "extrapolation")}  # fmt: skip
+    margin, bias_ok = {}, {}
+    for c in candidates:
+        margin[c] = float(np.mean([
+            np.mean([by.loc[(s, c, lead), k] - by.loc[(s, "extrapolation", lead), k]
+                     for k, lead in SELECTION_TARGETS])
+            for s in sources
+        ]))  # fmt: skip
+        bias_ok[c] = all(low <= by.loc[(s, c, "60 min"), "FBI@1"] <= high for s in sources)
+    pool = [c for c in candidates if bias_ok[c]] or list(candidates)
+    chosen = max(pool, key=lambda c: margin[c])
+    return {
+        "chosen": chosen,
+        "candidates": list(candidates),
+        "criterion": (
+            "largest mean margin over LK extrapolation on CSI@1 30 min, CSI@1 60 min and FSS@1 "
+            "60 min (mean over the validation sources), among the candidates with FBI@1 60 min in "
+            f"{low}-{high} on every validation source; scored on the rainy non-overlapping "
+            "windows of the checkpoint's own training events (never the held-out source)"
+        ),
+        "validation_sources": sources,
+        "margin": {c: round(v, 6) for c, v in margin.items()},
+        "bias_ok": bias_ok,
+        "scores": scores,
+    }
+
+
+def select_postprocess(model, meta: dict, root, *, baselines: dict | None = None,
+                       log=print) -> dict:  # fmt: skip
+    """Choose the postprocess of a checkpoint from its training events (:func:`choose_postprocess`)
+    and write the choice and its record into ``meta`` (``postprocess``, ``selection``).
+    Returns ``meta``."""
+    events = (meta.get("training") or {}).get("events") or []
+    if not events:
+        raise ValueError("the checkpoint's meta names no training events to validate on")
+    t0 = time.perf_counter()
+    table = validation_table(model, meta, root, events, baselines=baselines, log=log)
+    record = choose_postprocess(table)
+    record.update(validation_events=list(events), seconds=round(time.perf_counter() - t0, 1))
+    meta[lagrangian.POSTPROCESS_KEY] = record["chosen"]
+    meta["selection"] = record
+    log(f"chosen postprocess {record['chosen']} (margins {record['margin']}, "
+        f"FBI ok {record['bias_ok']})")  # fmt: skip
+    return meta
 
 
 # --- training ------------------------------------------------------------------------------------
@@ -401,17 +606,13 @@ def checkpoint_meta(*, events: list[str], held_out: str, command: str, facts: di
             "ConvLSTM forecasting growth and decay in a Lagrangian frame (Ritvanen et al. 2023): "
             "pysteps LK motion from the last 3 of 6 context frames over the whole domain, context "
             "advected into the frame of the last one, residual head (zero = extrapolation), each "
-            "lead advected back and given the last frame's rain distribution over the whole domain "
-            "(CDF matching after the advection), rain below 0.1 mm/h zeroed. 30 min in, 60 min "
-            "out at 5 min, 1 km."
+            "lead advected back and post-processed as chosen on the training events "
+            "(`selection`), rain below 0.1 mm/h zeroed. 30 min in, 60 min out at 5 min, 1 km."
         ),
         lagrangian.FRAME_KEY: lagrangian.LAGRANGIAN,
         lagrangian.MOTION_KEY: dict(lagrangian.DEFAULT_MOTION),
-        # measured on the MeteoSwiss fold: without matching the forecast decays rain (FBI@1 0.66
-        # at 60 min) and loses to extrapolation at 60 min; matching before the advection
-        # (cdf_match) left BoM's FBI@1 at 0.635 (rain leaves through the edge), after it 0.854
-        # (chosen after seeing that fold: test-informed)
-        lagrangian.POSTPROCESS_KEY: "cdf_match_after",
+        # replaced by select_postprocess (chosen on the training events only, never a test fold)
+        lagrangian.POSTPROCESS_KEY: "none",
         "units": "mm/h",
         "channels": 1,
         "channel_names": ["rain_rate"],
@@ -467,7 +668,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hold-out", choices=sorted(SOURCES), help="source left out")
     parser.add_argument("--exclude-event", action="append", default=[], metavar="EVENT",
                         help="an event folder left out of training (repeatable)")  # fmt: skip
-    parser.add_argument("--out", required=True, help="checkpoint folder to write")
+    parser.add_argument("--out", help="checkpoint folder to write (training)")
+    parser.add_argument("--select", nargs="+", metavar="CHECKPOINT",
+                        help="no training: choose the postprocess of these existing checkpoints "
+                        "from their own training events and write it into their meta.json")  # fmt: skip
     parser.add_argument("--init-from", help="checkpoint whose cells start the network")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=4)
@@ -475,6 +679,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stride", type=int, default=4, help="frames between windows")
     parser.add_argument("--max-tiles", type=int, default=6, help="tiles per window")
     return parser
+
+
+def select_existing(checkpoints: list[str], root) -> Path:
+    """``--select``: :func:`select_postprocess` for each checkpoint (LK forecasts shared), the
+    choice written into its ``meta.json`` (weights untouched). Returns the last path."""
+    from model.checkpoint import load_checkpoint, save_checkpoint
+
+    baselines: dict = {}
+    for path in checkpoints:
+        model, meta = load_checkpoint(path, device="cpu")
+        for key in ("device", "device_note", "path"):
+            meta.pop(key, None)
+        meta = select_postprocess(model, meta, root, baselines=baselines,
+                                  log=lambda m: print(m, flush=True))  # fmt: skip
+        out = save_checkpoint(path, model, metadata=meta)
+        print(f"wrote {out}: postprocess {meta['postprocess']}", flush=True)
+    return Path(checkpoints[-1])
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -489,6 +710,10 @@ def main(argv: list[str] | None = None) -> Path:
             raise ValueError(f"--steps {args.steps}: give 0 or more")
         if not Path(args.data_root).expanduser().is_dir():
             raise ValueError(f"--data-root {args.data_root}: no such folder")
+        if args.select:
+            return select_existing(args.select, args.data_root)
+        if not args.out:
+            raise ValueError("--out DIR is needed to train (or give --select CHECKPOINT ...)")
         events = training_events(args.hold_out, args.exclude_event)
         t0 = time.perf_counter()
         stride = {e: args.stride * (3 if "prcp-c10" in e else 1) for e in events}
@@ -505,6 +730,7 @@ def main(argv: list[str] | None = None) -> Path:
         command = "python -m model.loso " + " ".join(sys.argv[1:] if argv is None else argv)
         meta = checkpoint_meta(events=events, held_out=args.hold_out or "none", command=command,
                                facts=facts, init_from=args.init_from)  # fmt: skip
+        meta = select_postprocess(net, meta, args.data_root, log=lambda m: print(m, flush=True))
         out = save_checkpoint(args.out, net, metadata=meta)
         print(json.dumps({k: v for k, v in facts.items() if k != "history"}))
         print(f"wrote {out}")

@@ -224,22 +224,37 @@ def contingency(prediction, truth, *, threshold: float, valid=None) -> pd.DataFr
         Index ``lead_step`` (1..T); integer columns ``hits``, ``misses``, ``false_alarms``,
         ``correct_negatives``.
     """
+    counts = sample_contingency(prediction, truth, threshold=threshold, valid=valid)
+    n_leads = counts["hits"].shape[1]
+    return pd.DataFrame({k: v.sum(axis=0) for k, v in counts.items()}, index=_lead_index(n_leads))
+
+
+def sample_contingency(prediction, truth, *, threshold: float, valid=None) -> dict[str, np.ndarray]:
+    """Contingency counts per sample and lead (the pieces :func:`contingency` sums over samples).
+
+    Parameters
+    ----------
+    prediction, truth, threshold, valid
+        As in :func:`contingency`.
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray
+        ``hits``, ``misses``, ``false_alarms``, ``correct_negatives``: each ``[S, T]`` int
+        (sample, lead), summed over channels and pixels.
+    """
     pred = as_5d(prediction, name="prediction")
     true = as_5d(truth, name="truth")
     mask = valid_pixels(pred, true, valid)
     p = (pred >= threshold) & mask
     o = (true >= threshold) & mask
-    axes = (0, 2, 3, 4)
-    table = pd.DataFrame(
-        {
-            "hits": (p & o).sum(axis=axes),
-            "misses": (~p & o & mask).sum(axis=axes),
-            "false_alarms": (p & ~o & mask).sum(axis=axes),
-            "correct_negatives": (~p & ~o & mask).sum(axis=axes),
-        },
-        index=_lead_index(pred.shape[1]),
-    )
-    return table
+    axes = (2, 3, 4)
+    return {
+        "hits": (p & o).sum(axis=axes),
+        "misses": (~p & o & mask).sum(axis=axes),
+        "false_alarms": (p & ~o & mask).sum(axis=axes),
+        "correct_negatives": (~p & ~o & mask).sum(axis=axes),
+    }
 
 
 def categorical_scores(table: pd.DataFrame) -> pd.DataFrame:
@@ -286,6 +301,25 @@ def fss(prediction, truth, *, threshold: float, scale: int, valid=None) -> np.nd
     numpy.ndarray
         ``(time,)`` float64 in [0, 1]; NaN at a lead where neither field has an event.
     """
+    num, den = sample_fss_sums(prediction, truth, threshold=threshold, scale=scale, valid=valid)
+    # fss_compute without its 0/0 warning: no event in either field is undefined (NaN)
+    return 1.0 - _ratio(num.sum(axis=0), den.sum(axis=0))
+
+
+def sample_fss_sums(prediction, truth, *, threshold: float, scale: int, valid=None):
+    """The sums behind :func:`fss`, per sample and lead: ``FSS = 1 - sum(num) / sum(den)``.
+
+    Parameters
+    ----------
+    prediction, truth, threshold, scale, valid
+        As in :func:`fss`.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        ``num`` (squared difference of the neighbourhood fractions) and ``den`` (sum of their
+        squares), each ``[S, T]`` float64 (sample, lead), summed over channels and pixels.
+    """
     from pysteps.verification.spatialscores import fss_accum, fss_init
 
     pred = as_5d(prediction, name="prediction")
@@ -293,16 +327,15 @@ def fss(prediction, truth, *, threshold: float, scale: int, valid=None) -> np.nd
     mask = valid_pixels(pred, true, valid)
     pred = np.where(mask, pred, np.nan)
     true = np.where(mask, true, np.nan)
-    out = np.full(pred.shape[1], np.nan)
-    for t in range(pred.shape[1]):
+    num = np.zeros(pred.shape[:2])
+    den = np.zeros(pred.shape[:2])
+    for s, t in np.ndindex(*pred.shape[:2]):
         sums = fss_init(threshold, int(scale))
-        for s, c in np.ndindex(pred.shape[0], pred.shape[2]):
+        for c in range(pred.shape[2]):
             fss_accum(sums, pred[s, t, c], true[s, t, c])
-        # fss_compute without its 0/0 warning: no event in either field is undefined (NaN)
-        num = sums["sum_fct_sq"] - 2.0 * sums["sum_fct_obs"] + sums["sum_obs_sq"]
-        den = sums["sum_fct_sq"] + sums["sum_obs_sq"]
-        out[t] = 1.0 - _ratio(num, den)
-    return out
+        num[s, t] = sums["sum_fct_sq"] - 2.0 * sums["sum_fct_obs"] + sums["sum_obs_sq"]
+        den[s, t] = sums["sum_fct_sq"] + sums["sum_obs_sq"]
+    return num, den
 
 
 def fss_scale_px(pixel_km: float, scale_km: float = FSS_SCALE_KM) -> int:
@@ -540,6 +573,8 @@ __all__ = [
     "contingency",
     "fss",
     "fss_scale_px",
+    "sample_contingency",
+    "sample_fss_sums",
     "per_lead",
     "pixel_size_km",
     "ssim_frame",

@@ -134,7 +134,7 @@ def data_pixel_size(data) -> PixelSize | None:
         return None
     y, x = data.coords["y"], data.coords["x"]
     if _is_latlon(data):
-        return _latlon_pixel_size(_values(y, "y"), _values(x, "x"))
+        return latlon_pixel_size(_values(y, "y"), _values(x, "x"))
     factors = [_unit_factor(c) for c in (y, x)]
     if all(f is not None for f in factors):
         dy, dx = (abs(_step(_values(c, c.name))) * f for c, f in zip((y, x), factors, strict=True))
@@ -186,7 +186,7 @@ def _step(values: np.ndarray) -> float:
     return step
 
 
-def _latlon_pixel_size(lat: np.ndarray, lon: np.ndarray) -> PixelSize:
+def latlon_pixel_size(lat: np.ndarray, lon: np.ndarray) -> PixelSize:
     """Local pixel size at the centre of a regular latitude/longitude grid (degrees)."""
     if np.nanmax(np.abs(lat)) > 90:
         raise ValueError(

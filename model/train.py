@@ -243,13 +243,15 @@ def validate(
     batch_size: int,
     precision: str = "auto",
 ) -> dict:
-    """Validation loss (model space), physical scores of the model and of persistence.
+    """Validation loss (model space), physical scores of the model and of persistence, both on
+    the common finite mask of the truth and both forecasts (a pixel where the last context frame
+    is NaN counts for neither).
 
     The forecasts come from :func:`model.rollout.forecast_windows` under ``precision``, the policy
     the evaluation and the dashboard use.
     """
     from model.baselines import persistence
-    from model.metrics import per_lead
+    from model.metrics import compare
 
     pred = forecast_windows(net, split.frames[:, :context], horizon, batch_size=batch_size,
                             precision=precision)  # fmt: skip  # [N, horizon, C, H, W] model space
@@ -260,9 +262,10 @@ def validate(
     physical = normalizer.to_physical(pred)
     domain = str(split.array.attrs.get("domain", "video"))
     key = vocabulary.facts(domain).main_score
-    model_scores = per_lead(physical, truth, domain=domain)
-    pers_scores = per_lead(persistence(split.array.values[:, :context], horizon=horizon), truth,
-                           domain=domain)  # fmt: skip
+    pers = persistence(split.array.values[:, :context], horizon=horizon)  # [N, horizon, C, H, W]
+    # both on the common finite mask of the truth and every forecast (model.metrics.compare)
+    tables = compare({"model": physical, "persistence": pers}, truth, domain=domain)
+    model_scores, pers_scores = tables["model"], tables["persistence"]
     return {
         "val_loss": loss,
         f"val_{key}": float(model_scores[key].mean()),

@@ -37,6 +37,7 @@ CASES = [
         ["--data-root", "nowhere", "--out", "x"],
         "--data-root nowhere: no such folder",
     ),
+    ("model.loso", ["--data-root", "."], "--out DIR is needed to train"),
     ("datasets.download", ["no_such_dataset"], "'no_such_dataset' is not downloadable"),
     ("bench.rollout", ["--rounds", "0"], "--rounds 0: give at least 1"),
     ("bench.rollout", ["--device", "toaster"], "--device 'toaster': use cpu, cuda"),

@@ -346,3 +346,28 @@ def test_gzipped_grib2_bomb_is_refused_while_inflating(tmp_path):
     assert bomb.stat().st_size < 2**20
     with pytest.raises(DatasetError, match="gzip bombs are not accepted"):
         read_any(bomb, max_bytes=2**20)
+
+
+def test_lat_lon_pixels_far_from_the_asked_size_are_resampled_not_refused(tmp_path):
+    """0.01 degree at 60 N is 1.112 km north-south but 0.556 km east-west (0.786 km geometric
+    mean, not within 5 % of 1 km): the default 1 km resamples each axis to 1 km pixels on the
+    same centre (bilinear north-south, area means east-west), keeping a uniform field uniform,
+    the invalid columns invalid and the domain's centre."""
+    field = np.full((20, 30), 2.5)
+    outside = np.zeros((20, 30), bool)
+    outside[:, :4] = True  # outside the radar: absent through the bitmap
+    path = write_grib2(tmp_path / "MRMS_PrecipRate_00.00_20190601-120000.grib2", [field],
+                       ["201906011200"], north=60.0, missing=[outside])  # fmt: skip
+    data = read_radar_sequence([path], source="grib", grid=None, crop=None)
+    # 20 x 1.112 km -> 22 px, 30 x 0.556 km -> 17 px of 1 km
+    assert data.shape == (1, 1, 1, 22, 17)
+    assert data.attrs["resolution_km"] == 1.0
+    values = data.values[0, 0, 0]
+    np.testing.assert_allclose(values[np.isfinite(values)], 2.5, rtol=1e-6)
+    assert np.isnan(values[:, 0]).all() and np.isfinite(values[:, 4:]).all()
+    y, x = data["y"].values, data["x"].values
+    assert y[0] > y[-1] and data["y"].attrs["units"] == "degrees_north"
+    assert np.mean(y) == pytest.approx(60.0 - 0.095, abs=1e-6)  # same centre as the native grid
+    assert np.mean(x) == pytest.approx(-110.0 + 0.145, abs=1e-6)
+    with pytest.raises(DatasetError, match="positive"):
+        read_radar_sequence([path], source="grib", grid=None, crop=None, resolution_km=-1.0)

@@ -205,3 +205,27 @@ def test_unknown_postprocess_names_the_options():
     meta = {"frame": "lagrangian", "normalization": DB, "postprocess": "magic"}
     with pytest.raises(ValueError, match="cdf_match_after"):
         domain_rollout(residual_model(), context, 2, meta=meta)
+
+
+def test_inflow_band_gets_the_last_observation_before_the_matching():
+    """``cdf_match_after_inflow``: pixels whose trajectory starts outside the domain get the last
+    observation there (rain at the upstream edge stays), so restored rain sits at the inflow
+    edge; the rest of the lead is the advected forecast."""
+    velocity = np.zeros((2, 12, 12))
+    velocity[0] = 2.0  # 2 px per step towards +x: rain enters at x = 0, 1 after one step
+    valid = np.ones((12, 12), bool)
+    band = lagrangian.inflow_band(velocity, valid, 2)
+    assert band[0, :, :2].all() and not band[0, :, 2:].any()
+    assert band[1, :, :4].all() and not band[1, :, 4:].any()
+    valid[:, 10:] = False  # invalid pixels upstream count as outside too
+    velocity[0] = -2.0
+    assert lagrangian.inflow_band(velocity, valid, 1)[0, :, 8:].all()
+    last = np.zeros((12, 12))
+    last[:, :3] = 4.0  # rain along the inflow edge
+    advected = np.zeros((2, 12, 12))
+    advected[:, 5, 6] = 1.0
+    filled = lagrangian.fill_inflow(advected, last, band)
+    np.testing.assert_array_equal(filled[1, :, :4], np.broadcast_to(last[:, :4], (12, 4)))
+    assert filled[1, 5, 6] == 1.0 and filled[1, 0, 6] == 0.0
+    out = lagrangian.match_after_advection(filled, last)  # 36 wet pixels of 4 mm/h in the last
+    assert (out[0] >= 0.1).sum() == 36 and (out[0][:, :2] >= 0.1).all()

@@ -337,3 +337,33 @@ def test_validate_scores_persistence_and_the_forecast_path(name):
     pred = forecast_windows(net, array.values[:, :3], 3, batch_size=4, normalizer=norm)
     got = per_lead(pred, truth, domain=array.attrs["domain"])[key].mean()
     assert scores[f"val_{key}"] == pytest.approx(got, rel=1e-4)
+
+
+def test_validate_scores_the_model_and_persistence_on_the_common_mask():
+    """Pixels where persistence is NaN (the last context frame invalid) count for neither score:
+    by hand, the mean squared error over the pixels finite in the truth and in both forecasts."""
+    import numpy as np
+
+    from model.convlstm import ConvLSTM
+    from model.rollout import forecast_windows
+    from model.train import to_split, validate
+
+    array = tiny_loader("tiny_radar", split="val").copy(deep=True)  # 6 frames: 3 in, 3 out
+    array.values[:, 2, :, :3, :] = np.nan  # last context frame: 3 invalid rows
+    norm = Normalizer(kind="scale", units="", scale=40.0)
+    torch.manual_seed(0)
+    net = ConvLSTM(in_channels=1, hidden_channels=(4,), kernel_size=3, frame_size=(8, 8))
+    scores = validate(net, to_split(array, norm), norm, context=3, horizon=3, batch_size=4)
+    truth = array.values[:, 3:]
+    pers = np.repeat(array.values[:, 2:3], 3, axis=1)
+    pred = forecast_windows(net, np.nan_to_num(array.values[:, :3]), 3, batch_size=4,
+                            normalizer=norm)  # fmt: skip
+    mask = np.isfinite(truth) & np.isfinite(pers) & np.isfinite(pred)
+    assert not mask[:, :, :, :3].any() and mask.any()
+
+    def mse(forecast):  # per lead over the common mask, then the mean over leads
+        err = np.where(mask, forecast - truth, 0.0) ** 2
+        return (err.sum(axis=(0, 2, 3, 4)) / mask.sum(axis=(0, 2, 3, 4))).mean()
+
+    assert scores["val_persistence_MSE"] == pytest.approx(mse(pers))
+    assert scores["val_MSE"] == pytest.approx(mse(pred), rel=1e-4)
