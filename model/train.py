@@ -666,6 +666,8 @@ class RunLog:
         self.file = self.writer = None
         if run.ddp.main:
             run.run_dir.mkdir(parents=True, exist_ok=True)
+            if append:
+                self.upgrade_header(run.run_dir / "log.csv")
             self.file = open(run.run_dir / "log.csv", "a" if append else "w", newline="")  # noqa: SIM115
             self.writer = csv.writer(self.file)
             if not append:
@@ -680,6 +682,17 @@ class RunLog:
         self.bar = tqdm(total=run.steps, initial=run.step, disable=not (progress and run.ddp.main),
                         unit="step")  # fmt: skip
         self.restart_window()
+
+    @classmethod
+    def upgrade_header(cls, path: Path) -> None:
+        """Give the log of an earlier version (fewer columns, the same first ones) today's header,
+        so the rows a resumed run appends match it; older rows leave the new columns empty."""
+        if not path.is_file():
+            return
+        lines = path.read_text().splitlines(keepends=True)
+        old = lines[0].strip().split(",") if lines else []
+        if old != cls.HEADER and old == cls.HEADER[: len(old)]:
+            path.write_text(",".join(cls.HEADER) + "\n" + "".join(lines[1:]))
 
     def restart_window(self) -> None:
         """Start a new samples-per-second window (after validation, which it should not count)."""

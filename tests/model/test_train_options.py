@@ -159,3 +159,21 @@ def test_flags_set_the_new_options(tmp_path):
     config = apply_overrides(TrainConfig.load(path), build_parser().parse_args([str(path), *flags]))
     assert config.train.loss == "l1l2" and config.train.ema_decay == pytest.approx(0.99)
     assert config.train.grad_clip == 0.0 and config.train.scheduled_sampling == pytest.approx(0.5)
+
+
+def test_resuming_a_log_without_grad_norm_upgrades_its_header(tmp_path):
+    import csv
+
+    common = {"loader": tiny_loader, "device": "cpu", "progress": False}
+    train(tiny_config(steps=2), out_dir=tmp_path / "o", run_dir=tmp_path / "r", **common)
+    log = tmp_path / "r" / "log.csv"
+    lines = log.read_text().splitlines()
+    old = [",".join(line.split(",")[:-1]) for line in lines]  # as the earlier version wrote it
+    log.write_text("\n".join(old) + "\n")
+    train(tiny_config(steps=4), out_dir=tmp_path / "o", run_dir=tmp_path / "r", resume=True,
+          **common)  # fmt: skip
+    with open(log) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert all(None not in r for r in rows)  # no row longer than the header
+    assert not rows[0]["grad_norm"] and float(rows[3]["grad_norm"]) > 0
