@@ -3,7 +3,7 @@
 Usage::
 
     python -m bench.video_ablation [--steps 150] [--batch-size 16] [--variants mse l1l2 ...]
-                                   [--threads 1] [--out runs/video_ablation]
+                                   [--threads 1] [--out runs/video_ablation] [--rescore]
 
 Every variant is one :func:`model.train.train` run of the campaign's config
 (``configs/video_moving_mnist.toml``: streamed sequences, bfloat16 autocast where the CPU has it)
@@ -20,7 +20,8 @@ before clipping. ``mse_seed1`` is the baseline on another seed (other training s
 spread of two identical recipes, the noise any other difference must beat.
 
 The results go to ``OUT/results.json``; the wall time and the CPU time of the whole run (this
-process and its threads, :func:`os.times`) are printed at the end.
+process and its threads, :func:`os.times`) are printed at the end. ``--rescore`` trains nothing
+and scores the runs an earlier, perhaps cut-short, call left in ``OUT`` (``OUT/rescored.json``).
 """
 
 from __future__ import annotations
@@ -160,19 +161,31 @@ def table_lines(rows: list[dict], persistence_ssim1: float) -> list[str]:
 
 
 def ablation(config: TrainConfig, names: list[str], *, steps: int, init: str, out: Path,
-             frames: np.ndarray, facts: dict) -> list[dict]:  # fmt: skip
+             frames: np.ndarray, facts: dict, rescore: bool = False) -> list[dict]:  # fmt: skip
     """Score the starting weights, then train and score every variant in ``names``; after each,
-    ``OUT/results.json`` holds ``facts`` and the rows so far (a cut-short run keeps them)."""
+    ``OUT/results.json`` holds ``facts`` and the rows so far (a cut-short run keeps them).
+
+    ``rescore``: train nothing; score the runs an earlier call left in ``out`` (variants without
+    one are skipped), with the steps of their logs and the training seconds of the earlier
+    ``results.json``."""
     context = config.data.context
     start, _ = load_checkpoint(REPO_ROOT / init, device="cpu")
     rows = [dict(score(start, frames, context), variant="start", steps=0, train_s=0.0,
                  grad_norm=None, note="the starting weights, untrained")]  # fmt: skip
     config = replace(config, train=replace(config.train, init_from=init))
+    earlier = earlier_train_seconds(out) if rescore else {}
     for name in names:
         variant = VARIANTS[name]
         t0 = time.perf_counter()
-        folder = run_variant(config, variant, steps=steps, out=out)
-        train_s = time.perf_counter() - t0
+        if rescore:
+            folder = out / name / "best"
+            if not (folder / "model.safetensors").is_file():
+                print(f"{name}: no run in {out}; skipped", flush=True)
+                continue
+            steps, train_s = logged_steps(out / name / "run" / "log.csv"), earlier.get(name, 0.0)
+        else:
+            folder = run_variant(config, variant, steps=steps, out=out)
+            train_s = time.perf_counter() - t0
         scored = [(name, folder.parent / "run" / "last", variant.note)]  # the raw weights
         if variant.changes.get("ema_decay"):
             scored.append((f"{name}+ema", folder, f"EMA of the weights of {name}, decay "
@@ -182,17 +195,33 @@ def ablation(config: TrainConfig, names: list[str], *, steps: int, init: str, ou
             row = dict(score(net, frames, context), variant=label, steps=steps, train_s=train_s,
                        grad_norm=median_grad_norm(out / name / "run" / "log.csv"), note=note)  # fmt: skip
             rows.append(row)
-            write_results(out, dict(facts, rows=rows))
+            write_results(out, dict(facts, rows=rows), rescore=rescore)
             print(f"{label}: MSE {row['MSE']:.1f}, MAE {row['MAE']:.1f}, SSIM {row['SSIM']:.3f}, "
                   f"lead-1 SSIM {row['SSIM_lead1']:.3f} ({train_s:.0f} s)", flush=True)  # fmt: skip
     return rows
 
 
-def write_results(out: Path, facts: dict) -> None:
-    """``OUT/results.json``: ``facts`` with the rows (per-sequence MSEs left out)."""
+def earlier_train_seconds(out: Path) -> dict[str, float]:
+    """Training seconds per variant in ``OUT/results.json`` (empty when there is none)."""
+    path = out / "results.json"
+    if not path.is_file():
+        return {}
+    return {r["variant"]: float(r["train_s"]) for r in json.loads(path.read_text())["rows"]}
+
+
+def logged_steps(log_csv: Path) -> int:
+    """The last step in a run's ``log.csv``."""
+    with open(log_csv) as f:
+        return max(int(r["step"]) for r in csv.DictReader(f))
+
+
+def write_results(out: Path, facts: dict, *, rescore: bool = False) -> None:
+    """``OUT/results.json`` (``OUT/rescored.json`` for ``--rescore``, which keeps the first):
+    ``facts`` with the rows (per-sequence MSEs left out)."""
     rows = [{k: v for k, v in r.items() if k != "seq_MSE"} for r in facts["rows"]]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(dict(facts, rows=rows), indent=1))
+    path = out / ("rescored.json" if rescore else "results.json")
+    path.write_text(json.dumps(dict(facts, rows=rows), indent=1))
 
 
 @one_line_errors(*ERRORS)
@@ -207,6 +236,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--config", default=CONFIG, help=f"training config (default {CONFIG})")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--out", default="runs/video_ablation", help="runs and results.json")
+    parser.add_argument("--rescore", action="store_true",
+                        help="train nothing: score the runs an earlier call left in --out")  # fmt: skip
     args = parser.parse_args(argv)
     for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size),
                         ("--threads", args.threads)):  # fmt: skip
@@ -228,14 +259,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
              "threads": args.threads, "val_sequences": int(frames.shape[0]),
              "persistence_SSIM_lead1": pers}  # fmt: skip
     rows = ablation(config, names, steps=args.steps, init=args.init, out=out, frames=frames,
-                    facts=facts)  # fmt: skip
+                    facts=facts, rescore=args.rescore)  # fmt: skip
     wall, cpu = time.perf_counter() - wall0, cpu_seconds() - cpu0
-    print(f"\n{len(names)} variants x {args.steps} steps at batch {args.batch_size}, from "
+    what = "rescored runs" if args.rescore else f"variants x {args.steps} steps"
+    print(f"\n{len(rows) - 1} {what} at batch {args.batch_size}, from "
           f"{args.init}; scored on {frames.shape[0]} validation sequences; {args.threads} "
           f"thread(s), torch {torch.__version__}")  # fmt: skip
     print("\n".join(table_lines(rows, pers)))
     print(f"\nwall time {wall:.0f} s, CPU time {cpu:.0f} s")
-    write_results(out, dict(facts, rows=rows, wall_s=wall, cpu_s=cpu))
+    write_results(out, dict(facts, rows=rows, wall_s=wall, cpu_s=cpu), rescore=args.rescore)
     return rows
 
 

@@ -38,3 +38,21 @@ def test_every_variant_changes_one_train_option_of_the_baseline():
         assert set(v.changes) <= fields, v.name
         changed = {k for k, value in v.changes.items() if base.get(k) != value}
         assert len(changed) == (0 if v.name in (BASELINE, "mse_seed1") else 1), v.name
+
+
+def test_rescore_reads_the_steps_of_a_log_and_the_earlier_training_seconds(tmp_path):
+    import json
+
+    from bench.video_ablation import earlier_train_seconds, logged_steps, write_results
+
+    assert earlier_train_seconds(tmp_path) == {}
+    (tmp_path / "log.csv").write_text("step,loss\n1,0.5\n2,0.4\n3,0.3\n")
+    assert logged_steps(tmp_path / "log.csv") == 3
+    write_results(tmp_path, {"rows": [_row(BASELINE, 1.0, 2.0, 0.5, [1.0])]})
+    assert earlier_train_seconds(tmp_path) == {BASELINE: 5.0}
+    write_results(tmp_path, {"rows": [_row("l1l2", 1.0, 2.0, 0.5, [1.0])]}, rescore=True)
+    assert earlier_train_seconds(tmp_path) == {BASELINE: 5.0}  # results.json kept
+    rescored = json.loads((tmp_path / "rescored.json").read_text())
+    assert [r["variant"] for r in rescored["rows"]] == ["l1l2"] and "seq_MSE" not in rescored[
+        "rows"
+    ][0]
