@@ -565,6 +565,7 @@ class ConvLSTM(nn.Module):
         state: ConvLSTMState | None = None,
         gate_hook: GateHook | None = None,
         intervene: Edits = None,
+        feed_truth: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, ConvLSTMState]:
         """Read ``frames`` and forecast ``horizon`` frames, feeding each prediction back.
 
@@ -583,6 +584,10 @@ class ConvLSTM(nn.Module):
             Edits of gates and states inside the cell updates (:mod:`model.interventions`),
             steps numbered as for ``gate_hook``; ``ValueError`` if one does not fit this network.
             Layers and steps no edit touches run the fast step unchanged.
+        feed_truth : (Tensor, Tensor), optional
+            Training only (scheduled sampling): ``(truth [B, horizon - 1, C, H, W], use [B,
+            horizon - 1] bool)``; fed-back step ``k`` reads ``truth[:, k]`` (the true frame after
+            ``forecast[:, k]``) instead of ``forecast[:, k]`` for the sequences where ``use[:, k]``.
 
         Returns
         -------
@@ -602,12 +607,33 @@ class ConvLSTM(nn.Module):
         _, state, weights = self._encode(frames, state, gate_hook, edits=edits)
         last = self.patch(frames[:, -1:])[:, 0]  # [B, C*p*p, h, w]: the base of a residual head
         latents = [self._forecast(state.hidden, last)]  # [B, C*p*p, h, w]
+        truth, use = self._truth_feed(feed_truth, frames, horizon)
         for k in range(horizon - 1):
             # the prediction is fed back on the latent grid: patch(unpatch(y)) == y
-            state = self._step(latents[-1], state, weights, gate_hook, t + k, edits=edits)
-            latents.append(self._forecast(state.hidden, latents[-1]))
+            x = latents[-1]  # [B, C*p*p, h, w]
+            if truth is not None:
+                x = torch.where(use[:, k, None, None, None], truth[:, k].to(x.dtype), x)
+            state = self._step(x, state, weights, gate_hook, t + k, edits=edits)
+            latents.append(self._forecast(state.hidden, x))
         forecast = self.unpatch(torch.stack(latents, dim=1))  # [B, horizon, C, H, W]
         return forecast.contiguous(), state
+
+    def _truth_feed(
+        self, feed_truth: tuple[Tensor, Tensor] | None, frames: Tensor, horizon: int
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """Check :meth:`forward`'s ``feed_truth``; returns ``(truth on the latent grid
+        [B, horizon - 1, C*p*p, h, w], use [B, horizon - 1] bool)`` or ``(None, None)``."""
+        if feed_truth is None:
+            return None, None
+        truth, use = feed_truth
+        b = frames.shape[0]
+        self.check_frames(truth)
+        if truth.shape[:2] != (b, horizon - 1) or tuple(use.shape) != (b, horizon - 1):
+            raise ValueError(
+                f"feed_truth needs truth [{b}, {horizon - 1}, C, H, W] and use [{b}, "
+                f"{horizon - 1}], not {tuple(truth.shape)} and {tuple(use.shape)}"
+            )
+        return self.patch(truth), use.to(torch.bool)
 
     def one_step(
         self,

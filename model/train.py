@@ -38,11 +38,16 @@ One small config file (TOML or JSON) per checkpoint, under ``configs/``
     max_minutes = 0                      # > 0: stop after this much training wall time; the
                                          # learning-rate decay then follows the clock
     loss = "mse"                         # "balanced" (radar): pixels weighted by true rain rate,
-                                         # 1 below 2 mm/h up to 30 at 30 mm/h (Shi et al. 2017)
+                                         # 1 below 2 mm/h up to 30 at 30 mm/h (Shi et al. 2017);
+                                         # "l1l2": MSE + MAE (PredRNN/OpenSTL practice)
+    ema_decay = 0.0                      # > 0: validate and keep an EMA of the weights
+    scheduled_sampling = 0.0             # free mode: P(feed the true frame) at step 0, -> 0
 
 Loss: mean squared error in model space (see :class:`model.normalize.Normalizer`) over the
 forecast frames, on valid pixels only (NaN pixels of the data never enter it); ``loss = "balanced"``
-weights each pixel by its true rain rate (:func:`model.losses.rain_weights`).
+weights each pixel by its true rain rate (:func:`model.losses.rain_weights`), ``loss = "l1l2"``
+adds the mean absolute error (:func:`model.losses.batch_loss`). The log's ``grad_norm`` column is
+the gradient's global L2 norm before clipping (``grad_clip``).
 
 Outputs: the best checkpoint by validation loss in ``checkpoints/NAME/`` (``model.safetensors`` and
 ``meta.json`` via :func:`model.checkpoint.save_checkpoint`), and in ``runs/NAME/`` the CSV log
@@ -70,6 +75,7 @@ optimiser), :func:`resume_run`, :func:`prepare_batches`, :func:`train_step`,
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import functools
 import math
@@ -94,7 +100,7 @@ from model.checkpoint import load_checkpoint, pick_device, save_checkpoint
 from model.cli import ERRORS, Parser, one_line_errors
 from model.convlstm import ConvLSTM, ConvLSTMConfig
 from model.finetune import TransferError, transfer_weights
-from model.losses import LOSSES, Objective, masked_mse, rain_weights
+from model.losses import LOSSES, Objective, masked_mse, rain_weights, truth_probability
 from model.moving_mnist_stream import MovingMNISTStream
 from model.normalize import Normalizer
 from model.provenance import checkpoint_metadata, file_facts, lineage
@@ -349,6 +355,13 @@ class Run:
         return self.train_s_before + now - self.t_train
 
     stream: MovingMNISTStream | None = None
+    ema: ConvLSTM | None = None  # the moving average of the weights (train.ema_decay > 0)
+    grad_norm: torch.Tensor | None = None  # the last step's gradient norm, before clipping
+
+    @property
+    def validated(self) -> ConvLSTM:
+        """The weights validation scores and the best checkpoint keeps: the EMA when on."""
+        return self.ema if self.ema is not None else self.net
 
     @property
     def autocast(self) -> bool:
@@ -450,11 +463,28 @@ def set_up(
     optimizer = torch.optim.AdamW(
         net.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay
     )
+    ema = make_ema(net) if config.train.ema_decay else None
     return Run(config=config, ddp=ddp, device=device, device_note=device_note,
                normalizer=normalizer, train_split=train_split, val_split=val_split, net=net,
                optimizer=optimizer, out_dir=out_dir, run_dir=run_dir, seed=seed, steps=steps,
-               command=command, init_summary=init_summary, initial_state=initial,
+               command=command, init_summary=init_summary, initial_state=initial, ema=ema,
                data_file=file_facts(config.data.file) if config.data.file else None)  # fmt: skip
+
+
+def make_ema(net: ConvLSTM) -> ConvLSTM:
+    """A frozen copy of ``net`` that :func:`update_ema` moves toward ``net`` after each step."""
+    ema = copy.deepcopy(net).eval()
+    ema.requires_grad_(False)
+    return ema
+
+
+@torch.no_grad()
+def update_ema(ema: ConvLSTM, net: ConvLSTM, decay: float) -> None:
+    """``ema += (1 - decay) * (net - ema)`` for every parameter; buffers are copied."""
+    ema_params = list(ema.parameters())
+    torch._foreach_lerp_(ema_params, [p.detach() for p in net.parameters()], 1.0 - decay)
+    for mine, theirs in zip(ema.buffers(), net.buffers(), strict=True):
+        mine.copy_(theirs)
 
 
 def resume_run(run: Run) -> None:
@@ -468,6 +498,8 @@ def resume_run(run: Run) -> None:
     run.step, run.best = int(state["step"]), dict(state["best"])
     torch.set_rng_state(state["torch_rng"])
     run.train_s_before = float(state.get("train_s", 0.0))
+    if run.ema is not None:  # a run that turns EMA on at a resume starts it from the weights
+        run.ema.load_state_dict(state.get("ema") or run.net.state_dict())
     if run.ddp.main:
         print(f"resuming from step {run.step} ({run.state_file})", file=sys.stderr)
 
@@ -484,7 +516,7 @@ def prepare_batches(run: Run) -> None:
     if settings.loss == "balanced":
         weight_fn = functools.partial(_physical_rain_weights, normalizer=run.normalizer)
     objective = Objective(run.net, context=run.config.data.context, mode=settings.mode,
-                          weight_fn=weight_fn)  # fmt: skip
+                          weight_fn=weight_fn, loss=settings.loss)  # fmt: skip
     if run.ddp.world > 1:
         ids = [run.device.index] if run.device.type == "cuda" else None
         objective = DistributedDataParallel(objective, device_ids=ids)
@@ -570,22 +602,36 @@ def train_step(run: Run, idx: torch.Tensor) -> tuple[torch.Tensor, float, int]:
                fraction=time_used(run))  # fmt: skip
     for group in run.optimizer.param_groups:
         group["lr"] = lr
+    truth_prob = truth_probability(run.step, start=settings.scheduled_sampling, steps=run.steps)
     with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.autocast):
-        loss = run.objective(x, v)
+        loss = run.objective(x, v, truth_prob=truth_prob)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if settings.grad_clip:
-        torch.nn.utils.clip_grad_norm_(run.net.parameters(), settings.grad_clip)
+    run.grad_norm = clip_gradients(list(run.net.parameters()), settings.grad_clip)
     run.optimizer.step()
+    if run.ema is not None:
+        update_ema(run.ema, run.net, settings.ema_decay)
     run.step += 1
     return loss, lr, x.shape[0]
+
+
+def clip_gradients(params: list[torch.nn.Parameter], max_norm: float) -> torch.Tensor:
+    """Scale the gradients of ``params`` so their global L2 norm is at most ``max_norm`` (0: leave
+    them); returns the norm before clipping (scalar tensor)."""
+    norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    if max_norm:
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)
+    return norm
 
 
 # validate and save ------------------------------------------------------------------------------
 def validate_and_save(run: Run) -> dict:
     """Validate (rank 0), save ``run_dir/last``, the best checkpoint in ``out_dir`` when the
-    validation loss improved, and the state ``--resume`` needs. Returns the scores."""
-    scores = validate(run.net, run.val_split, run.normalizer, context=run.config.data.context,
+    validation loss improved, and the state ``--resume`` needs. Returns the scores.
+
+    With ``train.ema_decay`` the moving average is validated and kept as the best checkpoint;
+    ``run_dir/last`` holds the raw weights and ``train_state.pt`` the average."""
+    scores = validate(run.validated, run.val_split, run.normalizer, context=run.config.data.context,
                       horizon=run.config.data.horizon,
                       batch_size=run.config.train.eval_batch_size)  # fmt: skip
     now = time.perf_counter()
@@ -597,12 +643,12 @@ def validate_and_save(run: Run) -> dict:
     save_checkpoint(run.run_dir / "last", run.net, metadata=meta)
     if scores["val_loss"] < run.best["val_loss"]:
         run.best = dict(scores, step=run.step)
-        save_checkpoint(run.out_dir, run.net, metadata=dict(meta, best_step=run.step))
-    torch.save(
-        {"optimizer": run.optimizer.state_dict(), "step": run.step, "best": run.best,
-         "torch_rng": torch.get_rng_state(), "train_s": run.train_seconds(now)},
-        run.state_file,
-    )  # fmt: skip
+        save_checkpoint(run.out_dir, run.validated, metadata=dict(meta, best_step=run.step))
+    state = {"optimizer": run.optimizer.state_dict(), "step": run.step, "best": run.best,
+             "torch_rng": torch.get_rng_state(), "train_s": run.train_seconds(now)}  # fmt: skip
+    if run.ema is not None:
+        state["ema"] = run.ema.state_dict()
+    torch.save(state, run.state_file)
     return scores
 
 
@@ -615,7 +661,7 @@ class RunLog:
     """
 
     HEADER = ["step", "epoch", "loss", "lr", "samples_per_s", "val_loss", "val_score",
-              "val_persistence", "wall_s"]  # fmt: skip
+              "val_persistence", "wall_s", "grad_norm"]  # fmt: skip
 
     def __init__(self, run: Run, *, append: bool, progress: bool) -> None:
         from tqdm import tqdm
@@ -623,6 +669,8 @@ class RunLog:
         self.file = self.writer = None
         if run.ddp.main:
             run.run_dir.mkdir(parents=True, exist_ok=True)
+            if append:
+                self.upgrade_header(run.run_dir / "log.csv")
             self.file = open(run.run_dir / "log.csv", "a" if append else "w", newline="")  # noqa: SIM115
             self.writer = csv.writer(self.file)
             if not append:
@@ -638,6 +686,17 @@ class RunLog:
                         unit="step")  # fmt: skip
         self.restart_window()
 
+    @classmethod
+    def upgrade_header(cls, path: Path) -> None:
+        """Give the log of an earlier version (fewer columns, the same first ones) today's header,
+        so the rows a resumed run appends match it; older rows leave the new columns empty."""
+        if not path.is_file():
+            return
+        lines = path.read_text().splitlines(keepends=True)
+        old = lines[0].strip().split(",") if lines else []
+        if old != cls.HEADER and old == cls.HEADER[: len(old)]:
+            path.write_text(",".join(cls.HEADER) + "\n" + "".join(lines[1:]))
+
     def restart_window(self) -> None:
         """Start a new samples-per-second window (after validation, which it should not count)."""
         self.seen, self.t_window = 0, time.perf_counter()
@@ -649,8 +708,9 @@ class RunLog:
         rate = self.seen / elapsed if elapsed > 0 else 0.0
         self.bar.update(1)
         self.bar.set_postfix(loss=f"{loss.item():.4g}", samples_s=f"{rate:.1f}", lr=f"{lr:.2g}")
+        norm = "" if run.grad_norm is None else f"{float(run.grad_norm):.4g}"
         return [run.step, epoch, f"{loss.item():.6g}", f"{lr:.3g}", f"{rate:.2f}", "", "", "",
-                f"{time.perf_counter() - run.t_start:.1f}"]  # fmt: skip
+                f"{time.perf_counter() - run.t_start:.1f}", norm]  # fmt: skip
 
     def validation(self, row: list, scores: dict) -> None:
         """Fill ``row``'s validation columns and print them."""
@@ -809,6 +869,10 @@ OVERRIDES = (
     Override("--init-from", "train", "init_from", str, "override train.init_from (checkpoint folder)"),
     Override("--loss", "train", "loss", str, "override train.loss", choices=LOSSES),
     Override("--lr", "train", "lr", float, "override train.lr (peak learning rate per step)"),
+    Override("--grad-clip", "train", "grad_clip", float, "override train.grad_clip (0: off)"),
+    Override("--ema-decay", "train", "ema_decay", float, "override train.ema_decay (0: off)"),
+    Override("--scheduled-sampling", "train", "scheduled_sampling", float,
+             "override train.scheduled_sampling (P(true frame fed back) at step 0; 0: off)"),
     Override("--data-root", "data.options", "root", str,
              "set the dataset option root= (real data folders)"),
 )  # fmt: skip

@@ -222,9 +222,19 @@ class TrainSettings:
         Minutes of training wall time (the optimisation loop, data preparation excluded); when
         > 0, training stops when they are spent and the learning-rate decay follows the clock.
         0: no time limit.
-    loss : {"mse", "balanced"}
+    loss : {"mse", "balanced", "l1l2"}
         ``"balanced"`` (radar): pixels weighted by the true rain rate in mm/h,
-        1 below 2 mm/h up to 30 at 30 mm/h (:func:`model.losses.rain_weights`).
+        1 below 2 mm/h up to 30 at 30 mm/h (:func:`model.losses.rain_weights`); ``"l1l2"``: MSE +
+        MAE (:func:`model.losses.batch_loss`).
+    ema_decay : float
+        > 0: keep an exponential moving average of the weights, ``ema += (1 - ema_decay) *
+        (weights - ema)`` after every step (from the initial weights); validation, the best
+        checkpoint and the validation scores use the average, ``run_dir/last`` keeps the raw
+        weights training continues from. 0: off. Below 1.
+    scheduled_sampling : float
+        ``mode = "free"`` only: the probability, at step 0, that a fed-back forecast step reads the
+        true frame instead of the prediction, falling linearly to 0 at ``steps``
+        (:func:`model.losses.truth_probability`; scheduled sampling as in PredRNN). 0: off.
     precision : {"auto", "fp32", "bf16"}
         The training forward pass: ``"auto"`` runs the convolutions under bfloat16 autocast where
         the device computes bfloat16 natively (CUDA with bf16, CPUs with AVX512-BF16/AMX; 1.7x the
@@ -251,6 +261,8 @@ class TrainSettings:
     loss: str = "mse"
     precision: str = "auto"
     stream: bool = False
+    ema_decay: float = 0.0
+    scheduled_sampling: float = 0.0
 
     def __post_init__(self) -> None:
         _check_types(self, "train")
@@ -266,6 +278,20 @@ class TrainSettings:
         for key in ("lr", "weight_decay", "warmup", "grad_clip", "max_minutes"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"train.{key}={getattr(self, key)} must not be negative")
+        self._check_sampling_and_ema()
+
+    def _check_sampling_and_ema(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay={self.ema_decay} must be in [0, 1); 0 turns it off")
+        if not 0.0 <= self.scheduled_sampling <= 1.0:
+            raise ConfigError(
+                f"train.scheduled_sampling={self.scheduled_sampling} must be in [0, 1]"
+            )
+        if self.scheduled_sampling and self.mode != "free":
+            raise ConfigError(
+                'train.scheduled_sampling applies to mode = "free" (teacher mode always feeds the '
+                'true frames); remove it or use mode = "free"'
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -45,6 +45,8 @@ CASES = [
     ("bench.dashboard_browser", ["--runs", "0"], "--runs 0: give at least 1"),
     ("bench.lab_intervention", ["--clicks", "0"], "--clicks 0: give at least 1"),
     ("bench.train_throughput", ["--steps", "0"], "--steps 0: give at least 1"),
+    ("bench.video_ablation", ["--steps", "0"], "--steps 0: give at least 1"),
+    ("bench.video_ablation", ["--init", "nowhere"], "--init nowhere: no checkpoint there"),
     ("bench.radar_domain", ["--runs", "0"], "--runs 0: give at least 1"),
     ("tools.sumo_traffic", ["--out", "x.nc", "--interval-s", "7"], "--interval-s must divide"),
     ("tools.make_fmi_sample", ["--size", "8"], "--size 8: give at least 32 pixels"),
