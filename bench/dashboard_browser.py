@@ -26,7 +26,14 @@ import os
 import statistics
 import time
 
-from bench.server import CHROMIUM, CHROMIUM_ARGS, REPO, dashboard_server, require_chromium
+from bench.server import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    dashboard_server,
+    require_chromium,
+    wait_for_page,
+)
 from datasets.cli import Parser, one_line_errors
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -49,14 +56,9 @@ JS_FORECAST = """() => {
 }"""
 
 
-def wait_forecast(page, predicate=lambda c: True, timeout_s: float = 120.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = page.evaluate(JS_FORECAST)
-        if found is not None and predicate(found):
-            return found
-        page.wait_for_timeout(20)
-    raise TimeoutError("the forecast chart was not drawn in time")
+def wait_forecast(page, predicate=lambda c: True) -> dict:
+    """The forecast chart's meta once it is drawn and ``predicate(meta)`` holds."""
+    return wait_for_page(page, JS_FORECAST, predicate, "the forecast chart")
 
 
 def measure(runs: int) -> dict:

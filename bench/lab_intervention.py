@@ -21,7 +21,14 @@ import re
 import statistics
 import time
 
-from bench.server import CHROMIUM, CHROMIUM_ARGS, REPO, dashboard_server, require_chromium
+from bench.server import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    dashboard_server,
+    require_chromium,
+    wait_for_page,
+)
 from datasets.cli import Parser, fail, one_line_errors
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -41,15 +48,9 @@ JS_EDIT = """() => {
 }"""
 
 
-def wait_edit(page, predicate, timeout_s: float = 120.0) -> str:
-    """The intervention chart's edit text once ``predicate(text)`` holds (polled every 20 ms)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        edit = page.evaluate(JS_EDIT)
-        if edit is not None and predicate(edit):
-            return edit
-        page.wait_for_timeout(20)
-    raise TimeoutError("the intervened forecast was not drawn in time")
+def wait_edit(page, predicate) -> str:
+    """The intervention chart's edit text once ``predicate(text)`` holds."""
+    return wait_for_page(page, JS_EDIT, predicate, "the intervened forecast")
 
 
 def measure(clicks: int) -> dict:

@@ -35,6 +35,21 @@ CHROMIUM_ARGS = [
 """Chromium flags for this closed network: no background connections, no sandbox as root."""
 
 
+def wait_for_page(page, script: str, predicate, what: str, timeout_s: float = 120.0):
+    """The value of ``script`` in ``page`` once it is not null and ``predicate(value)`` holds.
+
+    Polls every 20 ms (a playwright page); raises ``TimeoutError`` naming ``what`` after
+    ``timeout_s`` seconds.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = page.evaluate(script)
+        if value is not None and predicate(value):
+            return value
+        page.wait_for_timeout(20)
+    raise TimeoutError(f"{what} was not drawn in time")
+
+
 def require_chromium() -> None:
     """End a benchmark with one ``error:`` line when Debian's Chromium is not installed."""
     from datasets.cli import fail

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from datasets.cli import fail
+from model.baselines import persistence
 from model.checkpoint import load_checkpoint
 from model.cli import ERRORS, Parser, one_line_errors
 from model.metrics import per_lead
@@ -112,8 +113,8 @@ def score(net, frames: np.ndarray, context: int) -> dict:
 
 
 def persistence_lead1_ssim(frames: np.ndarray, context: int) -> float:
-    """Lead-1 SSIM of repeating the last observed frame."""
-    last = frames[:, context - 1 : context]  # [S, 1, 1, H, W]
+    """Lead-1 SSIM of repeating the last observed frame (:func:`model.baselines.persistence`)."""
+    last = persistence(frames[:, :context], horizon=1)  # [S, 1, 1, H, W]
     return float(per_lead(last, frames[:, context : context + 1], domain="video")["SSIM"].iloc[0])
 
 

@@ -83,28 +83,12 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def _hex_to_rgb(colour: str) -> tuple[int, int, int]:
-    colour = colour.strip()
-    if colour.startswith("rgba") or colour.startswith("rgb"):
-        parts = colour[colour.index("(") + 1 : colour.index(")")].split(",")
-        return tuple(int(float(p)) for p in parts[:3])  # type: ignore[return-value]
-    colour = colour.lstrip("#")
-    if len(colour) == 3:
-        colour = "".join(c * 2 for c in colour)
-    return tuple(int(colour[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
-
-
 def lookup_table(scale: Scale) -> np.ndarray:
-    """``(256, 3)`` uint8 RGB colour of every code of ``scale`` (the plotly colorscale, sampled)."""
-    stops = scale.colorscale()
-    pos = np.array([s[0] for s in stops]) * 255.0
-    rgb = np.array([_hex_to_rgb(s[1]) for s in stops], dtype=np.float64)
-    codes = np.arange(256, dtype=np.float64)
-    lut = np.empty((256, 3))
-    for c in range(3):
-        lut[:, c] = np.interp(codes, pos, rgb[:, c])
+    """``(256, 3)`` uint8 RGB colour of every code of ``scale`` (the page's colours,
+    :meth:`dashboard.scales.Scale.palette`), no-data code in light grey."""
+    lut = scale.palette()[:, :3].copy()
     lut[NO_DATA] = (235, 235, 235)
-    return lut.round().astype(np.uint8)
+    return lut
 
 
 def _panel(codes: np.ndarray, lut: np.ndarray, size: tuple[int, int], flip: bool) -> np.ndarray:

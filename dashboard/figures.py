@@ -362,18 +362,23 @@ def _heatmap(codes: np.ndarray, grid: Grid, coloraxis: str, name: str) -> go.Hea
     )
 
 
-def _blank(grid: Grid, coloraxis: str, name: str) -> go.Heatmap:
-    """A one-cell heatmap of code 0 (no data) covering the whole frame: almost no payload."""
-    return go.Heatmap(
-        z=np.zeros((1, 1), np.uint8),
+def _whole_frame(grid: Grid) -> Grid:
+    """A one-cell grid whose single cell covers all of ``grid`` (for blank panels)."""
+    return dataclasses.replace(
+        grid,
         x0=grid.x0 + (grid.width - 1) * grid.dx / 2,
         dx=grid.dx * grid.width,
         y0=grid.y0 + (grid.height - 1) * grid.dy / 2,
         dy=grid.dy * grid.height,
-        coloraxis=coloraxis,
-        name=name,
-        hoverinfo="skip",
+        width=1,
+        height=1,
     )
+
+
+def _blank(grid: Grid, coloraxis: str, name: str) -> go.Heatmap:
+    """A one-cell heatmap of code 0 (no data) covering the whole frame: almost no payload."""
+    trace = _heatmap(np.zeros((1, 1), np.uint8), _whole_frame(grid), coloraxis, name)
+    return trace.update(hoverinfo="skip", hovertemplate=None)
 
 
 PNG_URI = "data:image/png;base64,"
@@ -442,18 +447,8 @@ def _image(codes: np.ndarray, grid: Grid, palette: np.ndarray, name: str) -> go.
 
 def _blank_image(grid: Grid, palette: np.ndarray, name: str) -> go.Image:
     """A one-pixel image of code 0 (no data) covering the whole frame: almost no payload."""
-    whole = dataclasses.replace(
-        grid,
-        x0=grid.x0 + (grid.width - 1) * grid.dx / 2,
-        dx=grid.dx * grid.width,
-        y0=grid.y0 + (grid.height - 1) * grid.dy / 2,
-        dy=grid.dy * grid.height,
-        width=1,
-        height=1,
-    )
-    trace = _image(np.zeros((1, 1), np.uint8), whole, palette, name)
-    trace.update(hoverinfo="skip", hovertemplate=None)
-    return trace
+    trace = _image(np.zeros((1, 1), np.uint8), _whole_frame(grid), palette, name)
+    return trace.update(hoverinfo="skip", hovertemplate=None)
 
 
 def panel_codes(trace) -> np.ndarray:
