@@ -34,7 +34,7 @@ import xarray as xr
 from dashboard import cache, exports, figures, lab, services, state
 from dashboard.state import DeepLink, to_query
 from dashboard.text import plain, safe
-from dashboard.widgets import CHART_CONFIG, keep_values
+from dashboard.widgets import CHART_CONFIG, chart, keep_values
 from dashboard.widgets import choose as _choose
 from datasets.layout import time_zone_of
 
@@ -415,7 +415,7 @@ def _forecast_view(sel: Selection, ds):
         chans = [str(c) for c in ds["channel"].values]
         channel = chans.index(st.selectbox("Data channel", chans, key="data_channel"))
     fig = cache.forecast_figure(sel.rollout_key, channel, step, sel.train_horizon or None, _ds=ds)
-    st.plotly_chart(fig, key="forecast_chart", config=CHART_CONFIG, theme=None)
+    chart(fig, "forecast_chart")
     st.caption(COLOUR_NOTES.get(figures.domain_of(ds), "") + " Press ▶ Play or drag the slider.")
     return step, channel, figures.time_axis(ds)
 

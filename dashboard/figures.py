@@ -15,11 +15,14 @@ the ``step`` dimension of the gates.
 Heatmaps carry ``uint8`` codes (see :mod:`dashboard.scales`); ``layout.meta`` records the scales
 so a reader (a test, the browser) can decode them.
 
-Layout: figure heights and everything under the panels (colour bars, play/pause, slider, legends)
-are placed in pixels, so the charts stay clean from a 1024 px window (about 560 px of chart) to
+Layout: everything around the panels (colour bars, play/pause, slider, legends) is placed in
+pixels from the panels, so the charts stay clean from a 1024 px window (about 560 px of chart) to
 1920 px: colour bars are horizontal under their own panels, play/pause sits left of the slider's
 right-aligned current value above the rail, legends sit under the axes, subplot titles are pinned
-to their panels (``tests/dashboard/test_browser_layout.py`` measures this in Chromium). Titles give the lead
+to their panels. Charts of square-pixel panels (forecast, gates, the lab's panel grids) grow in
+height with their width (:func:`fit_height`, drawn by :func:`dashboard.widgets.chart`), so the
+panels fill their plot area and no blank band opens between the title and the panels
+(``tests/dashboard/test_browser_layout.py`` measures this in Chromium). Titles give the lead
 time and, when the data has real timestamps, the valid time (:func:`valid_times`).
 """
 
@@ -517,9 +520,84 @@ CONTROLS_PX = 100  # play/pause + current value on one line, then the slider rai
 BUTTON_FONT = 12
 
 
-def _below(px: float, plot_px: float) -> float:
-    """Paper ``y`` of a point ``px`` pixels below the bottom of a plot area ``plot_px`` tall."""
-    return -px / plot_px
+Y_AXIS_PX = 72
+"""Room plotly's automargin takes at the left for the first panel's y tick labels and title,
+plus the left and right margins, over-estimated on purpose (see :func:`fit_height`)."""
+MAX_CHART_PX = 900
+"""The tallest a chart of :func:`fit_height` grows (beyond, its panels leave room at the sides)."""
+NARROWEST_PX = 560
+"""The narrowest chart laid out for: the main column of a 1024 px window."""
+ROW_SLACK_PX = 40
+"""How much a gap between rows of panels may grow beyond its need before the chart stops growing
+(:func:`fit_height`'s ``max_gap_px``)."""
+
+
+def row_spacing(
+    gap_px: float, *, rows: int, cols: int, horizontal_spacing: float, aspect: float = 1.0
+) -> float:
+    """plotly's ``vertical_spacing`` that leaves ``gap_px`` between rows of square-pixel panels in
+    the narrowest chart (:data:`NARROWEST_PX`); wider, the gap grows with the panels.
+
+    ``aspect``: the panels' data height over width.
+    """
+    if rows < 2:
+        return 0.0
+    panel = (NARROWEST_PX - Y_AXIS_PX) * (1 - (cols - 1) * horizontal_spacing) / cols * aspect
+    return gap_px / (rows * panel + (rows - 1) * gap_px)
+
+
+def aspect_of(grid: Grid) -> float:
+    """The drawn height over width of a panel of ``grid`` (square pixels in data units)."""
+    return abs(grid.height * grid.dy) / abs(grid.width * grid.dx)
+
+
+def fit_height(fig: go.Figure, grid: Grid, *, max_gap_px: float | None = None) -> dict:
+    """How tall ``fig`` must be for its square-pixel panels to fill their plot area at any width.
+
+    The panels keep square pixels (``scaleanchor``), so at a fixed height a narrow chart leaves a
+    blank band above them. With this rule the chart's height follows its width, and everything
+    around the panels is placed in pixels from them (titles, colour bars, controls), so nothing
+    drifts apart. :func:`dashboard.widgets.chart` turns it into the CSS height of the chart's box:
+
+    ``height = min(fixed_px + per_px * (width - inset_px), max_px)`` in CSS pixels, ``width`` the
+    chart's width.
+
+    ``inset_px`` (margins and y-axis labels, :data:`Y_AXIS_PX`) is over-estimated: the panels
+    then fill the height exactly and leave a few pixels spare at the sides, never a band above.
+
+    Parameters
+    ----------
+    fig : plotly.graph_objects.Figure
+        A figure with its subplots, margins and ``height`` set; the first subplot's domains give
+        the panel sizes (all panels alike).
+    grid : Grid
+        The panels' data grid (its aspect ratio in data units: square pixels).
+    max_gap_px : float, optional
+        With several rows: the largest gap between two rows (plotly's row gap is a fraction of
+        the plot height, so it grows with the chart); the chart stops growing there.
+
+    Returns
+    -------
+    dict
+        ``{"fixed_px", "per_px", "inset_px", "max_px"}``, stored as ``layout.meta["fit"]``.
+    """
+    xdom = fig.layout.xaxis.domain or (0.0, 1.0)
+    ydom = fig.layout.yaxis.domain or (0.0, 1.0)
+    margin = fig.layout.margin
+    fixed = float(margin.t + margin.b)
+    per_px = aspect_of(grid) * (xdom[1] - xdom[0]) / (ydom[1] - ydom[0])
+    cap = float(MAX_CHART_PX)
+    row_gap = 1.0 - sum(
+        d[1] - d[0] for d in {tuple(a.domain) for a in fig.select_yaxes() if a.domain}
+    )  # the plot height's share of the gaps between rows
+    if max_gap_px is not None and row_gap > 1e-6:
+        cap = min(cap, fixed + max_gap_px / row_gap)
+    return {
+        "fixed_px": round(fixed, 1),
+        "per_px": round(per_px, 5),
+        "inset_px": float(Y_AXIS_PX),
+        "max_px": round(cap, 1),
+    }
 
 
 def _titles_on_panels(fig: go.Figure, n_panels: int, *, size: int) -> None:
@@ -550,13 +628,13 @@ def _animation_controls(
     prefix: str,
     *,
     top_px: float,
-    plot_px: float,
 ) -> None:
     """One play/pause menu and one slider driving all panels of ``fig``.
 
-    Both start ``top_px`` below the plot area: the buttons at the left, the slider's current value
-    right-aligned on the same line, the slider rail under both, so the buttons never cover the
-    label nor the rail at any width.
+    Both start ``top_px`` pixels below the plot area (``y=0`` plus a pad in pixels, so at any
+    chart height): the buttons at the left, the slider's current value right-aligned on the same
+    line, the slider rail under both, so the buttons never cover the label nor the rail at any
+    width.
     """
     play = {
         "frame": {"duration": FRAME_MS, "redraw": True},
@@ -565,7 +643,7 @@ def _animation_controls(
         "mode": "immediate",
     }
     pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}
-    y = _below(top_px, plot_px)
+    y, pad = 0.0, {"t": top_px, "r": 0, "b": 0, "l": 0}
     fig.update_layout(
         updatemenus=[
             {
@@ -576,7 +654,7 @@ def _animation_controls(
                 "y": y,
                 "xanchor": "left",
                 "yanchor": "top",
-                "pad": {"t": 0, "r": 0, "b": 0, "l": 0},
+                "pad": pad,
                 "font": {"size": BUTTON_FONT},
                 "buttons": [
                     # from the chosen step (then from where it was paused), never from frame 0
@@ -593,7 +671,7 @@ def _animation_controls(
                 "xanchor": "left",
                 "y": y,
                 "yanchor": "top",
-                "pad": {"t": 0, "b": 0, "l": 0, "r": 0},
+                "pad": pad,
                 "font": {"size": 11},
                 "currentvalue": {
                     "prefix": prefix,
@@ -621,24 +699,32 @@ def _animation_controls(
     )
 
 
-def _hbar(scale: Scale, title: str, *, x0: float, x1: float, top_px: float, plot_px: float) -> dict:
-    """A horizontal colour bar under the panels spanning paper ``x0 .. x1``, title above it."""
-    return scale.coloraxis(
-        title=title,
-        orientation="h",
-        x=(x0 + x1) / 2,
-        xanchor="center",
-        len=max(0.05, x1 - x0),
-        y=_below(top_px, plot_px),
-        yanchor="top",
-        thickness=10,
-        tickfont={"size": 10},
-        title_side="top",
-        title_font={"size": 12},
-        outlinewidth=0,
-        ypad=0,
-        xpad=0,
-    )
+def _hbar(
+    scale: Scale, title: str, *, x0: float, x1: float, top_px: float, y: float = 0.0, **style
+) -> dict:
+    """A horizontal colour bar spanning paper ``x0 .. x1``, its top ``top_px`` pixels below
+    paper ``y`` (the bottom of a row of panels; 0: the plot area's), title above the bar.
+
+    plotly adds ``ypad`` pixels on both sides of the bar inside its (transparent) background, so
+    the bar sits ``top_px`` under ``y`` at any chart height.
+    """
+    bar = {
+        "title": title,
+        "orientation": "h",
+        "x": (x0 + x1) / 2,
+        "xanchor": "center",
+        "len": max(0.05, x1 - x0),
+        "y": y,
+        "yanchor": "top",
+        "ypad": top_px,
+        "thickness": 10,
+        "tickfont": {"size": 10},
+        "title_side": "top",
+        "title_font": {"size": 12},
+        "outlinewidth": 0,
+        "xpad": 0,
+    }
+    return scale.coloraxis(**{**bar, **style})
 
 
 def value_label(scale: Scale, units: str) -> str:
@@ -793,7 +879,7 @@ def _forecast_title(
 
 
 def _forecast_colorbars(
-    fig: go.Figure, scale: Scale, escale: Scale, units: str, n_cols: int, plot_px: int
+    fig: go.Figure, scale: Scale, escale: Scale, units: str, n_cols: int
 ) -> dict:
     """Colour bars under the panels: values under prediction/truth, the error under its panel."""
     dom = [fig.layout[f"xaxis{'' if i == 0 else i + 1}"].domain for i in range(n_cols)]
@@ -805,7 +891,6 @@ def _forecast_colorbars(
             x0=dom[0][0],
             x1=value_end,
             top_px=AXIS_BELOW_PX,
-            plot_px=plot_px,
         )
     }
     if n_cols == 3:
@@ -815,7 +900,6 @@ def _forecast_colorbars(
             x0=dom[2][0],
             x1=dom[2][1],
             top_px=AXIS_BELOW_PX,
-            plot_px=plot_px,
         )
     return layout
 
@@ -901,8 +985,7 @@ def forecast_figure(
     for col in range(2, n_cols + 1):
         fig.update_yaxes(showticklabels=False, row=1, col=col)  # same y as the first panel
     _titles_on_panels(fig, n_cols, size=14)
-    plot_px = FORECAST_HEIGHT - FORECAST_MARGIN["t"] - FORECAST_MARGIN["b"]
-    layout = _forecast_colorbars(fig, scale, escale, units, n_cols, plot_px)
+    layout = _forecast_colorbars(fig, scale, escale, units, n_cols)
     fig.update_layout(
         **layout,
         title=_title(title(step)),
@@ -932,8 +1015,8 @@ def forecast_figure(
         steps.index(step),
         "Lead time: ",
         top_px=AXIS_BELOW_PX + COLORBAR_BAND_PX,
-        plot_px=plot_px,
     )
+    fig.layout.meta["fit"] = fit_height(fig, grid)
     return fig
 
 
@@ -1048,13 +1131,14 @@ def gates_figure(
         head = f"{n} {symbol_html(n)}".strip()
         return f"<b>{head}</b>" if n == gate else head
 
-    plot_px = GATES_HEIGHT - GATES_MARGIN["t"] - GATES_MARGIN["b"]
     fig = make_subplots(
         rows=2,
         cols=3,
         subplot_titles=[label(n) for n in names],
         horizontal_spacing=0.05,
-        vertical_spacing=GATES_ROW_GAP_PX / plot_px,
+        vertical_spacing=row_spacing(
+            GATES_ROW_GAP_PX, rows=2, cols=3, horizontal_spacing=0.05, aspect=aspect_of(grid)
+        ),
     )
     for i, n in enumerate(names):
         trace = _heatmap(scales[i].encode(values[i, step]), grid, _ca(i), n)
@@ -1069,7 +1153,7 @@ def gates_figure(
     fig.update_yaxes(showticklabels=False, col=2)
     fig.update_yaxes(showticklabels=False, col=3)
     _titles_on_panels(fig, len(names), size=12)
-    layout = _gate_colorbars(fig, scales, plot_px)
+    layout = _gate_colorbars(fig, scales)
     times = valid_times(ds)
     phase = "context" if step < axis.n_context else "forecast"
     lead = axis.label(step) if step < len(axis.values) else f"step {step}"
@@ -1100,29 +1184,25 @@ def gates_figure(
     )
     if gate in names:  # the focus gate: its panel outlined in red
         _outline(fig, names.index(gate))
+    fig.layout.meta["fit"] = fit_height(fig, grid, max_gap_px=GATES_ROW_GAP_PX + ROW_SLACK_PX)
     return fig
 
 
-def _gate_colorbars(fig: go.Figure, scales: list[Scale], plot_px: float) -> dict:
-    """One horizontal colour bar under each gate panel."""
+def _gate_colorbars(fig: go.Figure, scales: list[Scale]) -> dict:
+    """One horizontal colour bar under each gate panel, in pixels from the panel's bottom."""
     layout: dict = {}
     for i, scale in enumerate(scales):
         xdom = fig.layout[f"xaxis{'' if i == 0 else i + 1}"].domain
         ydom = fig.layout[f"yaxis{'' if i == 0 else i + 1}"].domain
-        below = GATES_TICKS_PX if i < 3 else AXIS_BELOW_PX
-        layout[_ca(i)] = scale.coloraxis(
-            title="",
-            orientation="h",
-            x=(xdom[0] + xdom[1]) / 2,
-            xanchor="center",
-            len=(xdom[1] - xdom[0]) * 0.8,
-            y=ydom[0] - below / plot_px,
-            yanchor="top",
+        width = (xdom[1] - xdom[0]) * 0.8
+        layout[_ca(i)] = _hbar(
+            scale,
+            "",
+            x0=(xdom[0] + xdom[1] - width) / 2,
+            x1=(xdom[0] + xdom[1] + width) / 2,
+            y=ydom[0],
+            top_px=GATES_TICKS_PX if i < 3 else AXIS_BELOW_PX,
             thickness=8,
-            tickfont={"size": 10},
-            outlinewidth=0,
-            ypad=0,
-            xpad=0,
         )
     return layout
 

@@ -38,6 +38,7 @@ from dashboard.figures import (
     AXIS_BELOW_PX,
     GATE_COLOURS,
     LEGEND_PX,
+    ROW_SLACK_PX,
     TEMPLATE,
     Grid,
     _bottom_legend,
@@ -47,9 +48,12 @@ from dashboard.figures import (
     _style_axes,
     _title,
     _titles_on_panels,
+    aspect_of,
     domain_of,
+    fit_height,
     frame_grid,
     latent_grid,
+    row_spacing,
     symbol_html,
     time_axis,
     units_of,
@@ -138,7 +142,7 @@ def region_from_box(box: dict, grid: Grid) -> tuple[int, int, int, int] | None:
     return y0, y1, x0, x1
 
 
-def _row_bars(fig: go.Figure, rows: list[list[Panel]], names: dict, labels: dict, plot_px):
+def _row_bars(fig: go.Figure, rows: list[list[Panel]], names: dict, labels: dict):
     """One horizontal colour bar per scale, under the last row that uses it, spanning its
     columns there (the first run of neighbouring columns when they are not all together)."""
     n_cols = max(len(r) for r in rows)
@@ -158,8 +162,8 @@ def _row_bars(fig: go.Figure, rows: list[list[Panel]], names: dict, labels: dict
             labels.get(scale, scale.label),
             x0=x0,
             x1=x1,
-            top_px=AXIS_BELOW_PX - y_bottom * plot_px,
-            plot_px=plot_px,
+            y=y_bottom,
+            top_px=AXIS_BELOW_PX,
         )
     return layout
 
@@ -202,11 +206,14 @@ def panel_grid_figure(
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     panel_px = min(PANEL_PX, round(1000 / n_cols))  # square panels in a ~1000 px wide chart
     plot_px = n_rows * panel_px + (n_rows - 1) * ROW_GAP_PX
-    height = GRID_TOP_PX + plot_px + AXIS_BELOW_PX + BAR_PX
+    height = GRID_TOP_PX + plot_px + AXIS_BELOW_PX + BAR_PX  # without a browser (fit_height)
     titles = [(r[c].title if c < len(r) else "") for r in rows for c in range(n_cols)]
+    grid = rows[0][0].grid
     fig = make_subplots(
         rows=n_rows, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.03,
-        vertical_spacing=ROW_GAP_PX / plot_px if n_rows > 1 else 0.0,
+        vertical_spacing=row_spacing(
+            ROW_GAP_PX, rows=n_rows, cols=n_cols, horizontal_spacing=0.03, aspect=aspect_of(grid)
+        ),
     )  # fmt: skip
     names: dict[Scale, str] = {}
     for r, row in enumerate(rows):
@@ -226,7 +233,7 @@ def panel_grid_figure(
     for c in range(2, n_cols + 1):
         fig.update_yaxes(showticklabels=False, title_text=None, col=c)
     _titles_on_panels(fig, len(titles), size=12)
-    layout = _row_bars(fig, rows, names, bar_titles or {}, plot_px)
+    layout = _row_bars(fig, rows, names, bar_titles or {})
     if region is not None and frame is not None:
         for k in range(n_rows * n_cols):
             if titles[k]:
@@ -245,6 +252,7 @@ def panel_grid_figure(
             **(meta or {}),
         },
     )
+    fig.layout.meta["fit"] = fit_height(fig, grid, max_gap_px=ROW_GAP_PX + ROW_SLACK_PX)
     return fig
 
 

@@ -22,8 +22,35 @@ tool that would leave the box tool (plotly shows no box button for heatmaps)."""
 
 
 def chart(fig, key: str, *, config: dict | None = None, **kwargs):
-    """``st.plotly_chart`` with the page's settings (no Streamlit theme, no plotly logo)."""
-    return st.plotly_chart(fig, key=key, config=config or CHART_CONFIG, theme=None, **kwargs)
+    """``st.plotly_chart`` with the page's settings (no Streamlit theme, no plotly logo).
+
+    A figure with ``layout.meta["fit"]`` (:func:`dashboard.figures.fit_height`: square panels)
+    is drawn as tall as its width asks for (:func:`fit_css`), in two keyed containers: the outer
+    one gives the width (a CSS size container), the inner one gets the height and the chart fills
+    it (``height="stretch"``); Streamlit hands plotly the new height on every resize.
+    """
+    meta = getattr(fig.layout, "meta", None)
+    fit = meta.get("fit") if isinstance(meta, dict) else None
+    if not fit:
+        return st.plotly_chart(fig, key=key, config=config or CHART_CONFIG, theme=None, **kwargs)
+    st.html(fit_css(key, fit))
+    with st.container(key=f"{key}_frame"), st.container(key=f"{key}_box"):
+        return st.plotly_chart(
+            fig, key=key, config=config or CHART_CONFIG, theme=None, height="stretch", **kwargs
+        )
+
+
+def fit_css(key: str, fit: dict) -> str:
+    """The ``<style>`` that makes the chart ``key``'s box ``fit["fixed_px"] + fit["per_px"] *
+    (width - fit["inset_px"])`` pixels tall, at most ``fit["max_px"]`` (container query units:
+    ``100cqw`` is the width of the ``{key}_frame`` container)."""
+    fixed, per, inset, top = (float(fit[k]) for k in ("fixed_px", "per_px", "inset_px", "max_px"))
+    height = f"min(calc({fixed:g}px + {per:g} * (100cqw - {inset:g}px)), {top:g}px)"
+    return (
+        f"<style>.st-key-{key}_frame {{container-type: inline-size;}}\n"
+        # doubled class: outranks Streamlit's own rule; flex none: a flex-basis would win
+        f".st-key-{key}_box.st-key-{key}_box {{flex: none; height: {height};}}</style>"
+    )
 
 
 KEPT_KEYS = (

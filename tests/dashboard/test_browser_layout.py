@@ -7,9 +7,11 @@ Debian chromium at 1024x768, 1280x720, 1440x900 and 1920x1080 and measures the b
 the plotly SVG parts of the forecast, gates and metrics charts: colour bars, legend, titles,
 subplot titles, axis titles, plot areas, play/pause buttons, the slider's rail, step labels and
 current-value label.
-No two of them may overlap and each must lie inside its chart. The cell equations beside the gate
-panels (below them on narrow pages) must lie inside their column and the window, uncut, and clear
-of the gates chart. Screenshots go to
+No two of them may overlap and each must lie inside its chart; in the forecast and gates charts no
+blank band wider than ``BLANK_PX`` may open between the title and the first row's subplot titles,
+between panels and their colour bars, nor above the controls (:func:`blank_bands`). The cell
+equations beside the gate panels (below them on narrow pages) must lie inside their column and the
+window, uncut, and clear of the gates chart. Screenshots go to
 ``test-artifacts/layout_WIDTHxHEIGHT_*.png`` and the measurements to
 ``test-artifacts/layout_boxes.json``.
 
@@ -94,7 +96,16 @@ JS_BOXES = """(kind) => {
     });
   };
   const text = (el) => (el.textContent || '').trim().slice(0, 40);
-  add('g.colorbar', 'colorbar', (el) => text(el.querySelector('.cbtitle') || el));
+  // a colour bar's visible parts (title, bar, tick labels): plotly pads its transparent,
+  // click-through background by ypad pixels on both sides, which is no part of what one sees
+  gd.querySelectorAll('g.colorbar').forEach((el, i) => {
+    const seen = [...el.querySelectorAll('.cbtitle, .cbfills, .cbaxis, .cboutline')].map(box)
+      .filter((r) => r[2] - r[0] >= 0.5 && r[3] - r[1] >= 0.5);
+    if (!seen.length) return;
+    const r = [0, 1, 2, 3].map((k) => (k < 2 ? Math.min : Math.max)(...seen.map((b) => b[k])));
+    const label = text(el.querySelector('.cbtitle') || el);
+    out.parts.push([`colorbar[${i}]${label ? ' ' + label : ''}`, ...r]);
+  });
   add('g.legend', 'legend');
   add('g.annotation', 'annotation', text);
   add('.gtitle', 'title', text);
@@ -145,6 +156,68 @@ def clipped(chart: list, parts: list, tol: float = TOLERANCE_PX) -> list[tuple[s
     ]
 
 
+BLANK_PX = 40.0
+"""The widest blank band allowed in the forecast and gates charts: between the figure's title and
+the subplot titles of the first row, between a row of panels (or the x-axis titles under them)
+and their colour bars, and between the colour bars and the play/pause buttons and slider. The
+layout's own spacing is 8-30 px (title padding, tick labels); square panels in a chart of fixed
+height left 60-110 px above them on a 1024 px window."""
+BANDS_CHECKED = ("forecast", "gates")
+
+
+def _named(parts: list, prefix: str) -> list[list[float]]:
+    return [r for name, *r in parts if name.startswith(prefix)]
+
+
+def _beside(a: list[float], b: list[float]) -> bool:
+    """Whether boxes ``a`` and ``b`` share some horizontal extent."""
+    return min(a[2], b[2]) - max(a[0], b[0]) > TOLERANCE_PX
+
+
+def blank_bands(parts: list) -> dict[str, float]:
+    """The vertical blank bands (pixels) of one chart.
+
+    ``title``: from the bottom of the figure title to the top of the subplot titles of the first
+    row of panels; ``colorbar[i]``: from the lowest panel or x-axis title above colour bar ``i``
+    (sharing some of its width) to its top; ``controls``: from the lowest colour bar to the top of
+    the play/pause buttons and slider.
+    """
+    plots, titles = _named(parts, "plot["), _named(parts, "title[")
+    notes, bars = _named(parts, "annotation["), _named(parts, "colorbar[")
+    xtitles = _named(parts, "xtitle[")
+    controls = _named(parts, "button[") + _named(parts, "slider-")
+    bands: dict[str, float] = {}
+    if plots and titles:
+        first_top = min(p[1] for p in plots)
+        row_titles = [a for a in notes if first_top - 12 <= a[3] <= first_top + TOLERANCE_PX]
+        if row_titles:
+            bands["title"] = min(a[1] for a in row_titles) - max(t[3] for t in titles)
+    for i, bar in enumerate(bars):
+        above = [r for r in plots + xtitles if _beside(r, bar) and r[3] <= bar[1] + TOLERANCE_PX]
+        if above:
+            bands[f"colorbar[{i}]"] = bar[1] - max(r[3] for r in above)
+    if controls and bars:
+        bands["controls"] = min(c[1] for c in controls) - max(b[3] for b in bars)
+    return {k: round(v, 1) for k, v in bands.items()}
+
+
+def test_blank_bands_measures_the_gaps():
+    """The band measure on hand-made boxes: a title 100 px above its row, a bar 10 px under."""
+    parts = [
+        ["title[0] Lead time", 0, 0, 300, 40],
+        ["annotation[0] Prediction", 20, 140, 80, 160],
+        ["annotation[1] Truth", 120, 140, 180, 160],
+        ["plot[0]", 0, 162, 100, 262],
+        ["plot[1]", 110, 162, 210, 262],
+        ["xtitle[0] x (km)", 30, 280, 70, 296],
+        ["colorbar[0] rain", 0, 306, 210, 340],
+        ["button[0] Play", 0, 350, 40, 370],
+    ]
+    assert blank_bands(parts) == {"title": 100.0, "colorbar[0]": 10.0, "controls": 10.0}
+    parts[5] = ["xtitle[0] x (km)", 400, 280, 440, 296]  # not above the bar: the plots count
+    assert blank_bands(parts)["colorbar[0]"] == 44.0
+
+
 def _check_chart(page, kind: str, tag: str, report: dict) -> list[str]:
     _wait_kind(page, kind)
     page.wait_for_timeout(600)  # let plotly finish its layout (automargin redraws)
@@ -157,14 +230,24 @@ def _check_chart(page, kind: str, tag: str, report: dict) -> list[str]:
     )
     bad_overlap = overlaps(boxes["parts"])
     bad_clip = clipped(boxes["chart"], boxes["parts"])
+    bands = blank_bands(boxes["parts"])
     report[f"{tag} {kind}"] = {
         "chart": [round(v, 1) for v in boxes["chart"]],
         "parts": {name: [round(v, 1) for v in r] for name, *r in boxes["parts"]},
         "overlaps": bad_overlap,
         "clipped": bad_clip,
+        "blank_bands": bands,
     }
     problems = [f"{tag} {kind}: {a} overlaps {b} by {px} px" for a, b, px in bad_overlap]
     problems += [f"{tag} {kind}: {n} outside the chart {r}" for n, r in bad_clip]
+    if kind in BANDS_CHECKED:
+        if "title" not in bands or not any(k.startswith("colorbar") for k in bands):
+            problems.append(f"{tag} {kind}: title, subplot titles or colour bars not found")
+        problems += [
+            f"{tag} {kind}: {px} px blank above {where} (at most {BLANK_PX:g})"
+            for where, px in bands.items()
+            if px > BLANK_PX
+        ]
     return problems
 
 

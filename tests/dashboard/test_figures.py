@@ -415,7 +415,10 @@ def test_layout_parts_are_placed_apart_in_pixels():
     menu, slider = fig.layout.updatemenus[0], fig.layout.sliders[0]
     assert menu.y == slider.y and slider.currentvalue.xanchor == "right"
     assert menu.xanchor == "left" and slider.x == 0.0
-    assert a.y > menu.y  # colour bars above the controls
+    # colour bars, then the controls: pixels below the plot area's bottom, at any chart height
+    assert a.y == b.y == menu.y == 0.0 and a.yanchor == menu.yanchor == slider.yanchor == "top"
+    assert a.ypad == b.ypad == F.AXIS_BELOW_PX
+    assert menu.pad.t == slider.pad.t >= a.ypad + F.COLORBAR_BAND_PX
     gates = F.gates_figure(synthetic_rollout(), gate="candidate")
     xs = sorted(
         (gates.layout[f"coloraxis{'' if i == 0 else i + 1}"].colorbar.x, i) for i in range(3)
@@ -423,6 +426,8 @@ def test_layout_parts_are_placed_apart_in_pixels():
     bars = [gates.layout[f"coloraxis{'' if i == 0 else i + 1}"].colorbar for _, i in xs]
     for left, right in zip(bars, bars[1:], strict=False):
         assert left.x + left.len / 2 < right.x - right.len / 2
+    upper = gates.layout.yaxis.domain[0]  # the upper row's bottom: its bars hang from it
+    assert [gates.layout[F._ca(i)].colorbar.y for i in range(6)] == [upper] * 3 + [0.0] * 3
     assert all(a.yref.endswith("domain") for a in gates.layout.annotations[:6])
     means = F.gate_means_figure(synthetic_rollout())
     assert means.layout.legend.yref == "container" and means.layout.legend.y == 0.0
@@ -470,3 +475,62 @@ def test_palette_is_the_colorscale_plotly_draws():
     with Image.open(io.BytesIO(base64.b64decode(uri[len(F.PNG_URI) :]))) as image:
         rgba = np.asarray(image.convert("RGBA"))
     assert np.array_equal(rgba, palette[codes])
+
+
+def _fitted(fig, width: float) -> dict:
+    """What the browser draws for ``fig`` in a chart ``width`` pixels wide (CSS of
+    ``widgets.fit_css``), with ``inset_px`` taken by the margins and y-axis labels: plot height,
+    the height of a row of panels, a panel's width, and the gap between two rows."""
+    fit = fig.layout.meta["fit"]
+    height = min(fit["fixed_px"] + fit["per_px"] * (width - fit["inset_px"]), fit["max_px"])
+    plot_h = height - fig.layout.margin.t - fig.layout.margin.b
+    plot_w = width - fit["inset_px"]
+    x, y = fig.layout.xaxis.domain, fig.layout.yaxis.domain
+    below = [a.domain for a in fig.select_yaxes() if a.domain[1] < y[0]]
+    gap = (y[0] - max(d[1] for d in below)) * plot_h if below else None
+    return {
+        "height": height,
+        "row": (y[1] - y[0]) * plot_h,
+        "panel": (x[1] - x[0]) * plot_w,
+        "gap": gap,
+    }
+
+
+@pytest.mark.parametrize("size", [(16, 16), (32, 16)])
+@pytest.mark.parametrize("width", [560, 820, 1000, 1460])
+def test_chart_height_follows_its_width_so_panels_fill_it(width, size):
+    """The forecast's square-pixel panels exactly fill the height :func:`fit_height` gives, at
+    any width (no blank band above them), until the cap, where the panels are height-limited."""
+    ny, nx = size  # (32, 16): a grid twice as high as wide
+    ds = synthetic_rollout(domain="radar", n_context=2, horizon=2, size=ny).isel(x=slice(0, nx))
+    fig = F.forecast_figure(ds)
+    aspect = ny / nx
+    drawn = _fitted(fig, width)
+    if drawn["height"] < fig.layout.meta["fit"]["max_px"]:
+        assert drawn["row"] == pytest.approx(aspect * drawn["panel"], rel=1e-3)
+    else:  # capped: panels as tall as the row, narrower than their column
+        assert drawn["row"] < aspect * drawn["panel"]
+    assert 300 < drawn["height"] <= F.MAX_CHART_PX
+
+
+@pytest.mark.parametrize("width", [560, 700, 880, 1000])
+def test_gates_rows_keep_their_gap_as_the_chart_grows(width):
+    """Two rows of gates: the rows fill their share of the height, the gap between them holds the
+    upper row's tick labels, colour bars and the lower row's titles from the narrowest chart on,
+    and grows by at most ``ROW_SLACK_PX`` before the chart stops growing."""
+    fig = F.gates_figure(synthetic_rollout(size=16, patch=2))
+    drawn = _fitted(fig, width)
+    assert F.GATES_ROW_GAP_PX - 1 <= drawn["gap"] <= F.GATES_ROW_GAP_PX + F.ROW_SLACK_PX + 1
+    assert drawn["row"] <= drawn["panel"] * (1 + 1e-3)  # never a band above a row
+    if drawn["height"] < fig.layout.meta["fit"]["max_px"]:
+        assert drawn["row"] == pytest.approx(drawn["panel"], rel=1e-3)
+
+
+def test_fit_css_sets_the_box_height_from_the_frame_width():
+    from dashboard.widgets import fit_css
+
+    fit = {"fixed_px": 302.0, "per_px": 0.30667, "inset_px": 72.0, "max_px": 900.0}
+    css = fit_css("forecast_chart", fit)
+    assert ".st-key-forecast_chart_frame {container-type: inline-size;}" in css
+    assert "min(calc(302px + 0.30667 * (100cqw - 72px)), 900px)" in css
+    assert css.startswith("<style>") and css.endswith("</style>")
