@@ -551,7 +551,14 @@ def aspect_of(grid: Grid) -> float:
     return abs(grid.height * grid.dy) / abs(grid.width * grid.dx)
 
 
-def fit_height(fig: go.Figure, grid: Grid, *, max_gap_px: float | None = None) -> dict:
+def fit_height(
+    fig: go.Figure,
+    aspect: float,
+    *,
+    inset_px: float = Y_AXIS_PX,
+    max_px: float = MAX_CHART_PX,
+    max_gap_px: float | None = None,
+) -> dict:
     """How tall ``fig`` must be for its square-pixel panels to fill their plot area at any width.
 
     The panels keep square pixels (``scaleanchor``), so at a fixed height a narrow chart leaves a
@@ -562,16 +569,19 @@ def fit_height(fig: go.Figure, grid: Grid, *, max_gap_px: float | None = None) -
     ``height = min(fixed_px + per_px * (width - inset_px), max_px)`` in CSS pixels, ``width`` the
     chart's width.
 
-    ``inset_px`` (margins and y-axis labels, :data:`Y_AXIS_PX`) is over-estimated: the panels
-    then fill the height exactly and leave a few pixels spare at the sides, never a band above.
-
     Parameters
     ----------
     fig : plotly.graph_objects.Figure
-        A figure with its subplots, margins and ``height`` set; the first subplot's domains give
-        the panel sizes (all panels alike).
-    grid : Grid
-        The panels' data grid (its aspect ratio in data units: square pixels).
+        A figure with its subplots and margins set; the first subplot's domains give the panel
+        sizes (all panels alike).
+    aspect : float
+        A panel's drawn height over its width (:func:`aspect_of`).
+    inset_px : float
+        Width taken beside the panels (margins, y-axis labels, a vertical colour bar). Better
+        over-estimated: the panels then fill the height exactly and leave a few pixels spare at
+        the sides, never a band above.
+    max_px : float
+        The tallest the chart grows; beyond, its panels leave room at the sides.
     max_gap_px : float, optional
         With several rows: the largest gap between two rows (plotly's row gap is a fraction of
         the plot height, so it grows with the chart); the chart stops growing there.
@@ -585,17 +595,16 @@ def fit_height(fig: go.Figure, grid: Grid, *, max_gap_px: float | None = None) -
     ydom = fig.layout.yaxis.domain or (0.0, 1.0)
     margin = fig.layout.margin
     fixed = float(margin.t + margin.b)
-    per_px = aspect_of(grid) * (xdom[1] - xdom[0]) / (ydom[1] - ydom[0])
-    cap = float(MAX_CHART_PX)
-    row_gap = 1.0 - sum(
-        d[1] - d[0] for d in {tuple(a.domain) for a in fig.select_yaxes() if a.domain}
-    )  # the plot height's share of the gaps between rows
-    if max_gap_px is not None and row_gap > 1e-6:
-        cap = min(cap, fixed + max_gap_px / row_gap)
+    per_px = aspect * (xdom[1] - xdom[0]) / (ydom[1] - ydom[0])
+    cap = float(max_px)
+    rows = {tuple(a.domain) for a in fig.select_yaxes() if a.domain}
+    if max_gap_px is not None and len(rows) > 1:
+        gap = (1.0 - sum(d[1] - d[0] for d in rows)) / (len(rows) - 1)  # share of one row gap
+        cap = min(cap, fixed + max_gap_px / gap)
     return {
         "fixed_px": round(fixed, 1),
         "per_px": round(per_px, 5),
-        "inset_px": float(Y_AXIS_PX),
+        "inset_px": float(inset_px),
         "max_px": round(cap, 1),
     }
 
@@ -703,10 +712,12 @@ def _hbar(
     scale: Scale, title: str, *, x0: float, x1: float, top_px: float, y: float = 0.0, **style
 ) -> dict:
     """A horizontal colour bar spanning paper ``x0 .. x1``, its top ``top_px`` pixels below
-    paper ``y`` (the bottom of a row of panels; 0: the plot area's), title above the bar.
+    paper ``y`` (the bottom of a row of panels; 0: the plot area's), title above the bar: placed
+    in pixels, so at any chart height.
 
-    plotly adds ``ypad`` pixels on both sides of the bar inside its (transparent) background, so
-    the bar sits ``top_px`` under ``y`` at any chart height.
+    plotly pads the bar by ``ypad = top_px`` on both sides inside its transparent, click-through
+    background, and grows the bottom margin when that does not fit: under the last row the
+    margin must hold :func:`bar_margin`.
     """
     bar = {
         "title": title,
@@ -725,6 +736,13 @@ def _hbar(
         "xpad": 0,
     }
     return scale.coloraxis(**{**bar, **style})
+
+
+def bar_margin(bar_px: float, top_px: float = AXIS_BELOW_PX) -> float:
+    """The bottom margin that holds a colour bar ``bar_px`` tall hung ``top_px`` under the plot
+    area by :func:`_hbar`, with plotly's padding below it (else plotly grows the margin and the
+    panels no longer fill the height :func:`fit_height` gives)."""
+    return 2 * top_px + bar_px
 
 
 def value_label(scale: Scale, units: str) -> str:
@@ -779,7 +797,7 @@ def n_steps(ds: xr.Dataset, *, show_context: bool = True) -> int:
     return int(ds.sizes["time"]) + (int(ds.sizes.get("context_time", 0)) if show_context else 0)
 
 
-FORECAST_HEIGHT = 560
+FORECAST_HEIGHT = 560  # without a browser; in the page the height follows the width (fit_height)
 FORECAST_MARGIN = {"l": 10, "r": 10, "t": 92, "b": AXIS_BELOW_PX + COLORBAR_BAND_PX + CONTROLS_PX}
 TITLE_TOP_PX = 8
 
@@ -1016,15 +1034,15 @@ def forecast_figure(
         "Lead time: ",
         top_px=AXIS_BELOW_PX + COLORBAR_BAND_PX,
     )
-    fig.layout.meta["fit"] = fit_height(fig, grid)
+    fig.layout.meta["fit"] = fit_height(fig, aspect_of(grid))
     return fig
 
 
 GATES_TICKS_PX = 24  # x tick labels of the upper row
 GATES_BAR_PX = 34  # a gate's colour bar (bar and tick labels) under its panel
 GATES_ROW_GAP_PX = GATES_TICKS_PX + GATES_BAR_PX + 30  # ... then the lower row's titles
-GATES_MARGIN = {"l": 10, "r": 10, "t": 90, "b": AXIS_BELOW_PX + GATES_BAR_PX + 8}
-GATES_HEIGHT = 640
+GATES_MARGIN = {"l": 10, "r": 10, "t": 90, "b": bar_margin(GATES_BAR_PX)}
+GATES_HEIGHT = 640  # without a browser (fit_height)
 GATE_SYMBOLS = {
     "input": "i_t",
     "forget": "f_t",
@@ -1184,7 +1202,9 @@ def gates_figure(
     )
     if gate in names:  # the focus gate: its panel outlined in red
         _outline(fig, names.index(gate))
-    fig.layout.meta["fit"] = fit_height(fig, grid, max_gap_px=GATES_ROW_GAP_PX + ROW_SLACK_PX)
+    fig.layout.meta["fit"] = fit_height(
+        fig, aspect_of(grid), max_gap_px=GATES_ROW_GAP_PX + ROW_SLACK_PX
+    )
     return fig
 
 

@@ -49,6 +49,7 @@ from dashboard.figures import (
     _title,
     _titles_on_panels,
     aspect_of,
+    bar_margin,
     domain_of,
     fit_height,
     frame_grid,
@@ -206,7 +207,8 @@ def panel_grid_figure(
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     panel_px = min(PANEL_PX, round(1000 / n_cols))  # square panels in a ~1000 px wide chart
     plot_px = n_rows * panel_px + (n_rows - 1) * ROW_GAP_PX
-    height = GRID_TOP_PX + plot_px + AXIS_BELOW_PX + BAR_PX  # without a browser (fit_height)
+    bottom = bar_margin(BAR_PX)  # x axis, colour bars and plotly's padding under them
+    height = GRID_TOP_PX + plot_px + bottom  # without a browser (see fit_height)
     titles = [(r[c].title if c < len(r) else "") for r in rows for c in range(n_cols)]
     grid = rows[0][0].grid
     fig = make_subplots(
@@ -242,7 +244,7 @@ def panel_grid_figure(
         **layout,
         title=_title(title, size=14),
         height=height,
-        margin={"l": 10, "r": 10, "t": GRID_TOP_PX, "b": AXIS_BELOW_PX + BAR_PX},
+        margin={"l": 10, "r": 10, "t": GRID_TOP_PX, "b": bottom},
         hovermode="closest",
         template=TEMPLATE,
         meta={
@@ -252,13 +254,17 @@ def panel_grid_figure(
             **(meta or {}),
         },
     )
-    fig.layout.meta["fit"] = fit_height(fig, grid, max_gap_px=ROW_GAP_PX + ROW_SLACK_PX)
+    fig.layout.meta["fit"] = fit_height(  # narrower than ~1000 px: shorter, no band above
+        fig, aspect_of(grid), max_px=height, max_gap_px=ROW_GAP_PX + ROW_SLACK_PX
+    )
     return fig
 
 
 # -- unit browser --------------------------------------------------------------------------------
 UNIT_TILE_GAP = 1
 """Pixels of no data between two small multiples."""
+UNIT_BAR_PX = 110
+"""Width beside the unit mosaic: the margins and the vertical colour bar with its labels."""
 
 
 def unit_mosaic(
@@ -383,6 +389,8 @@ def unit_grid_figure(
             "payload_bytes": len(payload["codes"]) + 16 * len(payload["vmin"]),
         },
     )
+    aspect = (n_rows * step_y) / (cols * step_x)  # the mosaic's height over width
+    fig.layout.meta["fit"] = fit_height(fig, aspect, inset_px=UNIT_BAR_PX, max_px=side + 90)
     return fig
 
 

@@ -427,7 +427,14 @@ def test_layout_parts_are_placed_apart_in_pixels():
     for left, right in zip(bars, bars[1:], strict=False):
         assert left.x + left.len / 2 < right.x - right.len / 2
     upper = gates.layout.yaxis.domain[0]  # the upper row's bottom: its bars hang from it
-    assert [gates.layout[F._ca(i)].colorbar.y for i in range(6)] == [upper] * 3 + [0.0] * 3
+    bars = [gates.layout[F._ca(i)].colorbar for i in range(6)]
+    assert [b.y for b in bars] == [upper] * 3 + [0.0] * 3
+    assert [b.ypad for b in bars] == [F.GATES_TICKS_PX] * 3 + [F.AXIS_BELOW_PX] * 3
+    # plotly pads a bar by ypad below it too: the bottom margin holds that, or plotly grows it
+    # and the panels no longer fill the height fit_height gives
+    for chart in (gates, fig):
+        lowest = [chart.layout[k].colorbar for k in chart.layout if k.startswith("coloraxis")]
+        assert all(chart.layout.margin.b >= 2 * b.ypad + 24 for b in lowest if b.y == 0.0)
     assert all(a.yref.endswith("domain") for a in gates.layout.annotations[:6])
     means = F.gate_means_figure(synthetic_rollout())
     assert means.layout.legend.yref == "container" and means.layout.legend.y == 0.0
@@ -513,14 +520,35 @@ def test_chart_height_follows_its_width_so_panels_fill_it(width, size):
     assert 300 < drawn["height"] <= F.MAX_CHART_PX
 
 
-@pytest.mark.parametrize("width", [560, 700, 880, 1000])
-def test_gates_rows_keep_their_gap_as_the_chart_grows(width):
-    """Two rows of gates: the rows fill their share of the height, the gap between them holds the
-    upper row's tick labels, colour bars and the lower row's titles from the narrowest chart on,
-    and grows by at most ``ROW_SLACK_PX`` before the chart stops growing."""
-    fig = F.gates_figure(synthetic_rollout(size=16, patch=2))
+def _panel_grid(n_rows: int, n_cols: int):
+    from dashboard import lab_figures as L
+    from dashboard.scales import value_scale
+
+    ds = synthetic_rollout(size=16)
+    grid, scale = F.frame_grid(ds), value_scale("radar", units="mm/h")
+    values = ds["truth"].values[0, 0]
+    rows = [
+        [L.Panel(f"r{r} c{c}", values, scale, grid) for c in range(n_cols)] for r in range(n_rows)
+    ]
+    return L.panel_grid_figure(rows, title="panels", kind="test")
+
+
+@pytest.mark.parametrize("width", [560, 700, 880, 1000, 1460])
+@pytest.mark.parametrize("chart", ["gates", "grid 3x6", "grid 2x3"])
+def test_rows_of_panels_keep_their_gap_as_the_chart_grows(width, chart):
+    """Rows of square panels (gates; the lab's panel grids): the rows fill their share of the
+    height, the gap between two rows holds the upper row's tick labels, colour bars and the lower
+    row's titles from the narrowest chart on, and grows by at most ``ROW_SLACK_PX`` before the
+    chart stops growing."""
+    from dashboard import lab_figures as L
+
+    if chart == "gates":
+        fig, need = F.gates_figure(synthetic_rollout(size=16, patch=2)), F.GATES_ROW_GAP_PX
+    else:
+        n_rows, n_cols = (int(v) for v in chart.split()[1].split("x"))
+        fig, need = _panel_grid(n_rows, n_cols), L.ROW_GAP_PX
     drawn = _fitted(fig, width)
-    assert F.GATES_ROW_GAP_PX - 1 <= drawn["gap"] <= F.GATES_ROW_GAP_PX + F.ROW_SLACK_PX + 1
+    assert need - 1 <= drawn["gap"] <= need + F.ROW_SLACK_PX + 1
     assert drawn["row"] <= drawn["panel"] * (1 + 1e-3)  # never a band above a row
     if drawn["height"] < fig.layout.meta["fit"]["max_px"]:
         assert drawn["row"] == pytest.approx(drawn["panel"], rel=1e-3)
