@@ -330,3 +330,24 @@ def test_chart_layout_has_no_overlaps(server, width, height):
         browser.close()
     report_path.write_text(json.dumps(report, indent=1))
     assert not problems, "\n".join(problems)
+
+
+def test_forecast_height_follows_a_window_resize(server):
+    """Narrowing the window redraws the forecast shorter (its height follows its width), with no
+    blank band opening above the panels."""
+    from playwright.sync_api import sync_playwright
+
+    heights, problems, report = [], [], {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.goto(server["url"] + "/?dataset=radar_synthetic")
+        for width, height in [(1920, 1080), (1024, 768)]:
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_timeout(800)  # Streamlit measures the new box, plotly redraws
+            problems += _check_chart(page, "forecast", f"resized_to_{width}x{height}", report)
+            chart = report[f"resized_to_{width}x{height} forecast"]["chart"]
+            heights.append(chart[3] - chart[1])
+        browser.close()
+    assert not problems, "\n".join(problems)
+    assert heights[1] < heights[0] - 150, f"chart heights {heights} did not follow the width"
