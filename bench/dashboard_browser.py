@@ -8,7 +8,10 @@ the shipped ``checkpoints/``), drives Debian's Chromium with playwright and prin
 
 - ``cold_first_page_s``: from starting the server process to the first animated forecast drawn;
 - ``warm_new_page_s``: a new browser page (a new session) on the warm server to its forecast;
-- ``sample_change_s``: "+" on the sample to the new sample's forecast drawn (a new rollout);
+- ``warm_new_page_complete_s`` (no target; printed after the four): the same page until the gate
+  panels and gate means under the forecast are drawn too (they come in the page's second run);
+- ``sample_change_s``: "+" on the sample of a settled page (its gates drawn too) to the new
+  sample's forecast drawn (a new rollout);
 - ``domain_switch_s``: a click on another domain to that domain's forecast drawn;
 - ``page_ws_bytes``: bytes the opening page received over the websocket;
 - ``load_average``: the machine's 1-minute load average at the start and the end (the machine is
@@ -43,7 +46,12 @@ TARGETS = {
     "sample_change_s": 1.0,
     "domain_switch_s": 1.5,
 }
+COMPLETE = "warm_new_page_complete_s"
 # The forecast chart once drawn: its plotly meta, and whether its animation frames are loaded.
+JS_GATE_MEANS = """() => [...document.querySelectorAll('.js-plotly-plot')].some(
+  (gd) => gd.layout && gd.layout.meta && gd.layout.meta.kind === 'gate_means' && gd._fullLayout)
+  || null"""
+"""True once the gate means chart (the last chart of the opening page) is drawn."""
 JS_FORECAST = """() => {
   for (const gd of document.querySelectorAll('.js-plotly-plot')) {
     const m = gd.layout && gd.layout.meta;
@@ -66,7 +74,7 @@ def measure(runs: int) -> dict:
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    values: dict[str, list[float]] = {key: [] for key in TARGETS}
+    values: dict[str, list[float]] = {key: [] for key in (*TARGETS, COMPLETE)}
     payload: list[int] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -101,10 +109,13 @@ def measure(runs: int) -> dict:
                     page.goto(url + "/")
                     wait_forecast(page)
                     values["warm_new_page_s"].append(time.perf_counter() - t)
+                    wait_for_page(page, JS_GATE_MEANS, bool, "the gate means chart")
+                    values[COMPLETE].append(time.perf_counter() - t)
                     page.close()
                 page = browser.new_page(viewport={"width": 1440, "height": 900})
                 page.goto(url + "/")
                 wait_forecast(page)
+                wait_for_page(page, JS_GATE_MEANS, bool, "the gate means chart")  # page settled
                 box = page.locator('[data-testid="stNumberInput"]').filter(has_text="Sample")
                 for want in (1, 2):
                     t = time.perf_counter()
@@ -150,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         median = result["medians_s"].get(key)
         runs = ", ".join(f"{v:.2f}" for v in result["all_s"][key])
         print(f"{key:22s} {median:9.2f} {target:9.2f}  {runs}")
+    runs = ", ".join(f"{v:.2f}" for v in result["all_s"][COMPLETE])
+    print(f"{'  ...until its gates':22s} {result['medians_s'][COMPLETE]:9.2f} {'-':>9s}  {runs}")
     print(f"opening page websocket payload: {result['page_ws_bytes'] / 1e6:.2f} MB")
     start, end = result["load_average"]
     print(

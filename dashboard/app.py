@@ -23,7 +23,12 @@ import streamlit as st
 if __package__ in (None, ""):  # `streamlit run dashboard/app.py` runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboard.page_start import open_page
+from dashboard.page_start import (
+    new_browser_page,
+    open_page,
+    page_incomplete,
+    report_forecast_drawn,
+)
 
 if __name__ == "__main__":  # not in a child process that imports this file as __mp_main__
     open_page()  # before the heavy imports below: a new browser page starts loading plotly now
@@ -40,6 +45,8 @@ from datasets.layout import time_zone_of
 
 VIEWS = ("Gates", *lab.VIEWS, "Pixel probe", "Metrics", "Export")
 UPLOAD = "upload"
+NEW_PAGE_WARNINGS_KEY = "_new_page_warnings"
+"""Session state: the warnings of a new page's first run, shown again by the run completing it."""
 UPLOAD_TYPES = [s.lstrip(".") for s in services.UPLOAD_SUFFIXES]
 COLOUR_NOTES = {
     "radar": "Rain rate in mm/h on a logarithmic scale; white = no rain (below 0.1 mm/h), "
@@ -68,6 +75,11 @@ def main() -> None:
     query: dict[str, object] = {}
     st.title("ConvLSTM lab")
     messages = st.container()
+    # a new page's first run and the run that completes it (page_start) are one page: the first
+    # run's warnings come again at once, so they stay on screen through the second run
+    with messages:
+        for msg in st.session_state.pop(NEW_PAGE_WARNINGS_KEY, []):
+            st.warning(safe(msg))
     try:
         explore(link, query)
     except services.DashboardError as exc:
@@ -77,12 +89,15 @@ def main() -> None:
     with messages:
         for msg in link.messages:
             st.warning(safe(msg))
+    if page_incomplete():
+        st.session_state[NEW_PAGE_WARNINGS_KEY] = list(link.messages)
     link.messages.clear()  # shown once: the link below no longer holds the rejected values
     final = to_query(query)
     st.query_params.from_dict(final)
     st.session_state["_written_query"] = final
     _release_memory()
-    cache.first_page_served()  # the start-up warm-up may go on with the other domains
+    if not page_incomplete():  # a new page is served once the run completing it is over
+        cache.first_page_served()  # the start-up warm-up may go on with the other domains
 
 
 # -- sidebar: data and checkpoint ---------------------------------------------------------------
@@ -167,13 +182,15 @@ def explore(link: DeepLink, query: dict) -> None:
         compatible=sel.compatible, channel=channel,
     )  # fmt: skip
     views = {
-        "Gates": lambda: _gates_view(page),
+        "Gates": lambda: _gates_view(page, after_forecast=True),
         "Pixel probe": lambda: _probe_view(ds, link, query, step, channel),
         "Metrics": lambda: _metrics_view(ds, sel, axis, _split_scorer(sel, net, loaded_meta)),
         "Export": lambda: _export_view(ds, sel, axis, channel),
     }
     views.get(view, lambda: lab.show(view, page))()
     query.update(context=sel.context, horizon=sel.horizon)
+    if page_incomplete():  # the browser's report of the drawn forecast runs the page again
+        return
     cache.prefetch_next_samples(sel.rollout_key, sel.root, _data=sel.data)  # while the user looks
 
 
@@ -619,7 +636,12 @@ def _summary(ds, data, label, ckpt, meta, context, horizon, train_h) -> None:
 
 
 # -- views -------------------------------------------------------------------------------------
-def _gates_view(page: lab.LabPage) -> None:
+def _gates_view(page: lab.LabPage, *, after_forecast: bool = False) -> None:
+    """Layer, gate and channel choices, the six gate panels, the equations, the gate means.
+
+    ``after_forecast``: on a new page the charts come in the run after the browser drew the
+    forecast (:func:`dashboard.page_start.new_browser_page`).
+    """
     ds, link, query = page.ds, page.link, page.query
     if "gates" not in ds:
         st.info(safe(ds.attrs.get("capture_note", "This rollout has no gates.")))
@@ -632,6 +654,10 @@ def _gates_view(page: lab.LabPage) -> None:
     gate = lab.choose_gate(page, c2, "Focus gate")
     shown = _choose_reduction(link, c3, c4, hidden)
     query.update(layer=layer, gate=gate, channel=shown)
+    if after_forecast and new_browser_page():
+        st.caption("Drawing the gate activations…")
+        report_forecast_drawn()  # its run draws them
+        return
     if ds.attrs.get("capture_note"):  # some layers' gates left out (a large domain)
         st.caption(safe(ds.attrs["capture_note"]))
     if services.gates_frame_note(page.meta):

@@ -312,6 +312,60 @@ def test_browser_back_returns_to_the_previous_view(server):
     assert "view=Gates" in search  # the app did not push Metrics back into the URL
 
 
+JS_PAGE_STATE = """() => ({
+  drawn: [...document.querySelectorAll('.js-plotly-plot')]
+    .filter(gd => gd.layout && gd.layout.meta && gd._fullLayout)
+    .filter(gd => gd.layout.meta.kind !== 'forecast'
+                  || (gd._transitionData && (gd._transitionData._frames || []).length > 0))
+    .map(gd => gd.layout.meta.kind),
+  gatesSent: document.querySelector('.st-key-gates_equations') !== null,
+  placeholder: document.body.innerText.includes('Drawing the gate activations'),
+  warned: [...document.querySelectorAll('[data-testid="stAlert"]')]
+    .some(e => e.innerText.includes("Link gate='no-such-gate'")),
+})"""
+"""The charts drawn on the page (the forecast once its animation frames are in), whether the
+gates' block has arrived from the server, whether the gates' placeholder is shown, and whether the
+warning about the link's rejected gate is."""
+
+
+def test_new_page_draws_the_forecast_before_the_gates(server):
+    """A new page's forecast is drawn while the gates wait; the gates follow in the next run.
+
+    Before, every chart of the opening page came in one run and the browser drew them in one go
+    (the forecast waited for the gates). Now the first run ends with a placeholder where the gates
+    go; their block is sent only after the browser reported the forecast drawn, and the page
+    then holds the same step, layer and link as before. The link's warning (a rejected gate)
+    stays on screen through both runs: it is one page.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(server["url"] + "/?gate=no-such-gate")
+        states = []
+        deadline = time.time() + 120
+        while time.time() < deadline and not (states and "gate_means" in states[-1]["drawn"]):
+            states.append(page.evaluate(JS_PAGE_STATE))
+            page.wait_for_timeout(20)
+        forecast = _chart(page, "forecast")
+        gates = _wait_chart(page, "gates", lambda c: c["n"] == 6, timeout=30)
+        _wait_url(page, "view=Gates")
+        search = page.evaluate("() => location.search")
+        browser.close()
+    assert any(s["placeholder"] for s in states), "the gates were never deferred"
+    sent = [s for s in states if s["gatesSent"]]
+    assert sent, "the gates never came"
+    assert all("forecast" in s["drawn"] for s in sent), "gates sent before the forecast was drawn"
+    assert not states[-1]["placeholder"], states[-1]
+    warned = [s["warned"] for s in states]
+    assert True in warned, "the rejected gate was not reported"
+    assert all(warned[warned.index(True) :]), "the warning blinked out during the second run"
+    step = forecast["meta"]["steps"][forecast["active"]]
+    assert f"step={step}" in search and "layer=0" in search, search
+    assert gates["meta"]["step"] == step, gates["meta"]
+
+
 @pytest.fixture(scope="module")
 def shipped_server(tmp_path_factory):
     """The dashboard on the shipped checkpoints (``checkpoints/``), for the gate lab test."""
