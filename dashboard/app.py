@@ -96,8 +96,7 @@ def main() -> None:
     st.query_params.from_dict(final)
     st.session_state["_written_query"] = final
     _release_memory()
-    if not page_incomplete():  # a new page is served once the run completing it is over
-        cache.first_page_served()  # the start-up warm-up may go on with the other domains
+    cache.first_page_served()  # the start-up warm-up may go on with the other domains
 
 
 # -- sidebar: data and checkpoint ---------------------------------------------------------------

@@ -100,7 +100,7 @@ def report_forecast_drawn() -> None:
 
 def page_incomplete() -> bool:
     """Whether this run left part of the page to the run of the browser's report: background
-    work (the next samples) and the first page's hand-over to the warm-up wait for that run."""
+    work for this page (the next samples) waits for that run."""
     return bool(st.session_state.get(INCOMPLETE_KEY))
 
 
