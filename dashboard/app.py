@@ -188,8 +188,6 @@ def explore(link: DeepLink, query: dict) -> None:
     }
     views.get(view, lambda: lab.show(view, page))()
     query.update(context=sel.context, horizon=sel.horizon)
-    if page_incomplete():  # the browser's report of the drawn forecast runs the page again
-        return
     cache.prefetch_next_samples(sel.rollout_key, sel.root, _data=sel.data)  # while the user looks
 
 

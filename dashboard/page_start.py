@@ -99,8 +99,8 @@ def report_forecast_drawn() -> None:
 
 
 def page_incomplete() -> bool:
-    """Whether this run left part of the page to the run of the browser's report: background
-    work for this page (the next samples) waits for that run."""
+    """Whether this run left part of the page to the run of the browser's report (that run shows
+    this run's warnings again: they are one page)."""
     return bool(st.session_state.get(INCOMPLETE_KEY))
 
 
