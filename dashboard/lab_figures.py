@@ -169,6 +169,21 @@ def _row_bars(fig: go.Figure, rows: list[list[Panel]], names: dict, labels: dict
     return layout
 
 
+def _grid_titles(rows: list[list[Panel]], n_cols: int, *, column_heads: bool) -> list[str]:
+    """Subplot titles row by row ("" where a row is short); ``column_heads``: the first row's
+    only."""
+    titles = [(r[c].title if c < len(r) else "") for r in rows for c in range(n_cols)]
+    if column_heads:
+        titles = titles[:n_cols] + [""] * (len(titles) - n_cols)
+    return titles
+
+
+def _label_rows(fig: go.Figure, labels: Sequence[str], grid: Grid) -> None:
+    """Each row's label, bold, above the y axis title of its first panel."""
+    for r, label in enumerate(labels, start=1):
+        fig.update_yaxes(title_text=f"<b>{label}</b><br>{grid.y_title}", row=r, col=1)
+
+
 def panel_grid_figure(
     rows: list[list[Panel]],
     *,
@@ -178,6 +193,7 @@ def panel_grid_figure(
     frame: Grid | None = None,
     bar_titles: dict | None = None,
     meta: dict | None = None,
+    row_labels: Sequence[str] | None = None,
 ) -> go.Figure:
     """Rows of heatmap panels, each with its scale; colour bars under the bottom row.
 
@@ -197,6 +213,11 @@ def panel_grid_figure(
         Scale -> colour bar title (default: the scale's label).
     meta : dict, optional
         More ``layout.meta`` entries.
+    row_labels : sequence of str, optional
+        One label per row, for rows whose panels share their columns' titles (e.g. one
+        checkpoint per row, one gate per column): the first row's panel titles then head the
+        columns, and each row's label goes above its y axis title, where a long name has room;
+        six titled panels a row overlap in a 1024 px window.
 
     Returns
     -------
@@ -209,7 +230,7 @@ def panel_grid_figure(
     plot_px = n_rows * panel_px + (n_rows - 1) * ROW_GAP_PX
     bottom = bar_margin(BAR_PX)  # x axis, colour bars and plotly's padding under them
     height = GRID_TOP_PX + plot_px + bottom  # without a browser (see fit_height)
-    titles = [(r[c].title if c < len(r) else "") for r in rows for c in range(n_cols)]
+    titles = _grid_titles(rows, n_cols, column_heads=row_labels is not None)
     grid = rows[0][0].grid
     fig = make_subplots(
         rows=n_rows, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.03,
@@ -234,6 +255,7 @@ def panel_grid_figure(
             fig.update_xaxes(title_text=None, row=r + 1)
     for c in range(2, n_cols + 1):
         fig.update_yaxes(showticklabels=False, title_text=None, col=c)
+    _label_rows(fig, row_labels or [], grid)
     _titles_on_panels(fig, len(titles), size=12)
     layout = _row_bars(fig, rows, names, bar_titles or {})
     if region is not None and frame is not None:
@@ -449,11 +471,11 @@ def saturation_figure(sat: xr.Dataset, *, layer: int, picked: int | None = None)
         title=_title(
             f"Layer {layer}: saturation of each unit over the rollout ({len(units)} units)"
             "<br><span style='font-size:12px'>fraction of its values below 0.1 (left) and "
-            "above 0.9 (right), Karpathy et al. 2015; click a point to open the unit</span>",
+            "above 0.9 (right)<br>(Karpathy et al. 2015); click a point to open the unit</span>",
             size=14,
         ),
-        height=430,
-        margin={"l": 10, "r": 10, "t": 90, "b": 50},
+        height=446,
+        margin={"l": 10, "r": 10, "t": 106, "b": 50},  # a three-line title
         clickmode="event+select",
         dragmode=False,
         template=TEMPLATE,
@@ -663,15 +685,17 @@ def compare_figures(
         d = _mean_units(cmp["gate_difference"].sel(gate=gate).isel(step=gate_step), None)
         biggest = max(biggest, float(np.nanmax(np.abs(d), initial=0.0)))
         scale = gate_scale(gate, arrays=(a, b))
-        sym = f"{gate} {symbol_html(gate)}"
-        rows[0].append(Panel(f"{names[0]}: {sym}", a, scale, latent))
-        rows[1].append(Panel(f"{names[1]}: {sym}", b, scale, latent))
-        rows[2].append(Panel(f"difference: {sym}", d, _difference_scale((d,)), latent))
+        sym = f"{gate} {symbol_html(gate)}"  # short: six columns fit a 1024 px window
+        rows[0].append(Panel(sym, a, scale, latent))
+        rows[1].append(Panel(sym, b, scale, latent))
+        rows[2].append(Panel(sym, d, _difference_scale((d,)), latent))
     gates_fig = panel_grid_figure(
         rows,
         title=f"Layer {int(cmp.attrs.get('layer', 0))} gates at step {gate_step} (mean over "
-        "hidden channels)",
+        f"hidden channels)<br><span style='font-size:12px'>rows: {names[0]} · {names[1]} · "
+        f"{names[1]} − {names[0]}</span>",
         kind="compare_gates",
+        row_labels=[_short(names[0]), _short(names[1]), "difference"],
         meta={
             "gate_step": int(gate_step),
             "checkpoints": names,
@@ -679,6 +703,11 @@ def compare_figures(
         },
     )
     return forecast, gates_fig
+
+
+def _short(name: str, limit: int = 18) -> str:
+    """``name`` cut to ``limit`` characters with an ellipsis (a row label beside a panel)."""
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def attribution_figure(ig: xr.Dataset, ds: xr.Dataset, *, columns: int = 6) -> go.Figure:

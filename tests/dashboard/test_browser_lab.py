@@ -282,3 +282,48 @@ def test_box_dragged_on_the_intervention_map_becomes_the_region(page):
     biggest = np.unravel_index(np.nanargmax(np.abs(diff - zero)), diff.shape)
     assert inside[biggest], biggest
     assert not changed[~near].any(), np.argwhere(changed & ~near)[:5]
+
+
+# Titles of chart ``kind`` (figure title, subplot titles) that stick out of the chart or overlap
+# another title: ``[kind, text, problem, px]`` (client pixels, 1 px tolerance).
+JS_TITLE_PROBLEMS = """(kind) => {
+  const out = [];
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    const m = gd.layout && gd.layout.meta;
+    if (!m || m.kind !== kind) continue;
+    const chart = gd.getBoundingClientRect();
+    const texts = [...gd.querySelectorAll('.gtitle, .annotation-text')]
+      .filter((t) => t.textContent.trim())
+      .map((t) => [t.textContent.slice(0, 40), t.getBoundingClientRect()]);
+    for (const [text, b] of texts) {
+      const outside = Math.max(chart.left - b.left, b.right - chart.right);
+      if (outside > 1) out.push([kind, text, 'outside the chart', Math.round(outside)]);
+    }
+    for (let i = 0; i < texts.length; i++) {
+      for (let j = i + 1; j < texts.length; j++) {
+        const a = texts[i][1], b = texts[j][1];
+        const ox = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+        const oy = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+        if (ox > 1 && oy > 1) out.push([kind, texts[i][0], 'overlaps ' + texts[j][0], Math.round(ox)]);
+      }
+    }
+  }
+  return out;
+}"""
+
+
+def test_lab_titles_fit_a_1024_px_window(page):
+    """At 1024x768 the side-by-side gates (6 columns) and the saturation chart keep every title
+    inside the chart and apart from the others (they overlapped by up to 67 px, or were cut)."""
+    page.set_viewport_size({"width": 1024, "height": 768})
+    _open(page, "view=Side%20by%20side&other=lab_plain")
+    _wait_chart(page, "compare_gates", lambda c: "lab_plain" in c["meta"]["checkpoints"], 120)
+    page.wait_for_timeout(500)  # the chart's height follows its width: let it settle
+    problems = page.evaluate(JS_TITLE_PROBLEMS, "compare_gates")
+    problems += page.evaluate(JS_TITLE_PROBLEMS, "compare")
+    page.screenshot(path=str(ARTIFACTS / "lab_side_by_side_1024.png"), full_page=True)
+    _open(page, "view=Saturation&layer=0")
+    _wait_chart(page, "saturation", lambda c: c["meta"]["layer"] == 0, 120)
+    page.wait_for_timeout(500)
+    problems += page.evaluate(JS_TITLE_PROBLEMS, "saturation")
+    assert problems == []
