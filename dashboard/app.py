@@ -39,7 +39,7 @@ import xarray as xr
 from dashboard import cache, exports, figures, lab, services, state
 from dashboard.state import DeepLink, to_query
 from dashboard.text import plain, safe
-from dashboard.widgets import CHART_CONFIG, chart, keep_values
+from dashboard.widgets import chart, keep_values
 from dashboard.widgets import choose as _choose
 from datasets.layout import time_zone_of
 
@@ -666,11 +666,9 @@ def _gates_view(page: lab.LabPage, *, after_forecast: bool = False) -> None:
         "the gates at a step are those computed while reading the frame shown at that step. One "
         "channel choice applies to all six panels."
     )
-    st.plotly_chart(
+    chart(
         cache.gate_means_figure(page.rollout_key, layer, page.gate_step, gate, _ds=ds),
-        key="gate_means_chart",
-        config=CHART_CONFIG,
-        theme=None,
+        "gate_means_chart",
     )
 
 
@@ -732,21 +730,9 @@ def _probe_view(ds, link: DeepLink, query: dict, step: int, channel: int) -> Non
             st.warning(safe(st.session_state.pop("_probe_error")))
         probe_map = figures.probe_map_figure(ds, step=step, channel=channel, marker=(x, y))
         st.session_state["_probe_grid"] = probe_map.layout.meta["grid"]
-        st.plotly_chart(
-            probe_map,
-            key="probe_map",
-            on_select=_on_probe_click,
-            selection_mode="points",
-            config=CHART_CONFIG,
-            theme=None,
-        )
+        chart(probe_map, "probe_map", on_select=_on_probe_click, selection_mode="points")
     with right:
-        st.plotly_chart(
-            figures.probe_figure(ds, y=y, x=x, channel=channel, step=step),
-            key="probe_chart",
-            config=CHART_CONFIG,
-            theme=None,
-        )
+        chart(figures.probe_figure(ds, y=y, x=x, channel=channel, step=step), "probe_chart")
 
 
 def _metrics_view(ds, sel: Selection, axis, score_split) -> None:
@@ -781,13 +767,11 @@ def _metrics_view(ds, sel: Selection, axis, score_split) -> None:
 
             cache.split_scores(split_key, lambda: score_split(threshold, on_sample))
             st.rerun()
-    st.plotly_chart(
+    chart(
         figures.metrics_figure(
             tables, lead=axis, units=units, frame_size=(int(ds.sizes["y"]), int(ds.sizes["x"]))
         ),
-        key="metrics_chart",
-        config=CHART_CONFIG,
-        theme=None,
+        "metrics_chart",
     )
     st.caption(
         "Solid: ConvLSTM; dashed: persistence (the last context frame repeated); "

@@ -31,13 +31,12 @@ def chart(fig, key: str, *, config: dict | None = None, **kwargs):
     """
     meta = getattr(fig.layout, "meta", None)
     fit = meta.get("fit") if isinstance(meta, dict) else None
+    kwargs.update(key=key, config=config or CHART_CONFIG, theme=None)
     if not fit:
-        return st.plotly_chart(fig, key=key, config=config or CHART_CONFIG, theme=None, **kwargs)
+        return st.plotly_chart(fig, **kwargs)
     st.html(fit_css(key, fit))
     with st.container(key=f"{key}_frame"), st.container(key=f"{key}_box"):
-        return st.plotly_chart(
-            fig, key=key, config=config or CHART_CONFIG, theme=None, height="stretch", **kwargs
-        )
+        return st.plotly_chart(fig, height="stretch", **kwargs)
 
 
 def fit_css(key: str, fit: dict) -> str:
